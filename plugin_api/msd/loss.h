@@ -1,0 +1,103 @@
+// Loss plugins: one training objective of a stage. A loss may own auxiliary networks and their
+// optimizers (a fake-score network, a discriminator, feature adapters); the host owns the student's.
+//
+// Each training iteration the host calls, for every loss of the stage, update_auxiliary(); on
+// iterations that update the student (every R-th under the two-time-scale rule) it then sums
+// weight * student_loss() over the stage's losses, backpropagates once and steps the student.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include "msd/denoiser.h"
+#include "msd/edm.h"
+#include "msd/monitor.h"
+#include "msd/partition.h"
+#include "msd/plugin.h"
+#include "msd/student.h"
+
+namespace msd {
+
+/// Real data of the cell's classes, noised at a level drawn for this cell.
+struct NoisedBatch {
+  torch::Tensor x0;      ///< clean samples [B, ...]
+  torch::Tensor labels;  ///< [B] int64
+  torch::Tensor sigma;   ///< [B]: from the cell's range with probability 1 - p, from EDM's prior otherwise
+  torch::Tensor noise;   ///< standard normal, like x0
+  torch::Tensor xt;      ///< x0 + sigma * noise
+};
+
+/// One-step student samples for the cell's classes.
+struct GeneratedBatch {
+  torch::Tensor noise;   ///< standard normal input
+  torch::Tensor labels;  ///< [B] int64, from the cell's classes
+  torch::Tensor x;       ///< G(noise, labels); carries the graph on student-update iterations only
+};
+
+/// Teacher pairs: the teacher's sample from a given noise and label (regression targets).
+struct PairedBatch {
+  torch::Tensor noise;   ///< standard normal input
+  torch::Tensor labels;  ///< [B] int64
+  torch::Tensor target;  ///< the teacher's sample from (noise, label)
+};
+
+/// Fixed facts about the student a loss trains, given once before training.
+struct LossSetup {
+  Denoiser* teacher = nullptr;    ///< frozen; never update it
+  Denoiser* student = nullptr;    ///< the network being trained
+  StudentType student_type = StudentType::one_step;
+  std::int64_t student_index = 0;
+  Cell cell;                      ///< the keys this student is responsible for
+  std::vector<std::int64_t> sample_shape;
+  std::int64_t num_classes = 0;
+  double sigma_data = 0.5;        ///< the teacher's preconditioning constant
+  edm::SamplerOptions sampler;    ///< the teacher's sampler (its sigma range bounds noise grids)
+  torch::Device device{torch::kCPU};
+  Monitor* monitor = nullptr;
+};
+
+/// Per-iteration view the host gives a loss. Every accessor is computed at most once per iteration and
+/// shared by all losses of the stage, so DM and regression see the same generator batch.
+class StepContext {
+ public:
+  virtual ~StepContext();
+  virtual std::int64_t iteration() const = 0;       ///< 0-based, within the stage
+  virtual bool updates_student() const = 0;         ///< student_loss() will be called this iteration
+  virtual const NoisedBatch& noised_real() = 0;
+  /// The student's prediction on noised_real() (with graph when updates_student()).
+  virtual const DenoiserOutput& student_on_noised() = 0;
+  /// The teacher's prediction on noised_real() (no graph).
+  virtual const DenoiserOutput& teacher_on_noised() = 0;
+  /// One-step students only.
+  virtual const GeneratedBatch& generated() = 0;
+  /// A random minibatch of the run's teacher pairs (shared by all students, or this student's part).
+  virtual PairedBatch paired() = 0;
+};
+
+class Loss : public Plugin {
+ public:
+  ~Loss() override;
+  /// Called once before training; build auxiliary networks here.
+  virtual void setup(const LossSetup& setup) { (void)setup; }
+  /// True if the loss calls StepContext::paired(); the host then makes the teacher pairs once per run.
+  virtual bool uses_teacher_pairs() const { return false; }
+  /// Every iteration: train auxiliary networks (fake score, discriminator). Returns values to log.
+  virtual std::map<std::string, double> update_auxiliary(StepContext& ctx) {
+    (void)ctx;
+    return {};
+  }
+  /// The (unweighted) scalar loss of the student on this iteration.
+  virtual torch::Tensor student_loss(StepContext& ctx) = 0;
+  /// Parameters the student's optimizer should train with the student (feature adapters).
+  virtual std::vector<torch::Tensor> extra_parameters() { return {}; }
+  /// Checkpoint of the auxiliary state (networks and optimizers).
+  virtual void save(torch::serialize::OutputArchive& archive) const { (void)archive; }
+  virtual void load(torch::serialize::InputArchive& archive) { (void)archive; }
+};
+
+}  // namespace msd

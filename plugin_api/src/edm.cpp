@@ -1,0 +1,83 @@
+#include "msd/edm.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+namespace msd::edm {
+
+Preconditioning precondition(const torch::Tensor& sigma, double sigma_data) {
+  const double sd2 = sigma_data * sigma_data;
+  torch::Tensor s2 = sigma * sigma;
+  torch::Tensor denom = (s2 + sd2).sqrt();
+  return Preconditioning{sd2 / (s2 + sd2), sigma * sigma_data / denom, 1.0 / denom, sigma.log() / 4.0};
+}
+
+torch::Tensor loss_weight(const torch::Tensor& sigma, double sigma_data) {
+  const double sd2 = sigma_data * sigma_data;
+  return (sigma * sigma + sd2) / (sigma * sigma * sd2);
+}
+
+torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std, const torch::Device& device) {
+  return (torch::randn({n}, torch::TensorOptions().device(device)) * p_std + p_mean).exp();
+}
+
+torch::Tensor sample_training_sigma_in(std::int64_t n, double p_mean, double p_std, double lo, double hi,
+                                       const torch::Device& device) {
+  if (!(hi > lo) || lo < 0) throw std::invalid_argument("sample_training_sigma_in: empty range");
+  // Standard-normal CDF bounds of ln(sigma); computed in double so that tail ranges keep precision.
+  auto cdf = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const double a = lo > 0 ? cdf((std::log(lo) - p_mean) / p_std) : 0.0;
+  const double b = std::isinf(hi) ? 1.0 : cdf((std::log(hi) - p_mean) / p_std);
+  torch::Tensor u = torch::rand({n}, torch::kFloat64) * (b - a) + a;
+  u = u.clamp(1e-300, 1.0 - 1e-16);
+  torch::Tensor z = std::sqrt(2.0) * torch::erfinv(2.0 * u - 1.0);
+  torch::Tensor sigma = (z * p_std + p_mean).exp().clamp(lo, std::isinf(hi) ? 1e30 : std::nextafter(hi, lo));
+  return sigma.to(torch::kFloat32).to(device);
+}
+
+std::vector<double> karras_schedule(std::int64_t num_steps, double sigma_min, double sigma_max, double rho) {
+  if (num_steps < 1) throw std::invalid_argument("karras_schedule: num_steps must be >= 1");
+  std::vector<double> sigmas;
+  const double a = std::pow(sigma_max, 1.0 / rho);
+  const double b = std::pow(sigma_min, 1.0 / rho);
+  for (std::int64_t i = 0; i < num_steps; ++i) {
+    const double t = num_steps == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(num_steps - 1);
+    sigmas.push_back(std::pow(a + t * (b - a), rho));
+  }
+  sigmas.push_back(0.0);
+  return sigmas;
+}
+
+std::int64_t heun_nfe(const SamplerOptions& options) { return 2 * options.num_steps - 1; }
+
+torch::Tensor heun_sample(const DenoiseFn& denoise, const torch::Tensor& noise, const torch::Tensor& labels,
+                          const SamplerOptions& options) {
+  torch::NoGradGuard no_grad;
+  const std::vector<double> s = karras_schedule(options.num_steps, options.sigma_min, options.sigma_max, options.rho);
+  torch::Tensor x = noise * s[0];
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    torch::Tensor d = (x - denoise(x, s[i], labels)) / s[i];
+    torch::Tensor x_next = x + (s[i + 1] - s[i]) * d;
+    if (s[i + 1] > 0) {
+      torch::Tensor d_next = (x_next - denoise(x_next, s[i + 1], labels)) / s[i + 1];
+      x_next = x + (s[i + 1] - s[i]) * 0.5 * (d + d_next);
+    }
+    x = x_next;
+  }
+  return x;
+}
+
+torch::Tensor one_step_generate(const DenoiseFn& denoise, const torch::Tensor& noise, const torch::Tensor& labels,
+                                double sigma_gen) {
+  return denoise(noise * sigma_gen, sigma_gen, labels);
+}
+
+torch::Tensor training_grid(std::int64_t levels, double sigma_min, double sigma_max, double rho) {
+  std::vector<double> s = karras_schedule(levels, sigma_min, sigma_max, rho);
+  s.pop_back();  // drop the final 0: losses never train at sigma = 0
+  return torch::tensor(s, torch::kFloat64).to(torch::kFloat32);
+}
+
+}  // namespace msd::edm

@@ -1,0 +1,18 @@
+// Out-of-line destructors give every interface one home for its vtable and type_info, so that
+// dynamic_cast works across plugin libraries.
+#include "msd/dataset.h"
+#include "msd/loss.h"
+#include "msd/metric.h"
+#include "msd/monitor.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+
+namespace msd {
+Monitor::~Monitor() = default;
+Dataset::~Dataset() = default;
+Teacher::~Teacher() = default;
+Student::~Student() = default;
+StepContext::~StepContext() = default;
+Loss::~Loss() = default;
+Metric::~Metric() = default;
+}  // namespace msd
