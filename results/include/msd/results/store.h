@@ -1,0 +1,118 @@
+// The results store: one SQLite file holding experiments, runs, params, metrics, tags and artifacts.
+// Every SQL statement of the project lives in results/. Safe for many processes writing one file:
+// WAL mode, a busy timeout, short transactions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace msd::results {
+
+/// Life cycle of a run.
+enum class RunStatus { running, finished, failed, interrupted };
+const char* to_string(RunStatus status);
+std::optional<RunStatus> run_status_from_string(const std::string& text);
+
+/// What is known about a run when it starts.
+struct NewRun {
+  std::string experiment;     ///< experiment name (created on first use)
+  std::string name;           ///< run (variant) name inside the experiment
+  std::string config_text;    ///< the full resolved config, TOML
+  std::string config_hash;    ///< hash of config_text
+  std::int64_t seed = 0;
+  std::string git_commit;     ///< empty when unknown
+  bool git_dirty = false;
+  std::string host;           ///< hostname
+  std::string device;         ///< "cpu", "cuda:0"
+  std::string sweep_id;       ///< empty when not part of a sweep
+  std::int64_t sweep_index = -1;
+  std::vector<std::pair<std::string, std::string>> params;  ///< flattened config: dotted key -> TOML value text
+  std::vector<std::pair<std::string, std::string>> coords;  ///< sweep coordinates: key -> TOML value text
+};
+
+/// A row of the runs table.
+struct RunRecord {
+  std::int64_t id = 0;
+  std::string experiment;
+  std::string name;
+  std::string config_text;
+  std::string config_hash;
+  std::int64_t seed = 0;
+  std::string git_commit;
+  bool git_dirty = false;
+  std::string host;
+  std::string device;
+  std::int64_t pid = 0;
+  std::string started_at;     ///< ISO 8601 UTC
+  std::string ended_at;       ///< empty while running
+  RunStatus status = RunStatus::running;
+  std::string error;          ///< failure message, empty otherwise
+  std::string sweep_id;
+  std::int64_t sweep_index = -1;
+};
+
+/// One metric value. Non-finite values (NaN, +inf, -inf) are stored and read back as such.
+struct MetricRow {
+  std::string name;
+  std::int64_t step = 0;   ///< training step, or 0 for a final evaluation
+  double value = 0.0;
+  std::string scope;       ///< "" = whole model; "student:2", "class:3", "teacher", ...
+};
+
+struct Artifact {
+  std::string kind;        ///< "checkpoint", "samples", ...
+  std::string path;        ///< absolute, or relative to the database's folder
+};
+
+class Store {
+ public:
+  /// The schema version this build writes.
+  static int current_schema_version();
+
+  enum class Mode { read_write, read_only };
+  /// Opens (creating and migrating in read_write mode) the database at `path`. In read_write mode,
+  /// runs left `running` by a process that no longer exists are marked `interrupted`.
+  /// Throws std::runtime_error naming the file on failure, or when the file's schema is newer than
+  /// this build knows.
+  explicit Store(const std::string& path, Mode mode = Mode::read_write);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const;
+  int schema_version() const;
+
+  // --- writing -------------------------------------------------------------------------------
+  /// Inserts the run (status running, this process's pid, now as start) with its params. Returns its id.
+  std::int64_t begin_run(const NewRun& run);
+  /// Records that the run is still alive (a run whose heartbeat is old may be marked interrupted).
+  void heartbeat(std::int64_t run_id);
+  /// Appends metric rows in one transaction. A row with the same (run, name, step, scope) replaces the old one.
+  void log_metrics(std::int64_t run_id, const std::vector<MetricRow>& rows);
+  void add_artifact(std::int64_t run_id, const Artifact& artifact);
+  void set_tag(std::int64_t run_id, const std::string& key, const std::string& value);
+  /// Sets the final status, end time and error message.
+  void finish_run(std::int64_t run_id, RunStatus status, const std::string& error = "");
+  /// Marks runs left `running` by dead processes as interrupted; returns how many.
+  int mark_stale_runs();
+
+  // --- reading -------------------------------------------------------------------------------
+  std::vector<RunRecord> list_runs(const std::string& experiment = "") const;
+  std::optional<RunRecord> find_run(std::int64_t run_id) const;
+  std::vector<std::pair<std::string, std::string>> params(std::int64_t run_id) const;
+  std::vector<std::pair<std::string, std::string>> tags(std::int64_t run_id) const;
+  /// Every metric row of the run, ordered by scope, name, step.
+  std::vector<MetricRow> metrics(std::int64_t run_id) const;
+  /// For each (name, scope), the row with the highest step.
+  std::vector<MetricRow> final_metrics(std::int64_t run_id) const;
+  std::vector<Artifact> artifacts(std::int64_t run_id) const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace msd::results
