@@ -11,6 +11,10 @@
 
 namespace msd::edm {
 
+/// EDM's training prior on ln(sigma), used wherever a loss needs "any noise level".
+constexpr double kPMean = -1.2;
+constexpr double kPStd = 1.2;
+
 /// The preconditioning coefficients of D(x; s) = c_skip x + c_out F(c_in x; c_noise).
 struct Preconditioning {
   torch::Tensor c_skip, c_out, c_in, c_noise;  ///< each shaped like sigma

@@ -51,6 +51,7 @@ struct LossSetup {
   Denoiser* teacher = nullptr;    ///< frozen; never update it
   Denoiser* student = nullptr;    ///< the network being trained
   StudentType student_type = StudentType::one_step;
+  double generator_sigma = 80.0;  ///< one-step students: G(z, c) = D(generator_sigma z; generator_sigma, c)
   std::int64_t student_index = 0;
   Cell cell;                      ///< the keys this student is responsible for
   std::vector<std::int64_t> sample_shape;

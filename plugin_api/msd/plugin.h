@@ -145,13 +145,13 @@ struct msd_plugin_entry_v1 {
 #define MSD_PLUGIN_STRINGIFY2(x) #x
 #define MSD_PLUGIN_STRINGIFY(x) MSD_PLUGIN_STRINGIFY2(x)
 
-/// Defines the library's entry point. `make_library` is an expression of type msd::PluginLibrary,
+/// Defines the library's entry point. The argument is an expression of type msd::PluginLibrary,
 /// evaluated once, the first time the host asks:
 ///
 ///   MSD_PLUGIN_LIBRARY(msd::PluginLibrary{"toy_mlp", {msd::describe<EdmMlpTeacher>(), ...}})
-#define MSD_PLUGIN_LIBRARY(make_library)                                                      \
+#define MSD_PLUGIN_LIBRARY(...)                                                               \
   static const msd::PluginLibrary* msd_plugin_library_instance() {                           \
-    static const msd::PluginLibrary library = (make_library);                                \
+    static const msd::PluginLibrary library = (__VA_ARGS__);                                 \
     return &library;                                                                          \
   }                                                                                           \
   extern "C" MSD_PLUGIN_EXPORT const msd_plugin_entry_v1* msd_plugin_entry() {               \

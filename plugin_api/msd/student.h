@@ -22,6 +22,7 @@ struct StudentContext {
   const Denoiser* teacher = nullptr;        ///< the trained teacher, for initialising from its weights
   std::vector<std::int64_t> sample_shape;   ///< shape of one sample
   std::int64_t num_classes = 0;
+  double sigma_data = 0.5;                  ///< the teacher's preconditioning constant
   std::int64_t index = 0;                   ///< which student (cell) this is
   const Cell* cell = nullptr;               ///< the keys it is responsible for
 };

@@ -103,6 +103,8 @@ class Store {
   std::vector<RunRecord> list_runs(const std::string& experiment = "") const;
   std::optional<RunRecord> find_run(std::int64_t run_id) const;
   std::vector<std::pair<std::string, std::string>> params(std::int64_t run_id) const;
+  /// The run's sweep coordinates (NewRun::coords), ordered by key.
+  std::vector<std::pair<std::string, std::string>> coords(std::int64_t run_id) const;
   std::vector<std::pair<std::string, std::string>> tags(std::int64_t run_id) const;
   /// Every metric row of the run, ordered by scope, name, step.
   std::vector<MetricRow> metrics(std::int64_t run_id) const;

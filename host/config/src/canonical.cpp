@@ -1,0 +1,58 @@
+#include "canonical.h"
+
+#include <algorithm>
+
+namespace msd::host::config_detail {
+namespace {
+
+// Plugin authors name their own keys; anything beyond TOML's bare-key alphabet must be quoted.
+std::string toml_key(const std::string& key) {
+  const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+  return bare ? key : to_toml(Value{key});
+}
+
+std::string to_text(const std::vector<const CanonicalSection*>& sections) {
+  std::string out;
+  for (const CanonicalSection* section : sections) {
+    if (!out.empty()) out += '\n';
+    out += section->array ? "[[" + section->name + "]]\n" : "[" + section->name + "]\n";
+    for (const auto& [key, value] : section->values) out += toml_key(key) + " = " + to_toml(value) + "\n";
+  }
+  return out;
+}
+
+const CanonicalSection* find(const std::vector<CanonicalSection>& sections, const std::string& name) {
+  for (const CanonicalSection& section : sections) {
+    if (section.name == name) return &section;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& run) {
+  std::vector<const CanonicalSection*> all;
+  for (const CanonicalSection& section : sections) all.push_back(&section);
+  run.canonical_toml = to_text(all);
+  run.hash = hash_text(run.canonical_toml);
+
+  // A trained teacher is reused by every run whose data, teacher and seed agree, whatever they distil.
+  CanonicalSection seed{"experiment", false, "experiment", {}};
+  if (const CanonicalSection* experiment = find(sections, "experiment")) {
+    seed.values.emplace("seed", experiment->values.at("seed"));
+  }
+  std::vector<const CanonicalSection*> teacher_part{&seed};
+  for (const char* name : {"dataset", "teacher"}) {
+    if (const CanonicalSection* section = find(sections, name)) teacher_part.push_back(section);
+  }
+  run.teacher_hash = hash_text(to_text(teacher_part));
+
+  run.params.clear();
+  for (const CanonicalSection& section : sections) {
+    for (const auto& [key, value] : section.values) run.params.emplace_back(section.path + "." + key, to_toml(value));
+  }
+}
+
+}  // namespace msd::host::config_detail

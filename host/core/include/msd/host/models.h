@@ -1,0 +1,73 @@
+// The models a run produces and evaluates: the teacher and the routed student ensemble. Shared by
+// `msd run` (which trains them) and `msd sample` (which loads them from a finished run).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "msd/dataset.h"
+#include "msd/denoiser.h"
+#include "msd/partition.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+
+namespace msd::host {
+
+/// One trained student and the cell of the routing key space it serves.
+struct StudentSlot {
+  Cell cell;
+  std::shared_ptr<Denoiser> net;
+};
+
+/// K students behind a router. One-step ensembles route by class; multi-step ensembles route each
+/// network evaluation by its noise level (and class, for hybrid partitions).
+class StudentEnsemble {
+ public:
+  StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students);
+
+  /// D(x; sigma, labels) where each sample goes to the student whose cell holds (label, sigma).
+  torch::Tensor routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const;
+  /// Samples from standard-normal `noise`: one evaluation for one-step students, the teacher's sampler
+  /// for multi-step ones.
+  torch::Tensor sample(const Teacher& teacher, const torch::Tensor& noise, const torch::Tensor& labels) const;
+  /// Network evaluations per sample.
+  std::int64_t nfe(const Teacher& teacher) const;
+
+  StudentType type() const { return type_; }
+  const std::vector<StudentSlot>& students() const { return students_; }
+  std::int64_t params_per_sample() const;  ///< the largest student (one sample passes one at a time)
+  std::int64_t params_total() const;
+
+ private:
+  StudentType type_;
+  double generator_sigma_;
+  std::vector<StudentSlot> students_;
+};
+
+/// Draws n samples of a model in chunks of at most `chunk`, with labels given, on `device`.
+/// Returns CPU tensors.
+torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Tensor& noise,
+                                                                 const torch::Tensor& labels)>& sampler,
+                               const std::vector<std::int64_t>& sample_shape, const torch::Tensor& labels,
+                               const torch::Device& device, std::int64_t chunk = 2048);
+
+/// Saves and loads a network's weights (LibTorch archive).
+void save_weights(torch::nn::Module& net, const std::filesystem::path& file);
+void load_weights(torch::nn::Module& net, const std::filesystem::path& file);
+
+/// Writes a NumPy .npy file (float32 or int64, C order) that numpy.load reads.
+void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file);
+
+/// "auto" -> cuda if available else cpu; "cuda" without a GPU is an error saying so.
+torch::Device resolve_device(const std::string& requested);
+
+/// Seeds torch's default generators for one phase of a run, so that each phase's numbers depend only
+/// on (seed, phase) and not on what ran before (a cached teacher must not shift the students' noise).
+void seed_phase(std::int64_t seed, const std::string& phase);
+
+}  // namespace msd::host

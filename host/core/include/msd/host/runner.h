@@ -1,0 +1,55 @@
+// Executes one resolved run end to end: teacher (trained or from the cache), partition, students through
+// their stages, evaluation, and every row of it in the results store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "msd/host/config.h"
+#include "msd/host/plugin_registry.h"
+#include "msd/results/store.h"
+
+namespace msd::host {
+
+/// Where a run's files go. Everything is findable from the run's row: artifacts are recorded with paths.
+struct Workspace {
+  std::filesystem::path cache;      ///< teachers keyed by their config hash: <cache>/teachers/<hash>.pt
+  std::filesystem::path artifacts;  ///< per-run folders: <artifacts>/run-<id>/
+  std::string device;               ///< overrides experiment.device when not empty
+  std::string git_commit;           ///< recorded with each run
+  bool git_dirty = false;
+};
+
+/// The outcome of one run, for the summary table.
+struct RunReport {
+  std::int64_t run_id = 0;
+  std::string name;
+  results::RunStatus status = results::RunStatus::failed;
+  std::string error;
+};
+
+/// Set by SIGINT/SIGTERM handlers: training loops stop at the next iteration and the run is
+/// recorded as interrupted.
+extern std::atomic<bool> g_stop_requested;
+
+class Runner {
+ public:
+  Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log);
+  /// Runs one config. Never throws for a failure inside the run: it is recorded and reported.
+  RunReport run(const RunConfig& config);
+
+ private:
+  const PluginRegistry& registry_;
+  results::Store& store_;
+  Workspace workspace_;
+  std::ostream& log_;
+};
+
+/// The teacher cache file for a config.
+std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunConfig& config);
+
+}  // namespace msd::host

@@ -1,0 +1,255 @@
+// msd: the command line of msd-lab.
+//   msd run FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda]
+//   msd validate FILE.toml [--set key=value]...
+//   msd plugins list | show NAME
+//   msd results list | show RUN
+//   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "msd/host/config.h"
+#include "msd/host/plugin_registry.h"
+#include "msd/host/runner.h"
+#include "msd/host/sample_command.h"
+#include "msd/host/summary.h"
+#include "msd/results/format.h"
+#include "msd/results/store.h"
+
+namespace {
+
+using namespace msd;
+using namespace msd::host;
+
+constexpr const char* kDefaultDatabase = "msd-results/results.db";
+
+/// Options shared by the subcommands that load plugins.
+struct PluginOptions {
+  std::vector<std::string> folders;  ///< --plugin-path, in addition to the defaults
+};
+
+void load_plugins(PluginRegistry& registry, const PluginOptions& options,
+                  const std::vector<std::filesystem::path>& from_experiment) {
+  for (const auto& folder : PluginRegistry::default_search_path()) registry.load_folder(folder);
+  for (const auto& folder : options.folders) registry.load_folder(folder);
+  for (const auto& folder : from_experiment) registry.load_folder(folder);
+}
+
+std::string run_command(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[256];
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+  if (pclose(pipe) != 0) return "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+/// The git commit of the platform's sources and whether tracked files differ from it.
+void record_git(Workspace& workspace) {
+  const std::string dir = MSD_SOURCE_DIR;
+  workspace.git_commit = run_command("git -C '" + dir + "' rev-parse HEAD 2>/dev/null");
+  if (!workspace.git_commit.empty()) {
+    workspace.git_dirty = !run_command("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  }
+}
+
+void request_stop(int) {
+  g_stop_requested = true;
+  // A second signal ends the process at once.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+std::filesystem::path database_for(const std::string& flag, const RunConfig* config, const std::filesystem::path& experiment_dir) {
+  if (!flag.empty()) return flag;
+  if (config != nullptr && !config->results.empty()) {
+    std::filesystem::path p = config->results;
+    return p.is_absolute() ? p : experiment_dir / p;
+  }
+  return kDefaultDatabase;
+}
+
+int cmd_validate(const std::string& file, const std::vector<std::string>& sets, const PluginOptions& plugin_options) {
+  ExperimentFile experiment = ExperimentFile::load(file);
+  for (const auto& s : sets) experiment.set_override(s);
+  PluginRegistry registry;
+  load_plugins(registry, plugin_options, experiment.plugin_paths());
+  const std::vector<RunConfig> runs = experiment.resolve(registry);
+  std::cout << file << ": OK, " << runs.size() << (runs.size() == 1 ? " run" : " runs") << "\n";
+  results::TextTable table({"name", "config hash", "teacher hash", "overrides"});
+  for (const RunConfig& run : runs) {
+    std::string coords;
+    for (const auto& [key, value] : run.coords) coords += (coords.empty() ? "" : ", ") + key + "=" + value;
+    table.add_row({run.name, run.hash, run.teacher_hash, coords});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> sets;
+  std::vector<std::string> only;
+  std::string db;
+  std::string device;
+  std::string cache;
+};
+
+int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
+  ExperimentFile experiment = ExperimentFile::load(options.file);
+  for (const auto& s : options.sets) experiment.set_override(s);
+  PluginRegistry registry;
+  load_plugins(registry, plugin_options, experiment.plugin_paths());
+  std::vector<RunConfig> runs = experiment.resolve(registry);
+  if (!options.only.empty()) {
+    std::vector<RunConfig> chosen;
+    for (const std::string& name : options.only) {
+      bool found = false;
+      for (const RunConfig& run : runs) {
+        if (run.name == name) {
+          chosen.push_back(run);
+          found = true;
+        }
+      }
+      if (!found) throw std::runtime_error("--only " + name + ": " + options.file + " has no variant of that name");
+    }
+    runs = chosen;
+  }
+  const std::filesystem::path db = database_for(options.db, &runs.front(), experiment.path().parent_path());
+  if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
+  results::Store store(db.string());
+  Workspace workspace;
+  workspace.cache = options.cache.empty() ? db.parent_path() / "cache" : std::filesystem::path(options.cache);
+  workspace.artifacts = db.parent_path() / "runs";
+  workspace.device = options.device;
+  record_git(workspace);
+
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  Runner runner(registry, store, workspace, std::cout);
+  std::vector<std::int64_t> ids;
+  bool all_finished = true;
+  for (const RunConfig& run : runs) {
+    RunReport report = runner.run(run);
+    ids.push_back(report.run_id);
+    all_finished = all_finished && report.status == results::RunStatus::finished;
+    if (g_stop_requested) break;
+  }
+  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ")\n" << format_run_summary(store, ids);
+  return all_finished ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"msd-lab: multi-student diffusion distillation experiments"};
+  app.require_subcommand(1);
+  PluginOptions plugin_options;
+  app.add_option("--plugin-path", plugin_options.folders, "extra folder of plugin libraries (repeatable)");
+
+  RunOptions run_options;
+  CLI::App* run = app.add_subcommand("run", "run an experiment file (every variant, or those named by --only)");
+  run->add_option("file", run_options.file, "experiment TOML file")->required()->check(CLI::ExistingFile);
+  run->add_option("--set", run_options.sets, "override a key: --set teacher.steps=100 (repeatable)");
+  run->add_option("--only", run_options.only, "run only this variant (repeatable)");
+  run->add_option("--db", run_options.db, "results database (default: experiment.results, else msd-results/results.db)");
+  run->add_option("--device", run_options.device, "auto, cpu or cuda (default: experiment.device)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  run->add_option("--cache", run_options.cache, "teacher cache folder (default: <database folder>/cache)");
+
+  std::string validate_file;
+  std::vector<std::string> validate_sets;
+  CLI::App* validate = app.add_subcommand("validate", "check an experiment file without running it");
+  validate->add_option("file", validate_file, "experiment TOML file")->required()->check(CLI::ExistingFile);
+  validate->add_option("--set", validate_sets, "override a key (repeatable)");
+
+  CLI::App* plugins = app.add_subcommand("plugins", "list loaded plugins or show one's keys");
+  plugins->require_subcommand(1);
+  CLI::App* plugins_list = plugins->add_subcommand("list", "kind, name, version and file of every plugin");
+  std::string plugin_name;
+  CLI::App* plugins_show = plugins->add_subcommand("show", "a plugin's description and config keys");
+  plugins_show->add_option("name", plugin_name, "plugin name")->required();
+
+  std::string db = kDefaultDatabase;
+  std::string experiment_filter;
+  CLI::App* results_cmd = app.add_subcommand("results", "query the results database");
+  results_cmd->require_subcommand(1);
+  results_cmd->add_option("--db", db, "results database")->capture_default_str();
+  CLI::App* results_list = results_cmd->add_subcommand("list", "one line per run");
+  results_list->add_option("--experiment", experiment_filter, "only runs of this experiment");
+  std::int64_t show_run = 0;
+  CLI::App* results_show = results_cmd->add_subcommand("show", "config, status and final metrics of a run");
+  results_show->add_option("run", show_run, "run id")->required();
+
+  SampleRequest sample_request;
+  std::string sample_db = kDefaultDatabase;
+  CLI::App* sample = app.add_subcommand("sample", "write samples of a run's models (or its dataset) as .npy");
+  sample->add_option("run", sample_request.run_id, "run id")->required();
+  sample->add_option("--n", sample_request.n, "number of samples")->capture_default_str();
+  sample->add_option("--out", sample_request.out, "output .npy file (labels: <stem>_labels.npy)")->required();
+  sample->add_option("--from", sample_request.from, "students, teacher or data")
+      ->check(CLI::IsMember({"students", "teacher", "data"}))
+      ->capture_default_str();
+  sample->add_option("--seed", sample_request.seed, "random seed")->capture_default_str();
+  sample->add_option("--device", sample_request.device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  sample->add_option("--db", sample_db, "results database")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (run->parsed()) return cmd_run(run_options, plugin_options);
+    if (validate->parsed()) return cmd_validate(validate_file, validate_sets, plugin_options);
+    if (plugins_list->parsed()) {
+      PluginRegistry registry;
+      load_plugins(registry, plugin_options, {});
+      std::cout << format_plugin_list(registry);
+      return 0;
+    }
+    if (plugins_show->parsed()) {
+      PluginRegistry registry;
+      load_plugins(registry, plugin_options, {});
+      const LoadedPlugin* plugin = registry.find_any(plugin_name);
+      if (plugin == nullptr) {
+        std::string known;
+        for (const LoadedPlugin* p : registry.all()) known += (known.empty() ? "" : ", ") + p->info.name;
+        throw PluginError("no plugin named '" + plugin_name + "'; loaded plugins: " + known);
+      }
+      std::cout << format_plugin_details(*plugin);
+      return 0;
+    }
+    if (results_list->parsed()) {
+      results::Store store(db);
+      std::cout << results::format_run_list(store.list_runs(experiment_filter));
+      return 0;
+    }
+    if (results_show->parsed()) {
+      results::Store store(db);
+      std::cout << results::format_run_details(store, show_run);
+      return 0;
+    }
+    if (sample->parsed()) {
+      PluginRegistry registry;
+      load_plugins(registry, plugin_options, {});
+      results::Store store(sample_db);
+      std::cout << sample_run(sample_request, registry, store) << "\n";
+      return 0;
+    }
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "msd: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

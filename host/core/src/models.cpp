@@ -1,0 +1,163 @@
+#include "msd/host/models.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <torch/cuda.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "msd/edm.h"
+#include "msd/host/config.h"
+
+namespace msd::host {
+
+StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students)
+    : type_(type), generator_sigma_(generator_sigma), students_(std::move(students)) {
+  if (students_.empty()) throw std::invalid_argument("a student ensemble needs at least one student");
+}
+
+torch::Tensor StudentEnsemble::routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const {
+  if (students_.size() == 1) {
+    return students_[0].net->denoise(x, torch::full({x.size(0)}, sigma, x.options()), labels);
+  }
+  torch::Tensor out = torch::empty_like(x);
+  torch::Tensor served = torch::zeros({x.size(0)}, labels.options().dtype(torch::kBool));
+  for (const StudentSlot& slot : students_) {
+    if (!slot.cell.contains_sigma(sigma)) continue;
+    torch::Tensor mask;
+    if (slot.cell.classes.empty()) {
+      mask = torch::ones_like(served);
+    } else {
+      torch::Tensor cell_classes = torch::tensor(slot.cell.classes, labels.options());
+      mask = torch::isin(labels, cell_classes);
+    }
+    torch::Tensor index = mask.nonzero().squeeze(1);
+    if (index.numel() == 0) continue;
+    torch::Tensor xs = x.index_select(0, index);
+    torch::Tensor ys = slot.net->denoise(xs, torch::full({xs.size(0)}, sigma, x.options()), labels.index_select(0, index));
+    out.index_copy_(0, index, ys);
+    served.index_fill_(0, index, true);
+  }
+  if (!served.all().item<bool>()) {
+    throw std::logic_error("router: some samples matched no student cell at sigma " + std::to_string(sigma));
+  }
+  return out;
+}
+
+torch::Tensor StudentEnsemble::sample(const Teacher& teacher, const torch::Tensor& noise, const torch::Tensor& labels) const {
+  torch::NoGradGuard no_grad;
+  auto fn = [this](const torch::Tensor& x, double sigma, const torch::Tensor& l) { return routed_denoise(x, sigma, l); };
+  if (type_ == StudentType::one_step) return edm::one_step_generate(fn, noise, labels, generator_sigma_);
+  return teacher.sample(fn, noise, labels);
+}
+
+std::int64_t StudentEnsemble::nfe(const Teacher& teacher) const {
+  return type_ == StudentType::one_step ? 1 : teacher.nfe();
+}
+
+std::int64_t StudentEnsemble::params_per_sample() const {
+  std::int64_t most = 0;
+  for (const auto& s : students_) most = std::max(most, count_parameters(*s.net));
+  return most;
+}
+
+std::int64_t StudentEnsemble::params_total() const {
+  std::int64_t total = 0;
+  for (const auto& s : students_) total += count_parameters(*s.net);
+  return total;
+}
+
+torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& sampler,
+                               const std::vector<std::int64_t>& sample_shape, const torch::Tensor& labels,
+                               const torch::Device& device, std::int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  const std::int64_t n = labels.size(0);
+  for (std::int64_t start = 0; start < n; start += chunk) {
+    const std::int64_t m = std::min(chunk, n - start);
+    std::vector<std::int64_t> shape{m};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    torch::Tensor noise = torch::randn(shape).to(device);
+    parts.push_back(sampler(noise, labels.slice(0, start, start + m).to(device)).to(torch::kCPU));
+  }
+  return torch::cat(parts, 0);
+}
+
+void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
+  std::filesystem::create_directories(file.parent_path());
+  // Checkpoints are always written from CPU tensors so that any device can load them.
+  auto params = net.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  net.to(torch::kCPU);
+  torch::serialize::OutputArchive archive;
+  net.save(archive);
+  net.to(device);
+  // Write then rename, so a reader (or a crash) never sees half a file.
+  const std::filesystem::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
+  archive.save_to(tmp.string());
+  std::filesystem::rename(tmp, file);
+}
+
+void load_weights(torch::nn::Module& net, const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) throw std::runtime_error("checkpoint " + file.string() + " does not exist");
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string(), torch::kCPU);
+  auto params = net.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  net.to(torch::kCPU);
+  net.load(archive);
+  net.to(device);
+}
+
+void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file) {
+  torch::Tensor t = tensor.to(torch::kCPU).contiguous();
+  std::string descr;
+  if (t.scalar_type() == torch::kFloat32) {
+    descr = "<f4";
+  } else if (t.scalar_type() == torch::kInt64) {
+    descr = "<i8";
+  } else {
+    t = t.to(torch::kFloat32);
+    descr = "<f4";
+  }
+  std::string shape = "(";
+  for (std::int64_t d : t.sizes()) shape += std::to_string(d) + ",";
+  if (t.dim() > 1) shape.pop_back();
+  shape += ")";
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Version 1.0 header: magic, version, little-endian length; total header size a multiple of 64.
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header += '\n';
+  std::ofstream out(file, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+  const char magic[] = "\x93NUMPY\x01\x00";
+  out.write(magic, 8);
+  const auto len = static_cast<std::uint16_t>(header.size());
+  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  out.write(len_bytes, 2);
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+  if (!out) throw std::runtime_error("failed writing " + file.string());
+}
+
+torch::Device resolve_device(const std::string& requested) {
+  if (requested == "cpu") return torch::kCPU;
+  const bool gpu = torch::cuda::is_available();
+  if (requested == "cuda") {
+    if (!gpu) throw std::runtime_error("--device cuda: no CUDA device is available to this LibTorch build");
+    return torch::Device(torch::kCUDA, 0);
+  }
+  return gpu ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+void seed_phase(std::int64_t seed, const std::string& phase) {
+  const std::string h = hash_text(std::to_string(seed) + "/" + phase);
+  const std::uint64_t value = std::stoull(h.substr(0, 15), nullptr, 16);
+  torch::manual_seed(value);
+}
+
+}  // namespace msd::host

@@ -1,0 +1,622 @@
+#include "msd/host/runner.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "msd/dataset.h"
+#include "msd/host/models.h"
+#include "msd/host/progress.h"
+#include "msd/loss.h"
+#include "msd/metric.h"
+#include "msd/partition.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+
+namespace msd::host {
+
+std::atomic<bool> g_stop_requested{false};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted by a signal") {}
+};
+
+void check_stop() {
+  if (g_stop_requested.load()) throw Interrupted();
+}
+
+/// Teacher noise -> sample pairs for regression losses, made once per run.
+struct TeacherPairs {
+  torch::Tensor noise, labels, target;  // on the training device
+};
+
+/// The per-iteration view of one student's training that losses read (see msd/loss.h).
+class StepContextImpl final : public StepContext {
+ public:
+  struct Fixed {
+    Dataset* data;
+    Denoiser* teacher;
+    Denoiser* student;
+    const Cell* cell;
+    StudentType type;
+    double generator_sigma;
+    double outside_cell_p;
+    std::int64_t batch;
+    torch::Device device;
+    const TeacherPairs* pairs;  // this student's pairs, or nullptr
+  };
+
+  StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates)
+      : f_(fixed), iteration_(iteration), updates_(updates) {}
+
+  std::int64_t iteration() const override { return iteration_; }
+  bool updates_student() const override { return updates_; }
+
+  const NoisedBatch& noised_real() override {
+    if (!noised_) {
+      Batch b = f_.data->sample(f_.batch, f_.cell->classes);
+      NoisedBatch n;
+      n.x0 = b.x.to(f_.device);
+      n.labels = b.labels.to(f_.device);
+      n.sigma = draw_sigma();
+      n.noise = torch::randn_like(n.x0);
+      std::vector<std::int64_t> shape(static_cast<size_t>(n.x0.dim()), 1);
+      shape[0] = n.x0.size(0);
+      n.xt = n.x0 + n.noise * n.sigma.view(shape);
+      noised_ = std::move(n);
+    }
+    return *noised_;
+  }
+
+  const DenoiserOutput& student_on_noised() override {
+    if (!student_out_) {
+      const NoisedBatch& n = noised_real();
+      torch::AutoGradMode grad(updates_);
+      student_out_ = f_.student->denoise_with_features(n.xt, n.sigma, n.labels);
+    }
+    return *student_out_;
+  }
+
+  const DenoiserOutput& teacher_on_noised() override {
+    if (!teacher_out_) {
+      const NoisedBatch& n = noised_real();
+      torch::NoGradGuard no_grad;
+      teacher_out_ = f_.teacher->denoise_with_features(n.xt, n.sigma, n.labels);
+    }
+    return *teacher_out_;
+  }
+
+  const GeneratedBatch& generated() override {
+    if (f_.type != StudentType::one_step) {
+      throw std::logic_error("a loss asked for one-step samples from a multi-step student");
+    }
+    if (!generated_) {
+      GeneratedBatch g;
+      g.labels = class_labels(f_.batch);
+      std::vector<std::int64_t> shape = f_.data->sample_shape();
+      shape.insert(shape.begin(), f_.batch);
+      g.noise = torch::randn(shape, torch::TensorOptions().device(f_.device));
+      torch::AutoGradMode grad(updates_);
+      const double s = f_.generator_sigma;
+      g.x = f_.student->denoise(g.noise * s, torch::full({f_.batch}, s, g.noise.options()), g.labels);
+      generated_ = std::move(g);
+    }
+    return *generated_;
+  }
+
+  PairedBatch paired() override {
+    if (f_.pairs == nullptr || f_.pairs->labels.numel() == 0) {
+      throw std::logic_error("a loss asked for teacher pairs but none were made for this student");
+    }
+    torch::Tensor index = torch::randint(f_.pairs->labels.size(0), {f_.batch},
+                                         torch::TensorOptions().dtype(torch::kInt64).device(f_.device));
+    return {f_.pairs->noise.index_select(0, index), f_.pairs->labels.index_select(0, index),
+            f_.pairs->target.index_select(0, index)};
+  }
+
+ private:
+  torch::Tensor class_labels(std::int64_t n) const {
+    const auto& classes = f_.cell->classes;
+    if (classes.empty()) {
+      return torch::randint(f_.data->num_classes(), {n}, torch::TensorOptions().dtype(torch::kInt64)).to(f_.device);
+    }
+    torch::Tensor allowed = torch::tensor(classes, torch::kInt64);
+    return allowed.index_select(0, torch::randint(allowed.numel(), {n}, torch::kInt64)).to(f_.device);
+  }
+
+  /// O2MKD: with probability 1 - p a level inside the student's cell, else any level from EDM's prior.
+  torch::Tensor draw_sigma() const {
+    const Cell& c = *f_.cell;
+    torch::Tensor prior = edm::sample_training_sigma(f_.batch, edm::kPMean, edm::kPStd, f_.device);
+    if (c.sigma_lo <= 0.0 && std::isinf(c.sigma_hi)) return prior;
+    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, edm::kPMean, edm::kPStd, c.sigma_lo, c.sigma_hi, f_.device);
+    torch::Tensor outside = torch::rand({f_.batch}, torch::TensorOptions().device(f_.device)) < f_.outside_cell_p;
+    return torch::where(outside, prior, inside);
+  }
+
+  const Fixed& f_;
+  std::int64_t iteration_;
+  bool updates_;
+  std::optional<NoisedBatch> noised_;
+  std::optional<DenoiserOutput> student_out_, teacher_out_;
+  std::optional<GeneratedBatch> generated_;
+};
+
+/// Progress lines and training curves from plugins, into the console and the store.
+class RunMonitor final : public Monitor {
+ public:
+  RunMonitor(results::Store& store, std::int64_t run_id, ProgressReporter& progress)
+      : store_(store), run_id_(run_id), progress_(progress) {}
+  void progress(const std::string& what, std::int64_t step, std::int64_t total, double loss) override {
+    progress_.update(what, step, total, loss);
+    check_stop();
+    if (seconds_since(last_heartbeat_) > 30.0) {
+      store_.heartbeat(run_id_);
+      last_heartbeat_ = Clock::now();
+    }
+  }
+  void metric(const std::string& name, std::int64_t step, double value, const std::string& scope) override {
+    pending_.push_back({name, step, value, scope});
+    if (pending_.size() >= 256) flush();
+  }
+  void flush() {
+    if (!pending_.empty()) store_.log_metrics(run_id_, pending_);
+    pending_.clear();
+  }
+
+ private:
+  results::Store& store_;
+  std::int64_t run_id_;
+  ProgressReporter& progress_;
+  std::vector<results::MetricRow> pending_;
+  Clock::time_point last_heartbeat_ = Clock::now();
+};
+
+/// Compute a student spent, recorded with the run (see "Fair comparisons").
+struct Compute {
+  std::int64_t iterations = 0;
+  std::int64_t student_updates = 0;
+  std::int64_t samples = 0;
+  double seconds = 0.0;
+  void add(const Compute& o) {
+    iterations += o.iterations;
+    student_updates += o.student_updates;
+    samples += o.samples;
+    seconds += o.seconds;
+  }
+  void log(std::vector<results::MetricRow>& rows, const std::string& scope) const {
+    rows.push_back({"train.iterations", 0, static_cast<double>(iterations), scope});
+    rows.push_back({"train.student_updates", 0, static_cast<double>(student_updates), scope});
+    rows.push_back({"train.samples", 0, static_cast<double>(samples), scope});
+    rows.push_back({"train.seconds", 0, seconds, scope});
+  }
+};
+
+/// Everything one run builds, in the order it builds it.
+class RunExecution {
+ public:
+  RunExecution(const PluginRegistry& registry, results::Store& store, const Workspace& workspace,
+               const RunConfig& config, std::int64_t run_id, std::ostream& log)
+      : registry_(registry),
+        store_(store),
+        workspace_(workspace),
+        config_(config),
+        run_id_(run_id),
+        log_(log),
+        progress_(log),
+        monitor_(store, run_id, progress_),
+        device_(resolve_device(workspace.device.empty() ? config.device : workspace.device)),
+        run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
+
+  void execute() {
+    const std::int64_t threads = config_.threads > 0 ? config_.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    torch::set_num_threads(static_cast<int>(threads));
+    store_.set_tag(run_id_, "threads", std::to_string(threads));
+
+    data_ = registry_.make<Dataset>(PluginKind::dataset, config_.dataset.plugin, config_.dataset.params);
+    teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
+    obtain_teacher();
+
+    if (!config_.distill.enabled) {
+      evaluate("teacher", [this](const torch::Tensor& noise, const torch::Tensor& labels) {
+        auto fn = [this](const torch::Tensor& x, double s, const torch::Tensor& l) {
+          return teacher_->denoise(x, torch::full({x.size(0)}, s, x.options()), l);
+        };
+        return teacher_plugin_->sample(fn, noise, labels);
+      }, teacher_plugin_->nfe(), count_parameters(*teacher_), count_parameters(*teacher_), 0);
+      return;
+    }
+
+    StudentEnsemble ensemble = distill();
+    evaluate("students", [&](const torch::Tensor& noise, const torch::Tensor& labels) {
+      return ensemble.sample(*teacher_plugin_, noise, labels);
+    }, ensemble.nfe(*teacher_plugin_), ensemble.params_per_sample(), ensemble.params_total(),
+             static_cast<std::int64_t>(ensemble.students().size()));
+  }
+
+  void flush() { monitor_.flush(); }
+
+ private:
+  void obtain_teacher() {
+    teacher_ = teacher_plugin_->build(data_->sample_shape(), data_->num_classes());
+    const std::filesystem::path file = teacher_cache_file(workspace_, config_);
+    std::vector<results::MetricRow> rows;
+    if (std::filesystem::exists(file)) {
+      load_weights(*teacher_, file);
+      log_ << "teacher: reusing " << file.string() << "\n";
+      rows.push_back({"teacher.cached", 0, 1.0, ""});
+    } else {
+      seed_phase(config_.seed, "teacher");
+      teacher_->to(device_);
+      const auto start = Clock::now();
+      teacher_plugin_->train(*teacher_, TeacherContext{data_.get(), device_, &monitor_});
+      progress_.finish();
+      rows.push_back({"teacher.cached", 0, 0.0, ""});
+      rows.push_back({"teacher.train_seconds", 0, seconds_since(start), ""});
+      save_weights(*teacher_, file);
+      // Provenance beside the weights: the run config whose dataset, teacher and seed produced them.
+      std::ofstream(file.string() + ".toml") << config_.canonical_toml;
+      log_ << "teacher: trained and cached at " << file.string() << "\n";
+    }
+    teacher_->to(device_);
+    teacher_->eval();
+    set_trainable(*teacher_, false);
+    rows.push_back({"teacher.params", 0, static_cast<double>(count_parameters(*teacher_)), ""});
+    store_.log_metrics(run_id_, rows);
+    store_.add_artifact(run_id_, {"teacher", file.string()});
+  }
+
+  std::vector<Cell> split_keys(const Student& student_plugin) {
+    auto partition = registry_.make<Partition>(PluginKind::partition, config_.partition.plugin, config_.partition.params);
+    PartitionContext ctx;
+    ctx.k = config_.k;
+    ctx.num_classes = data_->num_classes();
+    ctx.sigma_min = teacher_plugin_->sampler().sigma_min;
+    ctx.sigma_max = teacher_plugin_->sampler().sigma_max;
+    ctx.seed = static_cast<std::uint64_t>(config_.seed);
+    std::vector<Cell> cells = partition->split(ctx);
+    try {
+      check_partition(cells, partition->key(), data_->num_classes());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("partition plugin '" + config_.partition.plugin + "' returned an invalid partition: " + e.what());
+    }
+    if (static_cast<std::int64_t>(cells.size()) != config_.k) {
+      throw std::runtime_error("partition plugin '" + config_.partition.plugin + "' returned " +
+                               std::to_string(cells.size()) + " cells for partition.k = " + std::to_string(config_.k));
+    }
+    if (student_plugin.type() == StudentType::one_step && partition->key() == RoutingKey::noise_level && cells.size() > 1) {
+      throw std::runtime_error("one-step students are evaluated at a single noise level, so a noise-level partition ('" +
+                               config_.partition.plugin + "') would leave all but one untrained; use a condition partition");
+    }
+    for (size_t k = 0; k < cells.size(); ++k) {
+      store_.set_tag(run_id_, "cell." + std::to_string(k), cells[k].label);
+    }
+    return cells;
+  }
+
+  /// Budget of one student in one stage: per student as configured, or the total divided by K.
+  std::pair<std::int64_t, std::int64_t> steps_and_batch(const StageConfig& stage) const {
+    std::int64_t steps = stage.steps;
+    std::int64_t batch = config_.budget.batch_size;
+    if (config_.budget.scope == "total") {
+      if (config_.budget.divide == "steps") steps = std::max<std::int64_t>(1, steps / config_.k);
+      else batch = std::max<std::int64_t>(1, batch / config_.k);
+    }
+    return {steps, batch};
+  }
+
+  bool stages_use_pairs() const {
+    for (const StageConfig& stage : config_.stages) {
+      for (const LossConfig& l : stage.losses) {
+        if (registry_.make<Loss>(PluginKind::loss, l.plugin, l.params)->uses_teacher_pairs()) return true;
+      }
+    }
+    return false;
+  }
+
+  void make_teacher_pairs() {
+    if (config_.distill.pairs <= 0) {
+      throw std::runtime_error("a loss uses teacher pairs but distill.pairs = 0; set distill.pairs > 0");
+    }
+    seed_phase(config_.seed, "teacher-pairs");
+    const std::int64_t n = config_.distill.pairs;
+    torch::Tensor labels = torch::arange(n, torch::kInt64) % data_->num_classes();
+    std::vector<std::int64_t> shape = data_->sample_shape();
+    shape.insert(shape.begin(), n);
+    torch::Tensor noise = torch::randn(shape);
+    auto fn = [this](const torch::Tensor& x, double s, const torch::Tensor& l) {
+      return teacher_->denoise(x, torch::full({x.size(0)}, s, x.options()), l);
+    };
+    const auto start = Clock::now();
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> parts;
+      for (std::int64_t i = 0; i < n; i += 2048) {
+        const std::int64_t m = std::min<std::int64_t>(2048, n - i);
+        parts.push_back(teacher_plugin_->sample(fn, noise.slice(0, i, i + m).to(device_), labels.slice(0, i, i + m).to(device_)));
+      }
+      target = torch::cat(parts, 0);
+    }
+    pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target};
+    store_.log_metrics(run_id_, {{"teacher_pairs.count", 0, static_cast<double>(n), ""},
+                                 {"teacher_pairs.seconds", 0, seconds_since(start), ""}});
+    log_ << "teacher pairs: " << n << " made in " << seconds_since(start) << " s\n";
+  }
+
+  /// This student's pairs: all of them (shared, the MSD default), or those of its cell's classes.
+  TeacherPairs pairs_for(const Cell& cell) const {
+    if (config_.distill.pairs_split == "shared" || cell.classes.empty()) return pairs_;
+    torch::Tensor keep = torch::isin(pairs_.labels, torch::tensor(cell.classes, pairs_.labels.options()));
+    torch::Tensor index = keep.nonzero().squeeze(1);
+    return {pairs_.noise.index_select(0, index), pairs_.labels.index_select(0, index), pairs_.target.index_select(0, index)};
+  }
+
+  StudentEnsemble distill() {
+    auto student_plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
+    std::vector<Cell> cells = split_keys(*student_plugin);
+    if (stages_use_pairs()) make_teacher_pairs();
+
+    std::vector<StudentSlot> slots;
+    Compute total;
+    std::vector<results::MetricRow> rows;
+    for (size_t k = 0; k < cells.size(); ++k) {
+      seed_phase(config_.seed, "student/" + std::to_string(k));
+      StudentContext sctx;
+      sctx.teacher = teacher_.get();
+      sctx.sample_shape = data_->sample_shape();
+      sctx.num_classes = data_->num_classes();
+      sctx.sigma_data = teacher_plugin_->sigma_data();
+      sctx.index = static_cast<std::int64_t>(k);
+      sctx.cell = &cells[k];
+      std::shared_ptr<Denoiser> net = student_plugin->build(sctx);
+      net->to(device_);
+      net->train();
+      const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cells[k]) : TeacherPairs{};
+      Compute spent;
+      for (const StageConfig& stage : config_.stages) {
+        spent.add(train_stage(stage, static_cast<std::int64_t>(k), cells[k], *student_plugin, *net, pairs));
+      }
+      net->eval();
+      const std::string scope = "student:" + std::to_string(k);
+      spent.log(rows, scope);
+      rows.push_back({"params", 0, static_cast<double>(count_parameters(*net)), scope});
+      total.add(spent);
+      const std::filesystem::path file = run_dir_ / ("student-" + std::to_string(k) + ".pt");
+      save_weights(*net, file);
+      store_.add_artifact(run_id_, {"student", file.string()});
+      slots.push_back({cells[k], net});
+    }
+    total.log(rows, "");
+    store_.log_metrics(run_id_, rows);
+    return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+  }
+
+  Compute train_stage(const StageConfig& stage, std::int64_t k, const Cell& cell, const Student& student_plugin,
+                      Denoiser& student, const TeacherPairs& pairs) {
+    const auto [steps, batch] = steps_and_batch(stage);
+    const std::string scope = "student:" + std::to_string(k);
+    const std::string what = "student " + std::to_string(k) + "/" + std::to_string(config_.k) + " " + stage.name;
+
+    LossSetup setup;
+    setup.teacher = teacher_.get();
+    setup.student = &student;
+    setup.student_type = student_plugin.type();
+    setup.generator_sigma = student_plugin.generator_sigma();
+    setup.student_index = k;
+    setup.cell = cell;
+    setup.sample_shape = data_->sample_shape();
+    setup.num_classes = data_->num_classes();
+    setup.sigma_data = teacher_plugin_->sigma_data();
+    setup.sampler = teacher_plugin_->sampler();
+    setup.device = device_;
+    setup.monitor = &monitor_;
+
+    std::vector<std::unique_ptr<Loss>> losses;
+    std::vector<torch::Tensor> trained = student.parameters();
+    for (const LossConfig& l : stage.losses) {
+      losses.push_back(registry_.make<Loss>(PluginKind::loss, l.plugin, l.params));
+      losses.back()->setup(setup);
+      for (const torch::Tensor& p : losses.back()->extra_parameters()) trained.push_back(p);
+    }
+    torch::optim::AdamW optimizer(trained, torch::optim::AdamWOptions(stage.lr)
+                                               .betas({stage.beta1, stage.beta2})
+                                               .weight_decay(stage.weight_decay));
+    StepContextImpl::Fixed fixed{data_.get(), teacher_.get(), &student, &cell, student_plugin.type(),
+                                 student_plugin.generator_sigma(), config_.distill.outside_cell_p, batch,
+                                 device_, pairs.labels.defined() ? &pairs : nullptr};
+    const std::int64_t log_every = std::max<std::int64_t>(1, steps / 100);
+    Compute spent;
+    const auto start = Clock::now();
+    std::int64_t updates = 0;
+    for (std::int64_t it = 0; it < steps; ++it) {
+      StepContextImpl ctx(fixed, it, it % stage.update_every == 0);
+      const bool log_now = (it % log_every == 0) || it + 1 == steps;
+      std::vector<double> values(losses.size(), std::nan(""));
+      if (ctx.updates_student()) {
+        const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
+        for (auto& group : optimizer.param_groups()) {
+          static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stage.lr * warm);
+        }
+        torch::Tensor objective = torch::zeros({}, torch::TensorOptions().device(device_));
+        for (size_t i = 0; i < losses.size(); ++i) {
+          torch::Tensor value = losses[i]->student_loss(ctx);
+          objective = objective + stage.losses[i].weight * value;
+          if (log_now) values[i] = value.item<double>();
+        }
+        optimizer.zero_grad();
+        objective.backward();
+        if (stage.grad_clip > 0) torch::nn::utils::clip_grad_norm_(trained, stage.grad_clip);
+        optimizer.step();
+        ++updates;
+      }
+      std::map<std::string, double> aux;
+      for (auto& loss : losses) {
+        for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
+      }
+      if (log_now) {
+        double shown = 0.0;
+        for (size_t i = 0; i < losses.size(); ++i) {
+          if (std::isnan(values[i])) continue;
+          monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
+          shown += stage.losses[i].weight * values[i];
+        }
+        for (const auto& [name, value] : aux) monitor_.metric("train." + stage.name + "." + name, it, value, scope);
+        monitor_.progress(what, it + 1, steps, shown);
+      } else {
+        check_stop();
+      }
+    }
+    progress_.finish();
+    spent.iterations = steps;
+    spent.student_updates = updates;
+    spent.samples = steps * batch;
+    spent.seconds = seconds_since(start);
+    return spent;
+  }
+
+  using Sampler = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
+
+  void evaluate(const std::string& model, const Sampler& sampler, std::int64_t nfe, std::int64_t params_per_sample,
+                std::int64_t params_total, std::int64_t students) {
+    const std::int64_t n = config_.evaluate.samples;
+    const std::int64_t classes = data_->num_classes();
+    torch::Tensor labels = torch::arange(n, torch::kInt64) % classes;
+    // Every run with the same seed compares against the same reference samples.
+    seed_phase(config_.seed, "evaluate/reference");
+    Batch reference{data_->sample_given(labels), labels};
+    seed_phase(config_.seed, "evaluate/samples");
+    const auto start = Clock::now();
+    Batch generated{sample_in_chunks(sampler, data_->sample_shape(), labels, device_), labels};
+    log_ << model << ": " << n << " samples in " << seconds_since(start) << " s\n";
+
+    std::filesystem::create_directories(run_dir_);
+    write_npy(generated.x, run_dir_ / "samples.npy");
+    write_npy(generated.labels, run_dir_ / "samples_labels.npy");
+    store_.add_artifact(run_id_, {"samples", (run_dir_ / "samples.npy").string()});
+
+    EvalContext ctx;
+    ctx.data = data_.get();
+    ctx.generated = generated;
+    ctx.reference = reference;
+    ctx.sample = [&](std::int64_t m) {
+      torch::Tensor l = torch::arange(m, torch::kInt64) % classes;
+      return Batch{sample_in_chunks(sampler, data_->sample_shape(), l, device_, m), l};
+    };
+    ctx.nfe = nfe;
+    ctx.params_per_sample = params_per_sample;
+    ctx.params_total = params_total;
+    ctx.num_students = students;
+    ctx.device = device_;
+    std::vector<results::MetricRow> rows;
+    for (const PluginSection& m : config_.evaluate.metrics) {
+      seed_phase(config_.seed, "metric/" + m.plugin);
+      auto metric = registry_.make<Metric>(PluginKind::metric, m.plugin, m.params);
+      for (const MetricValue& v : metric->evaluate(ctx)) rows.push_back({v.name, 0, v.value, v.scope});
+    }
+    store_.log_metrics(run_id_, rows);
+    store_.set_tag(run_id_, "model", model);
+  }
+
+  const PluginRegistry& registry_;
+  results::Store& store_;
+  const Workspace& workspace_;
+  const RunConfig& config_;
+  std::int64_t run_id_;
+  std::ostream& log_;
+  ProgressReporter progress_;
+  RunMonitor monitor_;
+  torch::Device device_;
+  std::filesystem::path run_dir_;
+  std::unique_ptr<Dataset> data_;
+  std::unique_ptr<Teacher> teacher_plugin_;
+  std::shared_ptr<Denoiser> teacher_;
+  TeacherPairs pairs_;
+};
+
+std::string host_name() {
+  char buffer[256] = {0};
+  if (gethostname(buffer, sizeof(buffer) - 1) != 0) return "unknown";
+  return buffer;
+}
+
+}  // namespace
+
+std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunConfig& config) {
+  return workspace.cache / "teachers" / (config.teacher_hash + ".pt");
+}
+
+Runner::Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log)
+    : registry_(registry), store_(store), workspace_(std::move(workspace)), log_(log) {}
+
+RunReport Runner::run(const RunConfig& config) {
+  results::NewRun row;
+  row.experiment = config.experiment;
+  row.name = config.name;
+  row.config_text = config.canonical_toml;
+  row.config_hash = config.hash;
+  row.seed = config.seed;
+  row.git_commit = workspace_.git_commit;
+  row.git_dirty = workspace_.git_dirty;
+  row.host = host_name();
+  row.params = config.params;
+  row.coords = config.coords;
+  RunReport report;
+  report.name = config.name;
+  try {
+    row.device = resolve_device(workspace_.device.empty() ? config.device : workspace_.device).str();
+  } catch (const std::exception& e) {
+    row.device = config.device;
+    report.error = e.what();
+  }
+  report.run_id = store_.begin_run(row);
+  log_ << "== run " << report.run_id << ": " << config.experiment << " / " << config.name << " (config " << config.hash
+       << ", device " << row.device << ")\n";
+  if (!report.error.empty()) {
+    store_.finish_run(report.run_id, results::RunStatus::failed, report.error);
+    report.status = results::RunStatus::failed;
+    return report;
+  }
+  const auto start = Clock::now();
+  RunExecution execution(registry_, store_, workspace_, config, report.run_id, log_);
+  try {
+    execution.execute();
+    execution.flush();
+    store_.log_metrics(report.run_id, {{"run.seconds", 0, seconds_since(start), ""}});
+    report.status = results::RunStatus::finished;
+  } catch (const Interrupted& e) {
+    report.status = results::RunStatus::interrupted;
+    report.error = e.what();
+  } catch (const std::exception& e) {
+    report.status = results::RunStatus::failed;
+    report.error = e.what();
+  }
+  if (report.status != results::RunStatus::finished) {
+    try {
+      execution.flush();
+    } catch (const std::exception&) {
+      // The run's status below matters more than curve points that could not be written.
+    }
+    log_ << "run " << report.run_id << " " << results::to_string(report.status) << ": " << report.error << "\n";
+  }
+  store_.finish_run(report.run_id, report.status, report.error);
+  return report;
+}
+
+}  // namespace msd::host

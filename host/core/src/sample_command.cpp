@@ -1,0 +1,111 @@
+#include "msd/host/sample_command.h"
+
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+#include "msd/host/config.h"
+#include "msd/host/models.h"
+
+namespace msd::host {
+
+std::filesystem::path labels_path_for(const std::filesystem::path& samples) {
+  std::filesystem::path p = samples;
+  return p.replace_filename(samples.stem().string() + "_labels.npy");
+}
+
+namespace {
+
+std::vector<std::string> artifacts_of_kind(const results::Store& store, std::int64_t run_id, const std::string& kind) {
+  std::vector<std::string> paths;
+  for (const auto& a : store.artifacts(run_id)) {
+    if (a.kind == kind) paths.push_back(a.path);
+  }
+  return paths;
+}
+
+}  // namespace
+
+std::string sample_run(const SampleRequest& request, const PluginRegistry& registry, const results::Store& store) {
+  const auto run = store.find_run(request.run_id);
+  if (!run) throw std::runtime_error("no run with id " + std::to_string(request.run_id) + " in " + store.path());
+  if (request.from != "data" && run->status != results::RunStatus::finished) {
+    throw std::runtime_error("run " + std::to_string(run->id) + " is " + results::to_string(run->status) +
+                             ", not finished: it has no complete models to sample");
+  }
+  if (request.n < 1) throw std::runtime_error("--n must be at least 1");
+  const std::vector<RunConfig> configs =
+      ExperimentFile::parse(run->config_text, "config of run " + std::to_string(run->id)).resolve(registry);
+  const RunConfig& config = configs.front();
+  const torch::Device device = resolve_device(request.device);
+
+  auto data = registry.make<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.params);
+  torch::Tensor labels = torch::arange(request.n, torch::kInt64) % data->num_classes();
+  seed_phase(request.seed, "sample/" + request.from);
+  torch::Tensor x;
+  std::string what;
+  if (request.from == "data") {
+    x = data->sample_given(labels);
+    what = "dataset '" + config.dataset.plugin + "'";
+  } else {
+    auto teacher_plugin = registry.make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+    std::shared_ptr<Denoiser> teacher = teacher_plugin->build(data->sample_shape(), data->num_classes());
+    const auto teacher_files = artifacts_of_kind(store, run->id, "teacher");
+    if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run->id) + " recorded no teacher");
+    load_weights(*teacher, teacher_files.front());
+    teacher->to(device);
+    teacher->eval();
+    if (request.from == "teacher") {
+      auto fn = [&](const torch::Tensor& xt, double s, const torch::Tensor& l) {
+        return teacher->denoise(xt, torch::full({xt.size(0)}, s, xt.options()), l);
+      };
+      x = sample_in_chunks([&](const torch::Tensor& z, const torch::Tensor& l) { return teacher_plugin->sample(fn, z, l); },
+                           data->sample_shape(), labels, device);
+      what = "teacher (" + std::to_string(teacher_plugin->nfe()) + " NFE)";
+    } else {
+      const auto student_files = artifacts_of_kind(store, run->id, "student");
+      if (student_files.empty()) {
+        throw std::runtime_error("run " + std::to_string(run->id) + " has no students (a teacher-only run?); use --from teacher");
+      }
+      auto student_plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
+      auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
+      PartitionContext pctx;
+      pctx.k = config.k;
+      pctx.num_classes = data->num_classes();
+      pctx.sigma_min = teacher_plugin->sampler().sigma_min;
+      pctx.sigma_max = teacher_plugin->sampler().sigma_max;
+      pctx.seed = static_cast<std::uint64_t>(config.seed);
+      const std::vector<Cell> cells = partition->split(pctx);
+      if (cells.size() != student_files.size()) {
+        throw std::runtime_error("run " + std::to_string(run->id) + " has " + std::to_string(student_files.size()) +
+                                 " student checkpoints for " + std::to_string(cells.size()) + " cells");
+      }
+      std::vector<StudentSlot> slots;
+      for (size_t k = 0; k < cells.size(); ++k) {
+        StudentContext sctx;
+        sctx.teacher = teacher.get();
+        sctx.sample_shape = data->sample_shape();
+        sctx.num_classes = data->num_classes();
+        sctx.sigma_data = teacher_plugin->sigma_data();
+        sctx.index = static_cast<std::int64_t>(k);
+        sctx.cell = &cells[k];
+        std::shared_ptr<Denoiser> net = student_plugin->build(sctx);
+        load_weights(*net, student_files[k]);
+        net->to(device);
+        net->eval();
+        slots.push_back({cells[k], net});
+      }
+      StudentEnsemble ensemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+      x = sample_in_chunks([&](const torch::Tensor& z, const torch::Tensor& l) { return ensemble.sample(*teacher_plugin, z, l); },
+                           data->sample_shape(), labels, device);
+      what = std::to_string(cells.size()) + " students (" + std::to_string(ensemble.nfe(*teacher_plugin)) + " NFE)";
+    }
+  }
+  if (!request.out.parent_path().empty()) std::filesystem::create_directories(request.out.parent_path());
+  write_npy(x, request.out);
+  write_npy(labels, labels_path_for(request.out));
+  return "wrote " + std::to_string(request.n) + " samples of " + what + " of run " + std::to_string(run->id) +
+         " to " + request.out.string() + " (labels: " + labels_path_for(request.out).string() + ")";
+}
+
+}  // namespace msd::host

@@ -1,0 +1,50 @@
+// An EDM-preconditioned residual MLP denoiser for vector data. Used by the toy teacher and by both
+// toy student plugins, so it lives in their shared library folder.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include "msd/denoiser.h"
+
+namespace toy {
+
+struct MlpDenoiserOptions {
+  std::int64_t dim = 2;            ///< length of one (flattened) sample
+  std::int64_t num_classes = 1;    ///< class labels 0..num_classes-1
+  std::int64_t hidden = 256;       ///< width of every hidden layer
+  std::int64_t blocks = 3;         ///< residual blocks (two linear layers each)
+  std::int64_t embed = 64;         ///< width of the noise-level and class embeddings
+  double sigma_data = 0.5;         ///< EDM's data standard deviation
+};
+
+/// D(x; sigma, c) = c_skip x + c_out F(c_in x; c_noise, c). F: input projection plus a conditioning
+/// projection, then residual blocks h += W2 silu(W1 silu(h) + cond); features are h after each block.
+class MlpDenoiser final : public msd::Denoiser {
+ public:
+  explicit MlpDenoiser(const MlpDenoiserOptions& options);
+
+  torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) override;
+  msd::DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
+                                            const torch::Tensor& labels) override;
+  std::shared_ptr<msd::Denoiser> clone_denoiser() const override;
+  std::vector<std::int64_t> feature_sizes() const override;
+
+  const MlpDenoiserOptions& options() const { return options_; }
+
+ private:
+  MlpDenoiserOptions options_;
+  torch::Tensor frequencies_;  // buffer: Fourier frequencies of the noise embedding
+  torch::nn::Linear noise_proj_{nullptr};
+  torch::nn::Embedding class_embed_{nullptr};
+  torch::nn::Linear input_proj_{nullptr};
+  torch::nn::ModuleList first_{nullptr}, cond_{nullptr}, second_{nullptr};
+  torch::nn::Linear output_proj_{nullptr};
+};
+
+}  // namespace toy

@@ -1,0 +1,189 @@
+// toy_mlp: the EDM MLP teacher for vector data, and two students built from the same network:
+// a one-step generator (MSD) and a smaller multi-step denoiser (O2MKD).
+#include <cmath>
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+#include "mlp_denoiser.h"
+#include "msd/edm.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+
+namespace {
+
+std::int64_t flat_size(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+
+std::vector<msd::KeySpec> architecture_keys(std::int64_t hidden, std::int64_t blocks) {
+  return {msd::key_int("hidden", hidden, "width of the hidden layers", 1, 65536),
+          msd::key_int("blocks", blocks, "number of residual blocks (two linear layers each)", 1, 64),
+          msd::key_int("embed", 64, "width of the noise-level and class embeddings (even)", 2, 4096)};
+}
+
+toy::MlpDenoiserOptions architecture(const msd::Params& p, std::int64_t dim, std::int64_t num_classes,
+                                     double sigma_data) {
+  toy::MlpDenoiserOptions o;
+  o.dim = dim;
+  o.num_classes = num_classes;
+  o.hidden = p.get_int("hidden");
+  o.blocks = p.get_int("blocks");
+  o.embed = p.get_int("embed");
+  o.sigma_data = sigma_data;
+  return o;
+}
+
+class EdmMlpTeacher final : public msd::Teacher {
+ public:
+  static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> keys = architecture_keys(256, 3);
+    std::vector<msd::KeySpec> more = {
+        msd::key_real("sigma_data", 0.5, "EDM data standard deviation sigma_data", 1e-6),
+        msd::key_int("steps", 4000, "training iterations", 1),
+        msd::key_int("batch_size", 512, "samples per iteration", 1),
+        msd::key_real("lr", 1e-3, "Adam learning rate", 0.0),
+        msd::key_int("warmup", 200, "linear learning-rate warm-up, iterations", 0),
+        msd::key_real("ema_halflife_kimg", 50.0,
+                      "half-life of the weight EMA in thousands of samples (EDM: 500 for CIFAR-10); "
+                      "0 disables the EMA",
+                      0.0),
+        msd::key_real("p_mean", msd::edm::kPMean, "mean of ln(sigma) during training (EDM P_mean)"),
+        msd::key_real("p_std", msd::edm::kPStd, "std of ln(sigma) during training (EDM P_std)", 1e-6),
+        msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000),
+        msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9),
+        msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6),
+        msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3)};
+    keys.insert(keys.end(), more.begin(), more.end());
+    return {msd::PluginKind::teacher, "edm_mlp", "1.0",
+            "EDM-preconditioned residual MLP trained with the EDM loss; Heun sampler", keys};
+  }
+
+  explicit EdmMlpTeacher(const msd::Params& params) : params_(params) {
+    sampler_.num_steps = params.get_int("sampler_steps");
+    sampler_.sigma_min = params.get_real("sigma_min");
+    sampler_.sigma_max = params.get_real("sigma_max");
+    sampler_.rho = params.get_real("rho");
+    if (!(sampler_.sigma_min < sampler_.sigma_max)) {
+      throw std::invalid_argument("edm_mlp: sigma_min must be below sigma_max");
+    }
+    if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_mlp: embed must be even");
+  }
+
+  std::shared_ptr<msd::Denoiser> build(const std::vector<std::int64_t>& sample_shape,
+                                       std::int64_t num_classes) override {
+    return std::make_shared<toy::MlpDenoiser>(
+        architecture(params_, flat_size(sample_shape), num_classes, sigma_data()));
+  }
+
+  void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
+    const std::int64_t steps = params_.get_int("steps");
+    const std::int64_t batch = params_.get_int("batch_size");
+    const std::int64_t warmup = params_.get_int("warmup");
+    const double lr = params_.get_real("lr");
+    const double halflife = params_.get_real("ema_halflife_kimg") * 1000.0;
+    const double sd = sigma_data();
+    // EMA decay per iteration so that the weight of old parameters halves every `halflife` samples.
+    const double beta = halflife > 0 ? std::pow(0.5, static_cast<double>(batch) / halflife) : 0.0;
+    std::shared_ptr<msd::Denoiser> ema = net.clone_denoiser();
+    msd::set_trainable(*ema, false);
+
+    torch::optim::Adam optimizer(net.parameters(), torch::optim::AdamOptions(lr));
+    net.train();
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const double scale = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * scale);
+      }
+      msd::Batch b = ctx.data->sample(batch, {});
+      torch::Tensor x = b.x.to(ctx.device);
+      torch::Tensor labels = b.labels.to(ctx.device);
+      torch::Tensor sigma = msd::edm::sample_training_sigma(batch, params_.get_real("p_mean"),
+                                                            params_.get_real("p_std"), ctx.device);
+      torch::Tensor s = sigma.view({-1, 1});
+      torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * s, sigma, labels);
+      torch::Tensor loss = (msd::edm::loss_weight(s, sd) * (denoised - x).pow(2)).mean();
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      {
+        torch::NoGradGuard no_grad;
+        auto target = ema->parameters();
+        auto source = net.parameters();
+        for (size_t i = 0; i < target.size(); ++i) target[i].mul_(beta).add_(source[i], 1.0 - beta);
+      }
+      if (ctx.monitor != nullptr) ctx.monitor->progress("teacher", step + 1, steps, loss.item<double>());
+    }
+    msd::copy_weights(*ema, net);
+    net.eval();
+  }
+
+  msd::edm::SamplerOptions sampler() const override { return sampler_; }
+  double sigma_data() const override { return params_.get_real("sigma_data"); }
+
+ private:
+  msd::Params params_;
+  msd::edm::SamplerOptions sampler_;
+};
+
+/// Shared by both students: copy the teacher, or build a fresh (usually smaller) MLP.
+class MlpStudent : public msd::Student {
+ public:
+  explicit MlpStudent(const msd::Params& params) : params_(params) {}
+
+  std::shared_ptr<msd::Denoiser> build(const msd::StudentContext& ctx) override {
+    if (params_.get_string("init") == "teacher") {
+      if (ctx.teacher == nullptr) throw std::invalid_argument("student init = \"teacher\" needs a teacher");
+      std::shared_ptr<msd::Denoiser> copy = ctx.teacher->clone_denoiser();
+      copy->to(torch::kCPU);
+      msd::set_trainable(*copy, true);
+      return copy;
+    }
+    return std::make_shared<toy::MlpDenoiser>(
+        architecture(params_, flat_size(ctx.sample_shape), ctx.num_classes, ctx.sigma_data));
+  }
+
+ protected:
+  static std::vector<msd::KeySpec> keys(std::int64_t hidden, std::int64_t blocks, const std::string& init) {
+    std::vector<msd::KeySpec> k = architecture_keys(hidden, blocks);
+    k.push_back(msd::key_string("init", init,
+                                "teacher: start as a copy of the teacher (architecture keys ignored); "
+                                "scratch: a fresh MLP of the given size",
+                                {"teacher", "scratch"}));
+    return k;
+  }
+  msd::Params params_;
+};
+
+class OneStepGenerator final : public MlpStudent {
+ public:
+  static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> k = keys(256, 3, "teacher");
+    k.push_back(msd::key_real("sigma_gen", 80.0,
+                              "noise level the generator is evaluated at: G(z) = D(sigma_gen z; sigma_gen)", 1e-6));
+    return {msd::PluginKind::student, "one_step_generator", "1.0",
+            "one-step generator G(z, c) = D(sigma_gen z; sigma_gen, c), by default a copy of the teacher", k};
+  }
+  explicit OneStepGenerator(const msd::Params& params) : MlpStudent(params) {}
+  msd::StudentType type() const override { return msd::StudentType::one_step; }
+  double generator_sigma() const override { return params_.get_real("sigma_gen"); }
+};
+
+class MultiStepMlpStudent final : public MlpStudent {
+ public:
+  static msd::PluginInfo info() {
+    return {msd::PluginKind::student, "mlp_denoiser", "1.0",
+            "multi-step EDM MLP denoiser, smaller than the teacher by default, sampled with the teacher's sampler",
+            keys(128, 2, "scratch")};
+  }
+  explicit MultiStepMlpStudent(const msd::Params& params) : MlpStudent(params) {}
+  msd::StudentType type() const override { return msd::StudentType::multi_step; }
+};
+
+}  // namespace
+
+MSD_PLUGIN_LIBRARY((msd::PluginLibrary{
+    "toy_mlp",
+    {msd::describe<EdmMlpTeacher>(), msd::describe<OneStepGenerator>(), msd::describe<MultiStepMlpStudent>()}}))

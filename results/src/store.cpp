@@ -1,0 +1,711 @@
+#include "msd/results/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "iso_time.h"
+
+namespace msd::results {
+
+namespace {
+
+// ---- schema ------------------------------------------------------------------------------------
+// migrations[i] takes a file from user_version i to i + 1. Append only: a released migration is
+// never edited, because files in the wild already carry its result.
+const std::vector<const char*>& migrations() {
+  static const std::vector<const char*> list = {
+      // 1: the initial schema. Absent optional values are NULL (not '') so that sqlite3 users can
+      // write `WHERE ended_at IS NULL`.
+      R"sql(
+CREATE TABLE experiments (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL
+);
+
+CREATE TABLE runs (
+  id            INTEGER PRIMARY KEY,
+  experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+  name          TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+  config_text   TEXT NOT NULL,
+  config_hash   TEXT NOT NULL,
+  seed          INTEGER NOT NULL,
+  git_commit    TEXT,                -- NULL when unknown
+  git_dirty     INTEGER NOT NULL CHECK (git_dirty IN (0, 1)),
+  host          TEXT NOT NULL,
+  device        TEXT NOT NULL,
+  pid           INTEGER NOT NULL,
+  started_at    TEXT NOT NULL,       -- ISO 8601 UTC, like every time in this file
+  ended_at      TEXT,                -- NULL while running
+  heartbeat_at  TEXT NOT NULL,
+  error         TEXT,                -- NULL unless failed or interrupted
+  sweep_id      TEXT,                -- NULL when not part of a sweep
+  sweep_index   INTEGER
+);
+CREATE INDEX runs_by_experiment ON runs(experiment_id);
+CREATE INDEX runs_by_status ON runs(status);
+CREATE INDEX runs_by_sweep ON runs(sweep_id, sweep_index);
+CREATE INDEX runs_by_config_hash ON runs(config_hash);
+
+CREATE TABLE params (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,                -- TOML value text
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE sweep_coords (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,                -- TOML value text
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE tags (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
+-- SQLite stores a bound NaN as NULL, so a non-finite value lives in non_finite and value is NULL.
+-- The unique key starts with scope so that it also serves "ORDER BY scope, name, step".
+CREATE TABLE metrics (
+  id         INTEGER PRIMARY KEY,
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  scope      TEXT NOT NULL DEFAULT '', -- '' = whole model; 'student:2', 'class:3', ...
+  name       TEXT NOT NULL,
+  step       INTEGER NOT NULL,
+  value      REAL,
+  non_finite TEXT CHECK (non_finite IN ('nan', 'inf', '-inf')),
+  CHECK ((value IS NULL) = (non_finite IS NOT NULL)),
+  UNIQUE (run_id, scope, name, step)
+);
+
+CREATE TABLE artifacts (
+  id         INTEGER PRIMARY KEY,
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind       TEXT NOT NULL,
+  path       TEXT NOT NULL,            -- absolute, or relative to this file's folder
+  created_at TEXT NOT NULL
+);
+CREATE INDEX artifacts_by_run ON artifacts(run_id);
+
+-- For people at the sqlite3 prompt: metrics with their run and experiment, infinities restored
+-- (9e999 overflows to Inf). NaN stays NULL; non_finite says which.
+CREATE VIEW metric_values AS
+SELECT m.run_id,
+       e.name AS experiment,
+       r.name AS run,
+       r.status,
+       m.scope,
+       m.name,
+       m.step,
+       CASE m.non_finite WHEN 'inf' THEN 9e999 WHEN '-inf' THEN -9e999 ELSE m.value END AS value,
+       m.non_finite
+FROM metrics m
+JOIN runs r ON r.id = m.run_id
+JOIN experiments e ON e.id = r.experiment_id;
+)sql",
+  };
+  return list;
+}
+
+// ---- small helpers -----------------------------------------------------------------------------
+// Longest time a write keeps retrying on SQLITE_BUSY / SQLITE_LOCKED. busy_timeout makes SQLite
+// wait by itself in most cases, but some (WAL recovery, a change of journal mode, a snapshot that
+// went stale) return BUSY at once.
+constexpr auto kRetryFor = std::chrono::seconds(60);
+constexpr int kBusyTimeoutMs = 30000;
+// A run on another machine is presumed dead when it has not sent a heartbeat for this long.
+constexpr std::time_t kHeartbeatStaleSeconds = 24 * 60 * 60;
+
+std::string this_host() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+bool process_alive(std::int64_t pid) {
+  // pid 0 and negative pids address process groups in kill(); they never name a run's process.
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
+  // EPERM means the process exists but belongs to someone else.
+  return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+std::string text(const SQLite::Column& column) {
+  return column.isNull() ? std::string() : column.getString();
+}
+
+void bind_text_or_null(SQLite::Statement& statement, int index, const std::string& value) {
+  if (value.empty()) {
+    statement.bind(index);
+  } else {
+    statement.bind(index, value);
+  }
+}
+
+// Reads value and non_finite columns back into a double.
+double metric_value(const SQLite::Column& value, const SQLite::Column& non_finite) {
+  if (non_finite.isNull()) return value.getDouble();
+  const std::string kind = non_finite.getString();
+  if (kind == "inf") return std::numeric_limits<double>::infinity();
+  if (kind == "-inf") return -std::numeric_limits<double>::infinity();
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+const char* non_finite_kind(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  return nullptr;
+}
+
+RunStatus status_column(const SQLite::Column& column, const std::string& path) {
+  const std::string value = column.getString();
+  const auto status = run_status_from_string(value);
+  if (!status) throw std::runtime_error(path + ": unknown run status '" + value + "'");
+  return *status;
+}
+
+constexpr const char* kRunColumns =
+    "r.id, e.name, r.name, r.config_text, r.config_hash, r.seed, r.git_commit, r.git_dirty, "
+    "r.host, r.device, r.pid, r.started_at, r.ended_at, r.status, r.error, r.sweep_id, "
+    "r.sweep_index FROM runs r JOIN experiments e ON e.id = r.experiment_id";
+
+RunRecord read_run(SQLite::Statement& query, const std::string& path) {
+  RunRecord run;
+  run.id = query.getColumn(0).getInt64();
+  run.experiment = text(query.getColumn(1));
+  run.name = text(query.getColumn(2));
+  run.config_text = text(query.getColumn(3));
+  run.config_hash = text(query.getColumn(4));
+  run.seed = query.getColumn(5).getInt64();
+  run.git_commit = text(query.getColumn(6));
+  run.git_dirty = query.getColumn(7).getInt() != 0;
+  run.host = text(query.getColumn(8));
+  run.device = text(query.getColumn(9));
+  run.pid = query.getColumn(10).getInt64();
+  run.started_at = text(query.getColumn(11));
+  run.ended_at = text(query.getColumn(12));
+  run.status = status_column(query.getColumn(13), path);
+  run.error = text(query.getColumn(14));
+  run.sweep_id = text(query.getColumn(15));
+  run.sweep_index = query.getColumn(16).isNull() ? -1 : query.getColumn(16).getInt64();
+  return run;
+}
+
+}  // namespace
+
+// ---- RunStatus ---------------------------------------------------------------------------------
+const char* to_string(RunStatus status) {
+  switch (status) {
+    case RunStatus::running: return "running";
+    case RunStatus::finished: return "finished";
+    case RunStatus::failed: return "failed";
+    case RunStatus::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+std::optional<RunStatus> run_status_from_string(const std::string& text) {
+  for (RunStatus status : {RunStatus::running, RunStatus::finished, RunStatus::failed,
+                           RunStatus::interrupted}) {
+    if (text == to_string(status)) return status;
+  }
+  return std::nullopt;
+}
+
+// ---- Store::Impl -------------------------------------------------------------------------------
+struct Store::Impl {
+  Impl(const std::string& path, Mode mode);
+
+  /// Runs `body`, retrying with backoff while the database is busy or locked. Any SQLite error is
+  /// rethrown as std::runtime_error naming the file and `action`.
+  void with_retry(const char* action, const std::function<void()>& body);
+  /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retried as a whole. IMMEDIATE takes the write
+  /// lock up front: a deferred transaction that upgrades from read to write can fail with BUSY
+  /// without waiting, and that BUSY cannot be retried inside the same transaction.
+  void write(const char* action, const std::function<void()>& body);
+
+  int read_version();
+  void migrate();
+  std::vector<std::pair<std::string, std::string>> key_values(const char* sql, const char* action,
+                                                              std::int64_t run_id);
+  void require_run_changed(std::int64_t run_id);
+
+  std::string path;
+  Mode mode;
+  std::string host = this_host();
+  SQLite::Database db;
+  int version = 0;
+  std::minstd_rand jitter{static_cast<unsigned>(getpid())};
+};
+
+namespace {
+
+int open_flags(Store::Mode mode) {
+  return mode == Store::Mode::read_only ? SQLite::OPEN_READONLY
+                                        : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+}
+
+SQLite::Database open_database(const std::string& path, Store::Mode mode) {
+  // Checked first because SQLite's own message for a missing file does not name it.
+  if (mode == Store::Mode::read_only && !std::filesystem::exists(path)) {
+    throw std::runtime_error("results database " + path + " does not exist");
+  }
+  try {
+    return SQLite::Database(path, open_flags(mode), kBusyTimeoutMs);
+  } catch (const SQLite::Exception& error) {
+    throw std::runtime_error("cannot open results database " + path + ": " + error.what());
+  }
+}
+
+std::runtime_error version_error(const std::string& path, int version, const char* relation,
+                                 const char* advice) {
+  return std::runtime_error(path + " has results schema version " + std::to_string(version) +
+                            ", " + relation + " version " +
+                            std::to_string(Store::current_schema_version()) +
+                            " that this build knows; " + advice);
+}
+
+}  // namespace
+
+Store::Impl::Impl(const std::string& path_, Mode mode_)
+    : path(path_), mode(mode_), db(open_database(path_, mode_)) {
+  if (mode == Mode::read_only) {
+    with_retry("reading the schema version", [&] { version = read_version(); });
+    if (version > current_schema_version()) {
+      throw version_error(path, version, "newer than", "use a newer build");
+    }
+    if (version < current_schema_version()) {
+      throw version_error(path, version, "older than",
+                          "open it read-write once to migrate it");
+    }
+    return;
+  }
+  with_retry("configuring the connection", [&] {
+    // WAL lets readers proceed while one process writes; NORMAL sync is durable across process
+    // crashes (only a power loss can drop the last commits), which is what a results log needs.
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+  });
+  migrate();
+}
+
+void Store::Impl::with_retry(const char* action, const std::function<void()>& body) {
+  const auto deadline = std::chrono::steady_clock::now() + kRetryFor;
+  auto delay = std::chrono::microseconds(1000);
+  for (;;) {
+    try {
+      body();
+      return;
+    } catch (const SQLite::Exception& error) {
+      const int code = error.getErrorCode() & 0xff;
+      const bool busy = code == SQLITE_BUSY || code == SQLITE_LOCKED;
+      if (!busy || std::chrono::steady_clock::now() >= deadline) {
+        throw std::runtime_error(path + ": error while " + action + ": " + error.what());
+      }
+    }
+    // Random jitter keeps processes that collided from colliding again in lockstep.
+    std::uniform_int_distribution<long> spread(delay.count() / 2, delay.count());
+    std::this_thread::sleep_for(std::chrono::microseconds(spread(jitter)));
+    delay = std::min(delay * 2, std::chrono::microseconds(200000));
+  }
+}
+
+void Store::Impl::write(const char* action, const std::function<void()>& body) {
+  if (mode == Mode::read_only) {
+    throw std::logic_error(path + " is open read-only; cannot perform " + action);
+  }
+  with_retry(action, [&] {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      body();
+      db.exec("COMMIT");
+    } catch (...) {
+      // A failed COMMIT (BUSY) leaves the transaction open; roll back so the retry starts clean.
+      if (sqlite3_get_autocommit(db.getHandle()) == 0) {
+        try {
+          db.exec("ROLLBACK");
+        } catch (const SQLite::Exception&) {
+          // The original error is the one worth reporting.
+        }
+      }
+      throw;
+    }
+  });
+}
+
+int Store::Impl::read_version() { return db.execAndGet("PRAGMA user_version").getInt(); }
+
+void Store::Impl::migrate() {
+  with_retry("reading the schema version", [&] { version = read_version(); });
+  while (version < current_schema_version()) {
+    write("migrating the schema", [&] {
+      // Another process may have migrated since we looked; the version read under the write
+      // lock is the one that counts.
+      version = read_version();
+      if (version >= current_schema_version()) return;
+      db.exec(migrations()[static_cast<std::size_t>(version)]);
+      db.exec("PRAGMA user_version = " + std::to_string(version + 1));
+      ++version;
+    });
+  }
+  if (version > current_schema_version()) {
+    throw version_error(path, version, "newer than", "use a newer build");
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> Store::Impl::key_values(const char* sql,
+                                                                         const char* action,
+                                                                         std::int64_t run_id) {
+  std::vector<std::pair<std::string, std::string>> result;
+  with_retry(action, [&] {
+    result.clear();
+    SQLite::Statement query(db, sql);
+    query.bind(1, run_id);
+    while (query.executeStep()) {
+      result.emplace_back(text(query.getColumn(0)), text(query.getColumn(1)));
+    }
+  });
+  return result;
+}
+
+void Store::Impl::require_run_changed(std::int64_t run_id) {
+  if (db.getChanges() == 0) {
+    throw std::runtime_error("no run with id " + std::to_string(run_id) + " in " + path);
+  }
+}
+
+// ---- Store -------------------------------------------------------------------------------------
+int Store::current_schema_version() { return static_cast<int>(migrations().size()); }
+
+Store::Store(const std::string& path, Mode mode) : impl_(new Impl(path, mode)) {
+  if (mode == Mode::read_write) {
+    try {
+      mark_stale_runs();
+    } catch (...) {
+      delete impl_;
+      throw;
+    }
+  }
+}
+
+Store::~Store() { delete impl_; }
+
+const std::string& Store::path() const { return impl_->path; }
+
+int Store::schema_version() const { return impl_->version; }
+
+std::int64_t Store::begin_run(const NewRun& run) {
+  if (run.experiment.empty()) {
+    throw std::invalid_argument(impl_->path + ": a run needs an experiment name");
+  }
+  std::int64_t run_id = 0;
+  impl_->write("starting a run", [&] {
+    SQLite::Database& db = impl_->db;
+    const std::string now = detail::now_iso_utc();
+
+    SQLite::Statement add_experiment(
+        db, "INSERT INTO experiments (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING");
+    add_experiment.bind(1, run.experiment);
+    add_experiment.bind(2, now);
+    add_experiment.exec();
+
+    SQLite::Statement find_experiment(db, "SELECT id FROM experiments WHERE name = ?");
+    find_experiment.bind(1, run.experiment);
+    find_experiment.executeStep();
+    const std::int64_t experiment_id = find_experiment.getColumn(0).getInt64();
+
+    SQLite::Statement insert(
+        db,
+        "INSERT INTO runs (experiment_id, name, status, config_text, config_hash, seed, git_commit, "
+        "git_dirty, host, device, pid, started_at, heartbeat_at, sweep_id, sweep_index) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    insert.bind(1, experiment_id);
+    insert.bind(2, run.name);
+    insert.bind(3, run.config_text);
+    insert.bind(4, run.config_hash);
+    insert.bind(5, run.seed);
+    bind_text_or_null(insert, 6, run.git_commit);
+    insert.bind(7, run.git_dirty ? 1 : 0);
+    // mark_stale_runs compares this with gethostname(), so an unset host means this machine.
+    insert.bind(8, run.host.empty() ? impl_->host : run.host);
+    insert.bind(9, run.device);
+    insert.bind(10, static_cast<std::int64_t>(getpid()));
+    insert.bind(11, now);
+    insert.bind(12, now);
+    bind_text_or_null(insert, 13, run.sweep_id);
+    if (run.sweep_id.empty()) {
+      insert.bind(14);
+    } else {
+      insert.bind(14, run.sweep_index);
+    }
+    insert.exec();
+    run_id = db.getLastInsertRowid();
+
+    SQLite::Statement add_param(db, "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)");
+    for (const auto& [key, value] : run.params) {
+      add_param.bind(1, run_id);
+      add_param.bind(2, key);
+      add_param.bind(3, value);
+      add_param.exec();
+      add_param.reset();
+    }
+    SQLite::Statement add_coord(db,
+                                "INSERT INTO sweep_coords (run_id, key, value) VALUES (?, ?, ?)");
+    for (const auto& [key, value] : run.coords) {
+      add_coord.bind(1, run_id);
+      add_coord.bind(2, key);
+      add_coord.bind(3, value);
+      add_coord.exec();
+      add_coord.reset();
+    }
+  });
+  return run_id;
+}
+
+void Store::heartbeat(std::int64_t run_id) {
+  impl_->write("recording a heartbeat", [&] {
+    SQLite::Statement update(impl_->db, "UPDATE runs SET heartbeat_at = ? WHERE id = ?");
+    update.bind(1, detail::now_iso_utc());
+    update.bind(2, run_id);
+    update.exec();
+    impl_->require_run_changed(run_id);
+  });
+}
+
+void Store::log_metrics(std::int64_t run_id, const std::vector<MetricRow>& rows) {
+  if (rows.empty()) return;
+  impl_->write("logging metrics", [&] {
+    SQLite::Statement upsert(
+        impl_->db,
+        "INSERT INTO metrics (run_id, scope, name, step, value, non_finite) "
+        "VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, scope, name, step) "
+        "DO UPDATE SET value = excluded.value, non_finite = excluded.non_finite");
+    for (const MetricRow& row : rows) {
+      upsert.bind(1, run_id);
+      upsert.bind(2, row.scope);
+      upsert.bind(3, row.name);
+      upsert.bind(4, row.step);
+      if (const char* kind = non_finite_kind(row.value)) {
+        upsert.bind(5);
+        upsert.bind(6, kind);
+      } else {
+        upsert.bind(5, row.value);
+        upsert.bind(6);
+      }
+      upsert.exec();
+      upsert.reset();
+    }
+  });
+}
+
+void Store::add_artifact(std::int64_t run_id, const Artifact& artifact) {
+  impl_->write("adding an artifact", [&] {
+    SQLite::Statement insert(
+        impl_->db, "INSERT INTO artifacts (run_id, kind, path, created_at) VALUES (?, ?, ?, ?)");
+    insert.bind(1, run_id);
+    insert.bind(2, artifact.kind);
+    insert.bind(3, artifact.path);
+    insert.bind(4, detail::now_iso_utc());
+    insert.exec();
+  });
+}
+
+void Store::set_tag(std::int64_t run_id, const std::string& key, const std::string& value) {
+  impl_->write("setting a tag", [&] {
+    SQLite::Statement upsert(impl_->db,
+                             "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "
+                             "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value");
+    upsert.bind(1, run_id);
+    upsert.bind(2, key);
+    upsert.bind(3, value);
+    upsert.exec();
+  });
+}
+
+void Store::finish_run(std::int64_t run_id, RunStatus status, const std::string& error) {
+  if (status == RunStatus::running) {
+    throw std::invalid_argument(impl_->path + ": finish_run needs a final status, not running");
+  }
+  impl_->write("finishing a run", [&] {
+    const std::string now = detail::now_iso_utc();
+    SQLite::Statement update(
+        impl_->db,
+        "UPDATE runs SET status = ?, ended_at = ?, heartbeat_at = ?, error = ? WHERE id = ?");
+    update.bind(1, to_string(status));
+    update.bind(2, now);
+    update.bind(3, now);
+    bind_text_or_null(update, 4, error);
+    update.bind(5, run_id);
+    update.exec();
+    impl_->require_run_changed(run_id);
+  });
+}
+
+int Store::mark_stale_runs() {
+  struct Stale {
+    std::int64_t id;
+    std::int64_t pid;
+    std::string error;
+  };
+  std::vector<Stale> stale;
+  const std::string heartbeat_cutoff =
+      detail::iso_utc(std::time(nullptr) - kHeartbeatStaleSeconds);
+  impl_->with_retry("looking for stale runs", [&] {
+    stale.clear();
+    SQLite::Statement query(impl_->db,
+                            "SELECT id, host, pid, heartbeat_at FROM runs WHERE status = 'running'");
+    while (query.executeStep()) {
+      const std::int64_t id = query.getColumn(0).getInt64();
+      const std::string host = text(query.getColumn(1));
+      const std::int64_t pid = query.getColumn(2).getInt64();
+      const std::string heartbeat = text(query.getColumn(3));
+      const std::string process = "process " + std::to_string(pid) + " on " + host;
+      if (host == impl_->host) {
+        if (!process_alive(pid)) {
+          stale.push_back({id, pid, process + " ended without finishing the run"});
+        }
+      } else if (heartbeat < heartbeat_cutoff) {
+        // Another machine's processes cannot be probed; silence for a day is the evidence.
+        stale.push_back({id, pid, process + " sent no heartbeat since " + heartbeat});
+      }
+    }
+  });
+  // The common case writes nothing, so opening a store takes no write lock.
+  if (stale.empty()) return 0;
+
+  int marked = 0;
+  impl_->write("marking stale runs", [&] {
+    marked = 0;
+    const std::string now = detail::now_iso_utc();
+    // `status = 'running' AND pid = ?` re-checks under the write lock: the run may have finished
+    // since we looked.
+    SQLite::Statement update(impl_->db,
+                             "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? "
+                             "WHERE id = ? AND status = 'running' AND pid = ?");
+    for (const Stale& run : stale) {
+      update.bind(1, now);
+      update.bind(2, run.error);
+      update.bind(3, run.id);
+      update.bind(4, run.pid);
+      marked += update.exec();
+      update.reset();
+    }
+  });
+  return marked;
+}
+
+std::vector<RunRecord> Store::list_runs(const std::string& experiment) const {
+  std::vector<RunRecord> runs;
+  impl_->with_retry("listing runs", [&] {
+    runs.clear();
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kRunColumns +
+                                           " WHERE ?1 = '' OR e.name = ?1 ORDER BY r.id");
+    query.bind(1, experiment);
+    while (query.executeStep()) runs.push_back(read_run(query, impl_->path));
+  });
+  return runs;
+}
+
+std::optional<RunRecord> Store::find_run(std::int64_t run_id) const {
+  std::optional<RunRecord> run;
+  impl_->with_retry("reading a run", [&] {
+    run.reset();
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kRunColumns + " WHERE r.id = ?");
+    query.bind(1, run_id);
+    if (query.executeStep()) run = read_run(query, impl_->path);
+  });
+  return run;
+}
+
+std::vector<std::pair<std::string, std::string>> Store::params(std::int64_t run_id) const {
+  return impl_->key_values("SELECT key, value FROM params WHERE run_id = ? ORDER BY key",
+                           "reading params", run_id);
+}
+
+std::vector<std::pair<std::string, std::string>> Store::coords(std::int64_t run_id) const {
+  return impl_->key_values("SELECT key, value FROM sweep_coords WHERE run_id = ? ORDER BY key",
+                           "reading sweep coordinates", run_id);
+}
+
+std::vector<std::pair<std::string, std::string>> Store::tags(std::int64_t run_id) const {
+  return impl_->key_values("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key",
+                           "reading tags", run_id);
+}
+
+namespace {
+
+std::vector<MetricRow> read_metrics(SQLite::Statement& query) {
+  std::vector<MetricRow> rows;
+  while (query.executeStep()) {
+    MetricRow row;
+    row.scope = text(query.getColumn(0));
+    row.name = text(query.getColumn(1));
+    row.step = query.getColumn(2).getInt64();
+    row.value = metric_value(query.getColumn(3), query.getColumn(4));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::vector<MetricRow> Store::metrics(std::int64_t run_id) const {
+  std::vector<MetricRow> rows;
+  impl_->with_retry("reading metrics", [&] {
+    SQLite::Statement query(impl_->db,
+                            "SELECT scope, name, step, value, non_finite FROM metrics "
+                            "WHERE run_id = ? ORDER BY scope, name, step");
+    query.bind(1, run_id);
+    rows = read_metrics(query);
+  });
+  return rows;
+}
+
+std::vector<MetricRow> Store::final_metrics(std::int64_t run_id) const {
+  std::vector<MetricRow> rows;
+  impl_->with_retry("reading final metrics", [&] {
+    SQLite::Statement query(
+        impl_->db,
+        "SELECT m.scope, m.name, m.step, m.value, m.non_finite FROM metrics m "
+        "WHERE m.run_id = ?1 AND m.step = (SELECT MAX(step) FROM metrics "
+        "  WHERE run_id = ?1 AND scope = m.scope AND name = m.name) "
+        "ORDER BY m.scope, m.name");
+    query.bind(1, run_id);
+    rows = read_metrics(query);
+  });
+  return rows;
+}
+
+std::vector<Artifact> Store::artifacts(std::int64_t run_id) const {
+  std::vector<Artifact> result;
+  impl_->with_retry("reading artifacts", [&] {
+    result.clear();
+    SQLite::Statement query(impl_->db,
+                            "SELECT kind, path FROM artifacts WHERE run_id = ? ORDER BY id");
+    query.bind(1, run_id);
+    while (query.executeStep()) {
+      result.push_back({text(query.getColumn(0)), text(query.getColumn(1))});
+    }
+  });
+  return result;
+}
+
+}  // namespace msd::results

@@ -1,0 +1,201 @@
+// Partition plugins, loaded from the built libmsd_partitions.so.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "load_plugin.h"
+#include "msd/partition.h"
+
+namespace {
+
+using msd::Cell;
+using msd::Partition;
+using msd::PartitionContext;
+using msd::RoutingKey;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::unique_ptr<Partition> make(const std::string& name, const std::map<std::string, msd::Value>& overrides = {}) {
+  return msd::test::make_plugin<Partition>("partitions", name, overrides);
+}
+
+PartitionContext classes_ctx(std::int64_t num_classes, std::int64_t k, std::uint64_t seed = 0) {
+  PartitionContext ctx;
+  ctx.num_classes = num_classes;
+  ctx.k = k;
+  ctx.seed = seed;
+  return ctx;
+}
+
+PartitionContext noise_ctx(std::int64_t k, double sigma_min = 0.002, double sigma_max = 80.0) {
+  PartitionContext ctx;
+  ctx.k = k;
+  ctx.sigma_min = sigma_min;
+  ctx.sigma_max = sigma_max;
+  return ctx;
+}
+
+std::vector<std::vector<std::int64_t>> classes_of(const std::vector<Cell>& cells) {
+  std::vector<std::vector<std::int64_t>> out;
+  for (const Cell& cell : cells) out.push_back(cell.classes);
+  return out;
+}
+
+// Inner boundaries sigma_hi of every cell but the last.
+std::vector<double> inner_edges(const std::vector<Cell>& cells) {
+  std::vector<double> edges;
+  for (size_t i = 0; i + 1 < cells.size(); ++i) edges.push_back(cells[i].sigma_hi);
+  return edges;
+}
+
+const std::vector<std::pair<std::int64_t, std::int64_t>> kClassCombos{
+    {1, 1}, {2, 2}, {7, 2}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {100, 8}, {1000, 7}};
+
+TEST(Partitions, LibraryDeclaresFourPartitionPluginsWithDocumentedKeys) {
+  const msd::PluginLibrary& library = msd::test::load_library("partitions");
+  std::vector<std::string> names;
+  for (const msd::PluginDescriptor& d : library.plugins) {
+    names.push_back(d.info.name);
+    EXPECT_EQ(d.info.kind, msd::PluginKind::partition) << d.info.name;
+    EXPECT_FALSE(d.info.description.empty()) << d.info.name;
+    for (const msd::KeySpec& key : d.info.keys) {
+      EXPECT_FALSE(key.doc.empty()) << d.info.name << "." << key.name;
+      EXPECT_TRUE(key.default_value.has_value()) << d.info.name << "." << key.name;
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform"}));
+}
+
+TEST(Partitions, ClassSplitsAreValidAndBalanced) {
+  for (const char* name : {"class_consecutive", "class_random"}) {
+    const auto partition = make(name);
+    EXPECT_EQ(partition->key(), RoutingKey::condition);
+    for (const auto& [num_classes, k] : kClassCombos) {
+      SCOPED_TRACE(std::string(name) + " num_classes=" + std::to_string(num_classes) + " k=" + std::to_string(k));
+      const std::vector<Cell> cells = partition->split(classes_ctx(num_classes, k, 7));
+      ASSERT_EQ(static_cast<std::int64_t>(cells.size()), k);
+      EXPECT_NO_THROW(msd::check_partition(cells, RoutingKey::condition, num_classes));
+      // The first num_classes % k cells hold one class more.
+      for (std::int64_t i = 0; i < k; ++i) {
+        const std::int64_t want = num_classes / k + (i < num_classes % k ? 1 : 0);
+        EXPECT_EQ(static_cast<std::int64_t>(cells[static_cast<size_t>(i)].classes.size()), want) << "cell " << i;
+        EXPECT_FALSE(cells[static_cast<size_t>(i)].label.empty());
+      }
+    }
+  }
+}
+
+TEST(Partitions, ConsecutiveCellsHoldRunsOfClasses) {
+  const std::vector<Cell> cells = make("class_consecutive")->split(classes_ctx(10, 4));
+  EXPECT_EQ(classes_of(cells),
+            (std::vector<std::vector<std::int64_t>>{{0, 1, 2}, {3, 4, 5}, {6, 7}, {8, 9}}));
+  EXPECT_EQ(cells[0].label, "classes 0-2");
+  EXPECT_EQ(make("class_consecutive")->split(classes_ctx(3, 3))[1].label, "class 1");
+}
+
+TEST(Partitions, ClassSplitsRejectMoreCellsThanClasses) {
+  for (const char* name : {"class_consecutive", "class_random"}) {
+    try {
+      make(name)->split(classes_ctx(3, 4));
+      ADD_FAILURE() << name << " accepted k > num_classes";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(make(name)->split(classes_ctx(3, 0)), std::invalid_argument) << name;
+  }
+}
+
+TEST(Partitions, RandomSplitIsReproducibleAndDependsOnSeed) {
+  const auto partition = make("class_random");
+  const auto a = classes_of(partition->split(classes_ctx(10, 4, 1)));
+  EXPECT_EQ(a, classes_of(partition->split(classes_ctx(10, 4, 1))));
+  EXPECT_NE(a, classes_of(partition->split(classes_ctx(10, 4, 2))));
+  // Some seed must give a split other than the consecutive one.
+  const auto consecutive = classes_of(make("class_consecutive")->split(classes_ctx(10, 4)));
+  EXPECT_NE(a, consecutive);
+}
+
+TEST(Partitions, ShuffleSeedOverridesRunSeed) {
+  const auto fixed = make("class_random", {{"shuffle_seed", std::int64_t{5}}});
+  const auto a = classes_of(fixed->split(classes_ctx(10, 4, 1)));
+  EXPECT_EQ(a, classes_of(fixed->split(classes_ctx(10, 4, 2))));
+  EXPECT_EQ(a, classes_of(make("class_random")->split(classes_ctx(10, 4, 5))));
+}
+
+// Pinned: mt19937_64 and the hand-written shuffle are portable, so a run's random split must stay
+// the same on every platform and in every later version, or old results cannot be reproduced.
+TEST(Partitions, RandomSplitIsPinned) {
+  const auto cells = make("class_random")->split(classes_ctx(10, 3, 42));
+  EXPECT_EQ(classes_of(cells), (std::vector<std::vector<std::int64_t>>{{0, 1, 7, 9}, {3, 4, 8}, {2, 5, 6}}));
+}
+
+TEST(Partitions, NoiseSplitsTileZeroToInfinity) {
+  for (const char* name : {"noise_uniform", "noise_nonuniform"}) {
+    const auto partition = make(name);
+    EXPECT_EQ(partition->key(), RoutingKey::noise_level);
+    for (std::int64_t k : {1, 2, 3, 5, 8, 16}) {
+      SCOPED_TRACE(std::string(name) + " k=" + std::to_string(k));
+      const std::vector<Cell> cells = partition->split(noise_ctx(k));
+      ASSERT_EQ(static_cast<std::int64_t>(cells.size()), k);
+      EXPECT_NO_THROW(msd::check_partition(cells, RoutingKey::noise_level, 0));
+      EXPECT_EQ(cells.front().sigma_lo, 0.0);
+      EXPECT_EQ(cells.back().sigma_hi, kInf);
+      for (size_t i = 0; i < cells.size(); ++i) {
+        EXPECT_LT(cells[i].sigma_lo, cells[i].sigma_hi);
+        if (i + 1 < cells.size()) {
+          EXPECT_EQ(cells[i].sigma_hi, cells[i + 1].sigma_lo);
+          EXPECT_GT(cells[i].sigma_hi, 0.002);
+          EXPECT_LT(cells[i].sigma_hi, 80.0);
+        }
+        EXPECT_TRUE(cells[i].classes.empty());
+      }
+      // Every sigma, inside the sampler's range or not, has exactly one student.
+      for (double sigma : {0.0, 1e-9, 0.002, 0.5, 80.0, 1e6}) {
+        int owners = 0;
+        for (const Cell& cell : cells) owners += cell.contains_sigma(sigma) ? 1 : 0;
+        EXPECT_EQ(owners, 1) << "sigma " << sigma;
+      }
+      EXPECT_EQ(cells.front().label.rfind("sigma [0, ", 0), 0u) << cells.front().label;
+      EXPECT_EQ(cells.back().label.substr(cells.back().label.size() - 6), ", inf)") << cells.back().label;
+    }
+  }
+}
+
+TEST(Partitions, UniformNoiseEdgesAreEvenInLogSigma) {
+  const std::vector<double> edges = inner_edges(make("noise_uniform")->split(noise_ctx(4, 0.01, 100.0)));
+  ASSERT_EQ(edges.size(), 3u);
+  // log10 spans -2..2 in four equal steps.
+  EXPECT_NEAR(edges[0], 0.1, 1e-12);
+  EXPECT_NEAR(edges[1], 1.0, 1e-12);
+  EXPECT_NEAR(edges[2], 10.0, 1e-10);
+  EXPECT_EQ(make("noise_uniform")->split(noise_ctx(4, 0.01, 100.0))[1].label, "sigma [0.1, 1)");
+}
+
+TEST(Partitions, NonuniformNoiseCellsAreNarrowerAtLowSigma) {
+  const std::vector<double> uniform = inner_edges(make("noise_uniform")->split(noise_ctx(6)));
+  const std::vector<double> warped = inner_edges(make("noise_nonuniform")->split(noise_ctx(6)));
+  ASSERT_EQ(warped.size(), 5u);
+  for (size_t i = 0; i < warped.size(); ++i) EXPECT_LT(warped[i], uniform[i]) << "edge " << i;
+  // Widths in log sigma of the cells between inner edges grow with sigma.
+  for (size_t i = 0; i + 2 < warped.size(); ++i) {
+    EXPECT_LT(std::log(warped[i + 1] / warped[i]), std::log(warped[i + 2] / warped[i + 1])) << "cell " << i + 1;
+  }
+  // gamma = 1 is the uniform split.
+  const auto gamma_one = make("noise_nonuniform", {{"gamma", 1.0}})->split(noise_ctx(6));
+  EXPECT_EQ(inner_edges(gamma_one), uniform);
+}
+
+TEST(Partitions, NoiseSplitsRejectBadRanges) {
+  for (const char* name : {"noise_uniform", "noise_nonuniform"}) {
+    const auto partition = make(name);
+    EXPECT_THROW(partition->split(noise_ctx(0)), std::invalid_argument) << name;
+    EXPECT_THROW(partition->split(noise_ctx(4, 0.0, 80.0)), std::invalid_argument) << name;
+    EXPECT_THROW(partition->split(noise_ctx(4, 10.0, 1.0)), std::invalid_argument) << name;
+  }
+}
+
+}  // namespace
