@@ -62,10 +62,15 @@ std::string quote(const std::string& s) {
 std::string real_to_toml(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  std::string s = os.str();
+  // The shortest decimal that reads back as the same double: 0.1 prints as 0.1, not 0.10000000000000001.
+  std::string s;
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::ostringstream os;
+    os.precision(precision);
+    os << v;
+    s = os.str();
+    if (std::stod(s) == v) break;
+  }
   // Keep reals recognisable as reals so a round trip through TOML preserves the type.
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;

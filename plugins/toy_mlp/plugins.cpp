@@ -39,7 +39,7 @@ toy::MlpDenoiserOptions architecture(const msd::Params& p, std::int64_t dim, std
 class EdmMlpTeacher final : public msd::Teacher {
  public:
   static msd::PluginInfo info() {
-    std::vector<msd::KeySpec> keys = architecture_keys(256, 3);
+    std::vector<msd::KeySpec> keys = architecture_keys(128, 3);
     std::vector<msd::KeySpec> more = {
         msd::key_real("sigma_data", 0.5, "EDM data standard deviation sigma_data", 1e-6),
         msd::key_int("steps", 4000, "training iterations", 1),
@@ -160,7 +160,7 @@ class MlpStudent : public msd::Student {
 class OneStepGenerator final : public MlpStudent {
  public:
   static msd::PluginInfo info() {
-    std::vector<msd::KeySpec> k = keys(256, 3, "teacher");
+    std::vector<msd::KeySpec> k = keys(128, 3, "teacher");
     k.push_back(msd::key_real("sigma_gen", 80.0,
                               "noise level the generator is evaluated at: G(z) = D(sigma_gen z; sigma_gen)", 1e-6));
     return {msd::PluginKind::student, "one_step_generator", "1.0",
@@ -176,7 +176,7 @@ class MultiStepMlpStudent final : public MlpStudent {
   static msd::PluginInfo info() {
     return {msd::PluginKind::student, "mlp_denoiser", "1.0",
             "multi-step EDM MLP denoiser, smaller than the teacher by default, sampled with the teacher's sampler",
-            keys(128, 2, "scratch")};
+            keys(64, 2, "scratch")};
   }
   explicit MultiStepMlpStudent(const msd::Params& params) : MlpStudent(params) {}
   msd::StudentType type() const override { return msd::StudentType::multi_step; }
