@@ -1,5 +1,6 @@
 #include "msd/plugin.h"
 
+#include <charconv>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -62,15 +63,10 @@ std::string quote(const std::string& s) {
 std::string real_to_toml(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  // The shortest decimal that reads back as the same double: 0.1 prints as 0.1, not 0.10000000000000001.
-  std::string s;
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::ostringstream os;
-    os.precision(precision);
-    os << v;
-    s = os.str();
-    if (std::stod(s) == v) break;
-  }
+  // The shortest decimal that reads back as the same double: 0.1, not 0.10000000000000001; 50, not 5e+01.
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v);
+  std::string s(buffer, result.ptr);
   // Keep reals recognisable as reals so a round trip through TOML preserves the type.
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;

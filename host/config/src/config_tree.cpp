@@ -67,7 +67,9 @@ ConfigNode convert(const toml::node& node, const std::string& file) {
     case toml::node_type::table:
       out.kind = ConfigNode::Kind::table;
       for (auto&& [key, value] : *node.as_table()) {
-        out.entries.push_back(ConfigEntry{std::string(key.str()), convert(value, file)});
+        SourceLocation key_where{file, static_cast<int>(key.source().begin.line),
+                                 static_cast<int>(key.source().begin.column)};
+        out.entries.push_back(ConfigEntry{std::string(key.str()), convert(value, file), key_where});
       }
       // toml++ keeps keys sorted; file order makes issues and variant coordinates read like the file.
       std::stable_sort(out.entries.begin(), out.entries.end(), [](const ConfigEntry& a, const ConfigEntry& b) {
@@ -195,7 +197,7 @@ void apply(const Override& override_, ConfigNode& root, std::vector<ConfigIssue>
     if (at->is_table()) {
       next = at->find(segment);
       if (next == nullptr) {
-        at->entries.push_back(ConfigEntry{segment, empty_container(next_is_index, where)});
+        at->entries.push_back(ConfigEntry{segment, empty_container(next_is_index, where), {}});
         next = &at->entries.back().value;
       }
     } else if (at->is_array()) {

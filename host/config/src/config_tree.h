@@ -43,6 +43,9 @@ struct ConfigNode {
 struct ConfigEntry {
   std::string key;
   ConfigNode value;
+  SourceLocation key_where;  ///< where the key itself was written; line 0 when made by an override
+  /// Where to point a message about this key: the key if known, else its value.
+  const SourceLocation& where() const { return key_where.line > 0 ? key_where : value.where; }
 };
 
 /// Parses a TOML document. Throws ConfigError at the syntax error's line and column.

@@ -301,7 +301,7 @@ Values Validation::keys(const ConfigNode& node, const SectionSchema& schema, con
       } else {
         message += "; valid keys: " + join(valid);
       }
-      issue(entry.value.where, key, message);
+      issue(entry.where(), key, message);
       continue;
     }
     if (auto value = check_value(*spec, entry.value, key, issues_)) values.emplace(entry.key, std::move(*value));

@@ -68,6 +68,15 @@ void request_stop(int) {
   std::signal(SIGTERM, SIG_DFL);
 }
 
+/// Opens an existing database for the query commands: a mistyped --db must not create an empty one.
+/// Read-write, so that opening it marks runs of dead processes as interrupted.
+std::unique_ptr<results::Store> open_existing(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error("no results database at " + path + " (give the right one with --db)");
+  }
+  return std::make_unique<results::Store>(path);
+}
+
 std::filesystem::path database_for(const std::string& flag, const RunConfig* config, const std::filesystem::path& experiment_dir) {
   if (!flag.empty()) return flag;
   if (config != nullptr && !config->results.empty()) {
@@ -184,9 +193,11 @@ int main(int argc, char** argv) {
   results_cmd->require_subcommand(1);
   results_cmd->add_option("--db", db, "results database")->capture_default_str();
   CLI::App* results_list = results_cmd->add_subcommand("list", "one line per run");
+  results_list->fallthrough();  // `msd results list --db X` as well as `msd results --db X list`
   results_list->add_option("--experiment", experiment_filter, "only runs of this experiment");
   std::int64_t show_run = 0;
   CLI::App* results_show = results_cmd->add_subcommand("show", "config, status and final metrics of a run");
+  results_show->fallthrough();
   results_show->add_option("run", show_run, "run id")->required();
 
   SampleRequest sample_request;
@@ -228,20 +239,17 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (results_list->parsed()) {
-      results::Store store(db);
-      std::cout << results::format_run_list(store.list_runs(experiment_filter));
+      std::cout << results::format_run_list(open_existing(db)->list_runs(experiment_filter));
       return 0;
     }
     if (results_show->parsed()) {
-      results::Store store(db);
-      std::cout << results::format_run_details(store, show_run);
+      std::cout << results::format_run_details(*open_existing(db), show_run);
       return 0;
     }
     if (sample->parsed()) {
       PluginRegistry registry;
       load_plugins(registry, plugin_options, {});
-      results::Store store(sample_db);
-      std::cout << sample_run(sample_request, registry, store) << "\n";
+      std::cout << sample_run(sample_request, registry, *open_existing(sample_db)) << "\n";
       return 0;
     }
   } catch (const ConfigError& e) {

@@ -1,5 +1,7 @@
 #include "msd/host/models.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -20,29 +22,24 @@ StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::
 }
 
 torch::Tensor StudentEnsemble::routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const {
-  if (students_.size() == 1) {
-    return students_[0].net->denoise(x, torch::full({x.size(0)}, sigma, x.options()), labels);
+  auto sigmas = [&](std::int64_t n) { return torch::full({n}, sigma, x.options()); };
+  // Cells with every class take the whole batch at their noise levels (cells are disjoint): the
+  // common case for noise-level partitions and K = 1, with no gather or scatter.
+  for (const StudentSlot& slot : students_) {
+    if (slot.cell.classes.empty() && slot.cell.contains_sigma(sigma)) return slot.net->denoise(x, sigmas(x.size(0)), labels);
   }
   torch::Tensor out = torch::empty_like(x);
-  torch::Tensor served = torch::zeros({x.size(0)}, labels.options().dtype(torch::kBool));
+  std::int64_t served = 0;
   for (const StudentSlot& slot : students_) {
     if (!slot.cell.contains_sigma(sigma)) continue;
-    torch::Tensor mask;
-    if (slot.cell.classes.empty()) {
-      mask = torch::ones_like(served);
-    } else {
-      torch::Tensor cell_classes = torch::tensor(slot.cell.classes, labels.options());
-      mask = torch::isin(labels, cell_classes);
-    }
-    torch::Tensor index = mask.nonzero().squeeze(1);
+    torch::Tensor index = torch::isin(labels, torch::tensor(slot.cell.classes, labels.options())).nonzero().squeeze(1);
     if (index.numel() == 0) continue;
-    torch::Tensor xs = x.index_select(0, index);
-    torch::Tensor ys = slot.net->denoise(xs, torch::full({xs.size(0)}, sigma, x.options()), labels.index_select(0, index));
-    out.index_copy_(0, index, ys);
-    served.index_fill_(0, index, true);
+    out.index_copy_(0, index, slot.net->denoise(x.index_select(0, index), sigmas(index.numel()), labels.index_select(0, index)));
+    served += index.numel();
   }
-  if (!served.all().item<bool>()) {
-    throw std::logic_error("router: some samples matched no student cell at sigma " + std::to_string(sigma));
+  if (served != x.size(0)) {
+    throw std::logic_error("router: " + std::to_string(x.size(0) - served) + " samples matched no student cell at sigma " +
+                           std::to_string(sigma));
   }
   return out;
 }

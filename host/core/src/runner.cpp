@@ -254,6 +254,8 @@ class RunExecution {
 
  private:
   void obtain_teacher() {
+    // Seed before build(): the initial weights are part of what the teacher hash promises.
+    seed_phase(config_.seed, "teacher");
     teacher_ = teacher_plugin_->build(data_->sample_shape(), data_->num_classes());
     const std::filesystem::path file = teacher_cache_file(workspace_, config_);
     std::vector<results::MetricRow> rows;
@@ -262,7 +264,6 @@ class RunExecution {
       log_ << "teacher: reusing " << file.string() << "\n";
       rows.push_back({"teacher.cached", 0, 1.0, ""});
     } else {
-      seed_phase(config_.seed, "teacher");
       teacher_->to(device_);
       const auto start = Clock::now();
       teacher_plugin_->train(*teacher_, TeacherContext{data_.get(), device_, &monitor_});
@@ -441,14 +442,18 @@ class RunExecution {
     StepContextImpl::Fixed fixed{data_.get(), teacher_.get(), &student, &cell, student_plugin.type(),
                                  student_plugin.generator_sigma(), config_.distill.outside_cell_p, batch,
                                  device_, pairs.labels.defined() ? &pairs : nullptr};
-    const std::int64_t log_every = std::max<std::int64_t>(1, steps / 100);
+    // Curves and progress are taken on student-update iterations (about 100 points per stage), so
+    // every logged point has the student's losses, whatever the two-time-scale ratio.
+    const std::int64_t expected_updates = (steps + stage.update_every - 1) / stage.update_every;
+    const std::int64_t log_every = std::max<std::int64_t>(1, expected_updates / 100);
     Compute spent;
     const auto start = Clock::now();
     std::int64_t updates = 0;
     for (std::int64_t it = 0; it < steps; ++it) {
       StepContextImpl ctx(fixed, it, it % stage.update_every == 0);
-      const bool log_now = (it % log_every == 0) || it + 1 == steps;
-      std::vector<double> values(losses.size(), std::nan(""));
+      const bool log_now =
+          ctx.updates_student() && (updates % log_every == 0 || it + stage.update_every >= steps);
+      std::vector<double> values(losses.size(), 0.0);
       if (ctx.updates_student()) {
         const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
         for (auto& group : optimizer.param_groups()) {
@@ -473,7 +478,6 @@ class RunExecution {
       if (log_now) {
         double shown = 0.0;
         for (size_t i = 0; i < losses.size(); ++i) {
-          if (std::isnan(values[i])) continue;
           monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
           shown += stage.losses[i].weight * values[i];
         }

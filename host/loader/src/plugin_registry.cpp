@@ -156,7 +156,8 @@ void PluginRegistry::load_folder(const fs::path& folder) {
   if (!fs::is_directory(folder, ec)) {
     throw PluginError("plugin folder " + where +
                       (fs::exists(folder, ec) ? " is not a folder" : " does not exist") +
-                      "; check the folder given on the command line or in MSD_PLUGIN_PATH");
+                      "; check --plugin-path, MSD_PLUGIN_PATH and the experiment file's experiment.plugin_paths "
+                      "(relative to the experiment file's folder)");
   }
   std::vector<fs::path> files;
   for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {

@@ -1,0 +1,428 @@
+// `msd run` end to end: what a run records, the teacher cache, determinism, O2MKD-style students,
+// the teacher-only baseline and variants.
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "helpers.h"
+
+namespace msd_integration {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using msd::results::RunStatus;
+
+bool is_hex16(const std::string& s) {
+  if (s.size() != 16) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
+std::vector<fs::path> files_with_extension(const fs::path& folder, const std::string& ext) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.path().extension() == ext) out.push_back(entry.path());
+  }
+  return out;
+}
+
+/// Bit-level equality of two doubles (so that NaN == NaN and -0 != +0 would show up as they are).
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
+
+// 1. ----------------------------------------------------------------------------------------------
+TEST(EndToEnd, MsdRunRecordsConfigMetricsCurvesAndArtifacts) {
+  TempDir tmp;
+  write_text(tmp / "tiny.toml", tiny_msd_config());
+  const fs::path db = tmp / "results.db";
+
+  const RunResult r = run_msd({"run", (tmp / "tiny.toml").string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("== run 1: tiny / base"));
+  EXPECT_THAT(r.output, HasSubstr("trained and cached"));
+
+  const std::vector<RunView> runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  const RunView& run = runs[0];
+  EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+  EXPECT_EQ(run.record.experiment, "tiny");
+  EXPECT_EQ(run.record.name, "base");
+  EXPECT_TRUE(run.record.error.empty()) << run.record.error;
+  EXPECT_FALSE(run.record.ended_at.empty());
+  EXPECT_TRUE(is_hex16(run.record.config_hash)) << run.record.config_hash;
+  EXPECT_FALSE(run.record.config_text.empty());
+  EXPECT_THAT(run.record.config_text, HasSubstr("edm_mlp"));
+  EXPECT_EQ(run.record.seed, 0);
+  EXPECT_EQ(run.record.device, "cpu");
+
+  EXPECT_EQ(run.param("partition.k"), std::optional<std::string>("2"));
+  EXPECT_EQ(run.param("teacher.steps"), std::optional<std::string>("150"));
+  EXPECT_EQ(run.param("teacher.plugin"), std::optional<std::string>("\"edm_mlp\""));
+  EXPECT_EQ(run.tag("threads"), std::optional<std::string>("1"));
+  EXPECT_EQ(run.tag("model"), std::optional<std::string>("students"));
+  EXPECT_TRUE(run.tag("cell.0").has_value());
+  EXPECT_TRUE(run.tag("cell.1").has_value());
+
+  // Whole-model quality metrics.
+  for (const char* name : {"swd", "mmd", "coverage", "near_mode"}) {
+    const auto v = run.metric(name);
+    ASSERT_TRUE(v.has_value()) << "missing final metric " << name;
+    EXPECT_TRUE(std::isfinite(*v)) << name << " = " << *v;
+  }
+  EXPECT_GE(*run.metric("swd"), 0.0);
+  EXPECT_GE(*run.metric("coverage"), 0.0);
+  EXPECT_LE(*run.metric("coverage"), 1.0);
+  // Cost: one-step students.
+  EXPECT_EQ(run.metric("nfe"), std::optional<double>(1.0));
+  EXPECT_EQ(run.metric("students"), std::optional<double>(2.0));
+  ASSERT_TRUE(run.metric("latency_ms_per_sample").has_value());
+  EXPECT_GT(*run.metric("latency_ms_per_sample"), 0.0);
+  EXPECT_EQ(run.metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_TRUE(run.metric("run.seconds").has_value());
+
+  // Compute: 2 students x 40 iterations (budget per student), the student steps every 2nd one.
+  EXPECT_EQ(run.metric("train.iterations"), std::optional<double>(80.0));
+  EXPECT_EQ(run.metric("train.student_updates"), std::optional<double>(40.0));
+  EXPECT_EQ(run.metric("train.samples"), std::optional<double>(80.0 * 128));
+  for (const char* scope : {"student:0", "student:1"}) {
+    EXPECT_EQ(run.metric("train.iterations", scope), std::optional<double>(40.0)) << scope;
+    EXPECT_EQ(run.metric("train.student_updates", scope), std::optional<double>(20.0)) << scope;
+    EXPECT_TRUE(run.metric("params", scope).has_value()) << scope;
+  }
+  EXPECT_FALSE(run.metric("train.iterations", "student:2").has_value());
+
+  // Per-class quality: gaussian_grid has 5 classes.
+  for (int c = 0; c < 5; ++c) {
+    const std::string scope = "class:" + std::to_string(c);
+    ASSERT_TRUE(run.metric("swd", scope).has_value()) << scope;
+    EXPECT_TRUE(std::isfinite(*run.metric("swd", scope))) << scope;
+  }
+  EXPECT_FALSE(run.metric("swd", "class:5").has_value());
+
+  // Training curves: several logged steps of the dm stage for each student.
+  for (const char* scope : {"student:0", "student:1"}) {
+    std::set<std::int64_t> steps;
+    for (const auto& m : run.all_metrics) {
+      if (m.scope == scope && m.name.rfind("train.dm.", 0) == 0) steps.insert(m.step);
+    }
+    EXPECT_GE(steps.size(), 5u) << "training-curve steps of " << scope;
+    if (!steps.empty()) {
+      EXPECT_EQ(*steps.begin(), 0);
+      EXPECT_EQ(*steps.rbegin(), 39);
+    }
+  }
+
+  // Artifacts.
+  const auto teacher = run.artifact_paths("teacher");
+  ASSERT_EQ(teacher.size(), 1u);
+  EXPECT_TRUE(fs::exists(teacher[0])) << teacher[0];
+  EXPECT_EQ(teacher[0].parent_path(), tmp / "cache" / "teachers");
+  const auto students = run.artifact_paths("student");
+  ASSERT_EQ(students.size(), 2u);
+  for (const auto& s : students) {
+    EXPECT_TRUE(fs::exists(s)) << s;
+    EXPECT_GT(fs::file_size(s), 0u) << s;
+  }
+  EXPECT_NE(students[0], students[1]);
+  const auto samples = run.artifact_paths("samples");
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_TRUE(fs::exists(samples[0])) << samples[0];
+  EXPECT_EQ(read_text(samples[0]).substr(0, 6), "\x93NUMPY");
+}
+
+// 2. ----------------------------------------------------------------------------------------------
+TEST(EndToEnd, TeacherCacheIsReusedAcrossStagesAndInvalidatedByTeacherKeys) {
+  TempDir tmp;
+  const fs::path file = tmp / "tiny.toml";
+  write_text(file, tiny_msd_config());
+  const fs::path db = tmp / "results.db";
+
+  const RunResult first = run_msd({"run", file.string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, Not(HasSubstr("reusing")));
+  const auto cached = files_with_extension(tmp / "cache" / "teachers", ".pt");
+  ASSERT_EQ(cached.size(), 1u) << "teacher cache under " << (tmp / "cache" / "teachers");
+  EXPECT_TRUE(fs::exists(cached[0].string() + ".toml")) << "provenance beside " << cached[0];
+
+  // Different distillation, same dataset/teacher/seed: the teacher is loaded, not trained.
+  const RunResult second = run_msd({"run", file.string(), "--db", db.string(), "--set", "stage.0.steps=20"}, tmp.path());
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("reusing"));
+  EXPECT_THAT(second.output, HasSubstr(cached[0].filename().string()));
+
+  // A teacher key changes: a new teacher is trained and cached beside the old one.
+  const RunResult third =
+      run_msd({"run", file.string(), "--db", db.string(), "--set", "teacher.steps=151", "--set", "stage.0.steps=2"},
+              tmp.path());
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  EXPECT_THAT(third.output, Not(HasSubstr("reusing")));
+  EXPECT_EQ(files_with_extension(tmp / "cache" / "teachers", ".pt").size(), 2u);
+
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 3u);
+  for (const auto& run : runs) EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+  EXPECT_EQ(runs[0].metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_TRUE(runs[0].metric("teacher.train_seconds").has_value());
+  EXPECT_EQ(runs[1].metric("teacher.cached"), std::optional<double>(1.0));
+  EXPECT_FALSE(runs[1].metric("teacher.train_seconds").has_value());
+  EXPECT_EQ(runs[2].metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_TRUE(runs[2].metric("teacher.train_seconds").has_value());
+
+  // The overrides took effect and make distinct configs.
+  EXPECT_EQ(runs[1].metric("train.iterations"), std::optional<double>(40.0));
+  EXPECT_EQ(runs[1].param("stage.0.steps"), std::optional<std::string>("20"));
+  EXPECT_EQ(runs[2].param("teacher.steps"), std::optional<std::string>("151"));
+  EXPECT_NE(runs[0].record.config_hash, runs[1].record.config_hash);
+  EXPECT_NE(runs[0].record.config_hash, runs[2].record.config_hash);
+  // Runs 0 and 1 share the teacher file; run 2 has its own.
+  ASSERT_EQ(runs[1].artifact_paths("teacher").size(), 1u);
+  ASSERT_EQ(runs[2].artifact_paths("teacher").size(), 1u);
+  EXPECT_EQ(runs[0].artifact_paths("teacher"), runs[1].artifact_paths("teacher"));
+  EXPECT_NE(runs[0].artifact_paths("teacher"), runs[2].artifact_paths("teacher"));
+}
+
+// 3. ----------------------------------------------------------------------------------------------
+void expect_same_scores(const RunView& x, const RunView& y, const std::string& what) {
+  SCOPED_TRACE(what);
+  for (const char* name : {"swd", "mmd", "coverage", "near_mode"}) {
+    const auto a = x.metric(name);
+    const auto b = y.metric(name);
+    ASSERT_TRUE(a && b) << name;
+    EXPECT_TRUE(same_bits(*a, *b)) << name << ": " << *a << " vs " << *b;
+  }
+  for (int c = 0; c < 5; ++c) {
+    const std::string scope = "class:" + std::to_string(c);
+    const auto a = x.metric("swd", scope);
+    const auto b = y.metric("swd", scope);
+    ASSERT_TRUE(a && b) << scope;
+    EXPECT_TRUE(same_bits(*a, *b)) << "swd " << scope << ": " << *a << " vs " << *b;
+  }
+}
+
+TEST(EndToEnd, CpuRunsWithTheSameTeacherAreBitReproducible) {
+  TempDir a, b;
+  write_text(a / "tiny.toml", tiny_msd_config());
+  write_text(b / "tiny.toml", tiny_msd_config());
+
+  const RunResult ra = run_msd({"run", (a / "tiny.toml").string(), "--db", (a / "results.db").string()}, a.path());
+  ASSERT_EQ(ra.exit_code, 0) << ra.output;
+  // Folder b gets a copy of a's teacher cache, so its run starts from the same teacher in another
+  // process and another folder.
+  fs::copy(a / "cache", b / "cache", fs::copy_options::recursive);
+  const RunResult rb = run_msd({"run", (b / "tiny.toml").string(), "--db", (b / "results.db").string()}, b.path());
+  ASSERT_EQ(rb.exit_code, 0) << rb.output;
+  EXPECT_THAT(rb.output, HasSubstr("reusing"));
+  // The same config again in folder a: the teacher now comes from the cache the first run wrote.
+  const RunResult rc = run_msd({"run", (a / "tiny.toml").string(), "--db", (a / "results.db").string()}, a.path());
+  ASSERT_EQ(rc.exit_code, 0) << rc.output;
+  EXPECT_THAT(rc.output, HasSubstr("reusing"));
+
+  const auto runs_a = read_runs(a / "results.db");
+  const auto runs_b = read_runs(b / "results.db");
+  ASSERT_EQ(runs_a.size(), 2u);
+  ASSERT_EQ(runs_b.size(), 1u);
+  const RunView& trained = runs_a[0];
+  const RunView& reused = runs_a[1];
+  const RunView& copied = runs_b[0];
+  EXPECT_EQ(trained.record.config_hash, copied.record.config_hash);
+  EXPECT_EQ(trained.record.config_hash, reused.record.config_hash);
+  EXPECT_EQ(trained.metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_EQ(reused.metric("teacher.cached"), std::optional<double>(1.0));
+  EXPECT_EQ(copied.metric("teacher.cached"), std::optional<double>(1.0));
+
+  // Whether the teacher was just trained (and is still in memory) or loaded from its file, every
+  // later phase is seeded on its own, so students, samples and scores are bit-identical.
+  expect_same_scores(trained, reused, "trained vs reused (same folder)");
+  expect_same_scores(trained, copied, "trained vs copied cache (another folder)");
+  ASSERT_EQ(trained.artifact_paths("student").size(), 2u);
+  ASSERT_EQ(copied.artifact_paths("student").size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_TRUE(same_file_contents(trained.artifact_paths("student")[k], copied.artifact_paths("student")[k]))
+        << "student " << k;
+  }
+  ASSERT_EQ(trained.artifact_paths("samples").size(), 1u);
+  ASSERT_EQ(reused.artifact_paths("samples").size(), 1u);
+  EXPECT_TRUE(same_file_contents(trained.artifact_paths("samples")[0], reused.artifact_paths("samples")[0]));
+}
+
+TEST(EndToEnd, TeacherTrainingIsBitReproducibleAcrossProcesses) {
+  TempDir a, b;
+  write_text(a / "tiny.toml", tiny_msd_config());
+  write_text(b / "tiny.toml", tiny_msd_config());
+  const RunResult ra = run_msd({"run", (a / "tiny.toml").string(), "--db", (a / "results.db").string()}, a.path());
+  ASSERT_EQ(ra.exit_code, 0) << ra.output;
+  const RunResult rb = run_msd({"run", (b / "tiny.toml").string(), "--db", (b / "results.db").string()}, b.path());
+  ASSERT_EQ(rb.exit_code, 0) << rb.output;
+  const auto runs_a = read_runs(a / "results.db");
+  const auto runs_b = read_runs(b / "results.db");
+  ASSERT_EQ(runs_a.size(), 1u);
+  ASSERT_EQ(runs_b.size(), 1u);
+  EXPECT_EQ(runs_a[0].metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_EQ(runs_b[0].metric("teacher.cached"), std::optional<double>(0.0));
+  ASSERT_EQ(runs_a[0].artifact_paths("teacher").size(), 1u);
+  ASSERT_EQ(runs_b[0].artifact_paths("teacher").size(), 1u);
+  EXPECT_TRUE(same_file_contents(runs_a[0].artifact_paths("teacher")[0], runs_b[0].artifact_paths("teacher")[0]))
+      << "two trainings of the same teacher config gave different weights";
+  expect_same_scores(runs_a[0], runs_b[0], "two runs from scratch");
+}
+
+// 4. ----------------------------------------------------------------------------------------------
+TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
+  TempDir tmp;
+  const std::string text = tiny_head({"o2mkd"}) +
+                           "[student]\n"
+                           "plugin = \"mlp_denoiser\"\n"
+                           "hidden = 16\n"
+                           "blocks = 1\n"
+                           "\n"
+                           "[partition]\n"
+                           "plugin = \"noise_uniform\"\n"
+                           "k = 2\n"
+                           "\n"
+                           "[budget]\n"
+                           "batch_size = 128\n"
+                           "\n"
+                           "[[stage]]\n"
+                           "name = \"kd\"\n"
+                           "steps = 40\n"
+                           "lr = 1e-3\n"
+                           "\n"
+                           "[[stage.loss]]\n"
+                           "plugin = \"diffusion\"\n"
+                           "\n"
+                           "[[stage.loss]]\n"
+                           "plugin = \"kd_prediction\"\n"
+                           "\n"
+                           "[[stage.loss]]\n"
+                           "plugin = \"kd_relational\"\n"
+                           "weight = 0.1\n"
+                           "\n" +
+                           tiny_evaluate();
+  write_text(tmp / "o2mkd.toml", text);
+  const fs::path db = tmp / "results.db";
+  const RunResult r = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  const RunView& run = runs[0];
+  EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+  // Multi-step students routed by noise level sample with the teacher's sampler: 2 * 4 - 1 NFE.
+  EXPECT_EQ(run.metric("nfe"), std::optional<double>(7.0));
+  EXPECT_EQ(run.metric("students"), std::optional<double>(2.0));
+  EXPECT_EQ(run.metric("train.iterations"), std::optional<double>(80.0));
+  EXPECT_EQ(run.metric("train.student_updates"), std::optional<double>(80.0));  // update_every = 1
+  ASSERT_TRUE(run.tag("cell.0").has_value());
+  ASSERT_TRUE(run.tag("cell.1").has_value());
+  EXPECT_FALSE(run.tag("cell.2").has_value());
+  EXPECT_NE(*run.tag("cell.0"), *run.tag("cell.1"));
+  EXPECT_EQ(run.artifact_paths("student").size(), 2u);
+  EXPECT_TRUE(run.metric("swd").has_value());
+  // Every loss of the stage has a training curve.
+  for (const char* loss : {"train.kd.diffusion", "train.kd.kd_prediction", "train.kd.kd_relational"}) {
+    bool found = false;
+    for (const auto& m : run.all_metrics) found = found || (m.name == loss && m.scope == "student:1");
+    EXPECT_TRUE(found) << "no curve " << loss;
+  }
+}
+
+// 5. ----------------------------------------------------------------------------------------------
+TEST(EndToEnd, TeacherOnlyBaseline) {
+  TempDir tmp;
+  write_text(tmp / "teacher.toml", tiny_head({"teacher_only"}) + "[distill]\nenabled = false\n\n" + tiny_evaluate());
+  const fs::path db = tmp / "results.db";
+  const RunResult r = run_msd({"run", (tmp / "teacher.toml").string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  const RunView& run = runs[0];
+  EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+  EXPECT_EQ(run.metric("nfe"), std::optional<double>(7.0));
+  EXPECT_EQ(run.metric("students"), std::optional<double>(0.0));
+  EXPECT_EQ(run.tag("model"), std::optional<std::string>("teacher"));
+  EXPECT_TRUE(run.metric("swd").has_value());
+  EXPECT_TRUE(run.metric("latency_ms_per_sample").has_value());
+  EXPECT_FALSE(run.metric("train.iterations").has_value());
+  EXPECT_FALSE(run.tag("cell.0").has_value());
+  EXPECT_TRUE(run.artifact_paths("student").empty());
+  EXPECT_EQ(run.artifact_paths("teacher").size(), 1u);
+  EXPECT_EQ(run.artifact_paths("samples").size(), 1u);
+  // The summary table calls the model "teacher" in the K column.
+  EXPECT_THAT(r.output, HasSubstr("teacher"));
+}
+
+// 6. ----------------------------------------------------------------------------------------------
+TEST(EndToEnd, VariantsRunInFileOrderAndOnlySelectsThem) {
+  TempDir tmp;
+  TinyOptions options;
+  options.name = "variants";
+  options.stage_steps = 20;
+  const fs::path file = tmp / "variants.toml";
+  write_text(file, tiny_msd_config(options) +
+                       "[[sweep.variant]]\n"
+                       "name = \"teacher_only\"\n"
+                       "distill.enabled = false\n"
+                       "\n"
+                       "[[sweep.variant]]\n"
+                       "name = \"k1\"\n"
+                       "partition.k = 1\n"
+                       "\n"
+                       "[[sweep.variant]]\n"
+                       "name = \"k2\"\n");
+
+  const fs::path db = tmp / "all.db";
+  const RunResult all = run_msd({"run", file.string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].record.name, "teacher_only");
+  EXPECT_EQ(runs[1].record.name, "k1");
+  EXPECT_EQ(runs[2].record.name, "k2");
+  for (const auto& run : runs) {
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
+    EXPECT_EQ(run.record.experiment, "variants");
+  }
+  EXPECT_EQ(runs[0].metric("students"), std::optional<double>(0.0));
+  EXPECT_EQ(runs[1].metric("students"), std::optional<double>(1.0));
+  EXPECT_EQ(runs[2].metric("students"), std::optional<double>(2.0));
+  EXPECT_EQ(runs[1].metric("train.iterations"), std::optional<double>(20.0));
+  EXPECT_EQ(runs[2].metric("train.iterations"), std::optional<double>(40.0));
+  EXPECT_EQ(runs[1].param("partition.k"), std::optional<std::string>("1"));
+  EXPECT_EQ(runs[2].param("partition.k"), std::optional<std::string>("2"));
+  // The variants share one teacher: trained by the first, reused by the others.
+  EXPECT_EQ(runs[0].metric("teacher.cached"), std::optional<double>(0.0));
+  EXPECT_EQ(runs[1].metric("teacher.cached"), std::optional<double>(1.0));
+  EXPECT_EQ(runs[2].metric("teacher.cached"), std::optional<double>(1.0));
+  // The summary names every variant.
+  for (const char* name : {"teacher_only", "k1", "k2"}) EXPECT_THAT(all.output, HasSubstr(name));
+
+  const fs::path only_db = tmp / "only.db";
+  const RunResult only = run_msd({"run", file.string(), "--db", only_db.string(), "--only", "k1"}, tmp.path());
+  ASSERT_EQ(only.exit_code, 0) << only.output;
+  const auto only_runs = read_runs(only_db);
+  ASSERT_EQ(only_runs.size(), 1u);
+  EXPECT_EQ(only_runs[0].record.name, "k1");
+  EXPECT_EQ(only_runs[0].record.status, RunStatus::finished);
+  // Same resolved config as k1 of the full run.
+  EXPECT_EQ(only_runs[0].record.config_hash, runs[1].record.config_hash);
+
+  const fs::path missing_db = tmp / "missing.db";
+  const RunResult missing = run_msd({"run", file.string(), "--db", missing_db.string(), "--only", "missing"}, tmp.path());
+  EXPECT_NE(missing.exit_code, 0) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("missing"));
+  EXPECT_THAT(missing.output, HasSubstr("no variant"));
+  EXPECT_FALSE(fs::exists(missing_db)) << "--only with an unknown name should fail before opening the database";
+}
+
+}  // namespace
+}  // namespace msd_integration
