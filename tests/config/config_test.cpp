@@ -218,8 +218,8 @@ TEST(ConfigErrors, UnknownKeySuggestsClosestAtItsLine) {
   EXPECT_EQ(issue.message, "unknown key 'hiden' in [teacher] (plugin edm_mlp); did you mean 'hidden'?");
   EXPECT_EQ(issue.where.file, "exp.toml");
   EXPECT_EQ(issue.where.line, line_of(text, "hiden"));
-  EXPECT_EQ(issue.where.column, 9);
-  EXPECT_EQ(issue.str(), "exp.toml:" + std::to_string(issue.where.line) + ":9: teacher.hiden: " + issue.message);
+  EXPECT_EQ(issue.where.column, 1);  // the key itself, not its value
+  EXPECT_EQ(issue.str(), "exp.toml:" + std::to_string(issue.where.line) + ":1: teacher.hiden: " + issue.message);
 }
 
 TEST(ConfigErrors, UnknownKeyWithoutCloseMatchListsValidKeys) {

@@ -117,7 +117,8 @@ TEST(EndToEnd, MsdRunRecordsConfigMetricsCurvesAndArtifacts) {
     EXPECT_GE(steps.size(), 5u) << "training-curve steps of " << scope;
     if (!steps.empty()) {
       EXPECT_EQ(*steps.begin(), 0);
-      EXPECT_EQ(*steps.rbegin(), 39);
+      // Curves are logged on student-update iterations; with update_every = 2 the last is 38 of 0..39.
+      EXPECT_EQ(*steps.rbegin(), 38);
     }
   }
 
