@@ -13,8 +13,54 @@
 
 #include "msd/edm.h"
 #include "msd/host/config.h"
+#include "msd/host/plugin_registry.h"
 
 namespace msd::host {
+
+edm::DenoiseFn as_denoise_fn(Denoiser& net) {
+  return [&net](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
+    return net.denoise(x, torch::full({x.size(0)}, sigma, x.options()), labels);
+  };
+}
+
+std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
+                                  const Teacher& teacher, StudentType student_type) {
+  auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
+  PartitionContext ctx;
+  ctx.k = config.k;
+  ctx.num_classes = data.num_classes();
+  ctx.sigma_min = teacher.sampler().sigma_min;
+  ctx.sigma_max = teacher.sampler().sigma_max;
+  ctx.seed = static_cast<std::uint64_t>(config.seed);
+  std::vector<Cell> cells = partition->split(ctx);
+  const std::string who = "partition plugin '" + config.partition.plugin + "'";
+  try {
+    check_partition(cells, partition->key(), data.num_classes());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(who + " returned an invalid partition: " + e.what());
+  }
+  if (static_cast<std::int64_t>(cells.size()) != config.k) {
+    throw std::runtime_error(who + " returned " + std::to_string(cells.size()) + " cells for partition.k = " +
+                             std::to_string(config.k));
+  }
+  if (student_type == StudentType::one_step && partition->key() == RoutingKey::noise_level && cells.size() > 1) {
+    throw std::runtime_error("one-step students are evaluated at a single noise level, so a noise-level partition (" +
+                             who + ") would leave all but one untrained; use a condition partition");
+  }
+  return cells;
+}
+
+StudentContext student_context(const Denoiser& teacher, Dataset& data, const Teacher& teacher_plugin,
+                               std::int64_t index, const Cell& cell) {
+  StudentContext ctx;
+  ctx.teacher = &teacher;
+  ctx.sample_shape = data.sample_shape();
+  ctx.num_classes = data.num_classes();
+  ctx.sigma_data = teacher_plugin.sigma_data();
+  ctx.index = index;
+  ctx.cell = &cell;
+  return ctx;
+}
 
 StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students)
     : type_(type), generator_sigma_(generator_sigma), students_(std::move(students)) {

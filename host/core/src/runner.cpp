@@ -235,10 +235,7 @@ class RunExecution {
 
     if (!config_.distill.enabled) {
       evaluate("teacher", [this](const torch::Tensor& noise, const torch::Tensor& labels) {
-        auto fn = [this](const torch::Tensor& x, double s, const torch::Tensor& l) {
-          return teacher_->denoise(x, torch::full({x.size(0)}, s, x.options()), l);
-        };
-        return teacher_plugin_->sample(fn, noise, labels);
+        return teacher_plugin_->sample(as_denoise_fn(*teacher_), noise, labels);
       }, teacher_plugin_->nfe(), count_parameters(*teacher_), count_parameters(*teacher_), 0);
       return;
     }
@@ -283,34 +280,6 @@ class RunExecution {
     store_.add_artifact(run_id_, {"teacher", file.string()});
   }
 
-  std::vector<Cell> split_keys(const Student& student_plugin) {
-    auto partition = registry_.make<Partition>(PluginKind::partition, config_.partition.plugin, config_.partition.params);
-    PartitionContext ctx;
-    ctx.k = config_.k;
-    ctx.num_classes = data_->num_classes();
-    ctx.sigma_min = teacher_plugin_->sampler().sigma_min;
-    ctx.sigma_max = teacher_plugin_->sampler().sigma_max;
-    ctx.seed = static_cast<std::uint64_t>(config_.seed);
-    std::vector<Cell> cells = partition->split(ctx);
-    try {
-      check_partition(cells, partition->key(), data_->num_classes());
-    } catch (const std::exception& e) {
-      throw std::runtime_error("partition plugin '" + config_.partition.plugin + "' returned an invalid partition: " + e.what());
-    }
-    if (static_cast<std::int64_t>(cells.size()) != config_.k) {
-      throw std::runtime_error("partition plugin '" + config_.partition.plugin + "' returned " +
-                               std::to_string(cells.size()) + " cells for partition.k = " + std::to_string(config_.k));
-    }
-    if (student_plugin.type() == StudentType::one_step && partition->key() == RoutingKey::noise_level && cells.size() > 1) {
-      throw std::runtime_error("one-step students are evaluated at a single noise level, so a noise-level partition ('" +
-                               config_.partition.plugin + "') would leave all but one untrained; use a condition partition");
-    }
-    for (size_t k = 0; k < cells.size(); ++k) {
-      store_.set_tag(run_id_, "cell." + std::to_string(k), cells[k].label);
-    }
-    return cells;
-  }
-
   /// Budget of one student in one stage: per student as configured, or the total divided by K.
   std::pair<std::int64_t, std::int64_t> steps_and_batch(const StageConfig& stage) const {
     std::int64_t steps = stage.steps;
@@ -341,9 +310,7 @@ class RunExecution {
     std::vector<std::int64_t> shape = data_->sample_shape();
     shape.insert(shape.begin(), n);
     torch::Tensor noise = torch::randn(shape);
-    auto fn = [this](const torch::Tensor& x, double s, const torch::Tensor& l) {
-      return teacher_->denoise(x, torch::full({x.size(0)}, s, x.options()), l);
-    };
+    const edm::DenoiseFn fn = as_denoise_fn(*teacher_);
     const auto start = Clock::now();
     torch::Tensor target;
     {
@@ -371,7 +338,9 @@ class RunExecution {
 
   StudentEnsemble distill() {
     auto student_plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
-    std::vector<Cell> cells = split_keys(*student_plugin);
+    const std::vector<Cell> cells =
+        partition_cells(registry_, config_, *data_, *teacher_plugin_, student_plugin->type());
+    for (size_t k = 0; k < cells.size(); ++k) store_.set_tag(run_id_, "cell." + std::to_string(k), cells[k].label);
     if (stages_use_pairs()) make_teacher_pairs();
 
     std::vector<StudentSlot> slots;
@@ -379,14 +348,8 @@ class RunExecution {
     std::vector<results::MetricRow> rows;
     for (size_t k = 0; k < cells.size(); ++k) {
       seed_phase(config_.seed, "student/" + std::to_string(k));
-      StudentContext sctx;
-      sctx.teacher = teacher_.get();
-      sctx.sample_shape = data_->sample_shape();
-      sctx.num_classes = data_->num_classes();
-      sctx.sigma_data = teacher_plugin_->sigma_data();
-      sctx.index = static_cast<std::int64_t>(k);
-      sctx.cell = &cells[k];
-      std::shared_ptr<Denoiser> net = student_plugin->build(sctx);
+      std::shared_ptr<Denoiser> net = student_plugin->build(
+          student_context(*teacher_, *data_, *teacher_plugin_, static_cast<std::int64_t>(k), cells[k]));
       net->to(device_);
       net->train();
       const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cells[k]) : TeacherPairs{};

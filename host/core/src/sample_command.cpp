@@ -56,9 +56,7 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
     teacher->to(device);
     teacher->eval();
     if (request.from == "teacher") {
-      auto fn = [&](const torch::Tensor& xt, double s, const torch::Tensor& l) {
-        return teacher->denoise(xt, torch::full({xt.size(0)}, s, xt.options()), l);
-      };
+      const edm::DenoiseFn fn = as_denoise_fn(*teacher);
       x = sample_in_chunks([&](const torch::Tensor& z, const torch::Tensor& l) { return teacher_plugin->sample(fn, z, l); },
                            data->sample_shape(), labels, device);
       what = "teacher (" + std::to_string(teacher_plugin->nfe()) + " NFE)";
@@ -68,28 +66,16 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
         throw std::runtime_error("run " + std::to_string(run->id) + " has no students (a teacher-only run?); use --from teacher");
       }
       auto student_plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
-      auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
-      PartitionContext pctx;
-      pctx.k = config.k;
-      pctx.num_classes = data->num_classes();
-      pctx.sigma_min = teacher_plugin->sampler().sigma_min;
-      pctx.sigma_max = teacher_plugin->sampler().sigma_max;
-      pctx.seed = static_cast<std::uint64_t>(config.seed);
-      const std::vector<Cell> cells = partition->split(pctx);
+      const std::vector<Cell> cells =
+          partition_cells(registry, config, *data, *teacher_plugin, student_plugin->type());
       if (cells.size() != student_files.size()) {
         throw std::runtime_error("run " + std::to_string(run->id) + " has " + std::to_string(student_files.size()) +
                                  " student checkpoints for " + std::to_string(cells.size()) + " cells");
       }
       std::vector<StudentSlot> slots;
       for (size_t k = 0; k < cells.size(); ++k) {
-        StudentContext sctx;
-        sctx.teacher = teacher.get();
-        sctx.sample_shape = data->sample_shape();
-        sctx.num_classes = data->num_classes();
-        sctx.sigma_data = teacher_plugin->sigma_data();
-        sctx.index = static_cast<std::int64_t>(k);
-        sctx.cell = &cells[k];
-        std::shared_ptr<Denoiser> net = student_plugin->build(sctx);
+        std::shared_ptr<Denoiser> net = student_plugin->build(
+            student_context(*teacher, *data, *teacher_plugin, static_cast<std::int64_t>(k), cells[k]));
         load_weights(*net, student_files[k]);
         net->to(device);
         net->eval();

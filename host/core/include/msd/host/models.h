@@ -12,11 +12,27 @@
 
 #include "msd/dataset.h"
 #include "msd/denoiser.h"
+#include "msd/edm.h"
 #include "msd/partition.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
 
 namespace msd::host {
+
+struct RunConfig;
+class PluginRegistry;
+
+/// A network as the sampler sees it (sigma broadcast to the batch).
+edm::DenoiseFn as_denoise_fn(Denoiser& net);
+
+/// The run's partition: ctx.k cells from its partition plugin, checked to be disjoint, covering and
+/// usable by its student type (one-step students cannot split the noise axis). Throws naming the plugin.
+std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
+                                  const Teacher& teacher, StudentType student_type);
+
+/// What student `index` of cell `cell` is built from.
+StudentContext student_context(const Denoiser& teacher, Dataset& data, const Teacher& teacher_plugin,
+                               std::int64_t index, const Cell& cell);
 
 /// One trained student and the cell of the routing key space it serves.
 struct StudentSlot {
