@@ -1,9 +1,10 @@
 // Loss plugins: one training objective of a stage. A loss may own auxiliary networks and their
 // optimizers (a fake-score network, a discriminator, feature adapters); the host owns the student's.
 //
-// Each training iteration the host calls, for every loss of the stage, update_auxiliary(); on
-// iterations that update the student (every R-th under the two-time-scale rule) it then sums
-// weight * student_loss() over the stage's losses, backpropagates once and steps the student.
+// Each training iteration the host first, on iterations that update the student (every R-th under
+// the two-time-scale rule), sums weight * student_loss() over the stage's losses, backpropagates once
+// and steps the student; then it calls update_auxiliary() of every loss, which trains auxiliary
+// networks on the same iteration's (detached) batch. This is DMD2's order.
 #pragma once
 
 #include <cstdint>
@@ -87,7 +88,8 @@ class Loss : public Plugin {
   virtual void setup(const LossSetup& setup) { (void)setup; }
   /// True if the loss calls StepContext::paired(); the host then makes the teacher pairs once per run.
   virtual bool uses_teacher_pairs() const { return false; }
-  /// Every iteration: train auxiliary networks (fake score, discriminator). Returns values to log.
+  /// Every iteration, after the student's step: train auxiliary networks (fake score, discriminator).
+  /// Returns values to log.
   virtual std::map<std::string, double> update_auxiliary(StepContext& ctx) {
     (void)ctx;
     return {};

@@ -633,5 +633,18 @@ TEST(ConfigSchema, SectionsInCanonicalOrder) {
   EXPECT_EQ(find_section_schema("nope"), nullptr);
 }
 
+TEST(ConfigErrors, DuplicateStageNamesAndLossesAreRejected) {
+  const std::string text = std::string(kBase) +
+                           "\n[[stage]]\nname = \"dm\"\nsteps = 5\n[[stage.loss]]\nplugin = \"dm\"\n[[stage.loss]]\nplugin = \"dm\"\n";
+  try {
+    resolve(text);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string all = e.what();
+    EXPECT_NE(all.find("two stages are named 'dm'"), std::string::npos) << all;
+    EXPECT_NE(all.find("loss 'dm' appears twice in stage 'dm'"), std::string::npos) << all;
+  }
+}
+
 }  // namespace
 }  // namespace msd::host

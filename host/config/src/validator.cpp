@@ -421,6 +421,12 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
     const Values values = keys(node, stage_schema, stage_schema.keys, "[[stage]]", path, true);
     StageConfig stage;
     stage.name = value_or<std::string>(values, "name", "");
+    // Stage and loss names key the training curves ("train.<stage>.<loss>"): they must not collide.
+    for (const StageConfig& earlier : run.stages) {
+      if (!stage.name.empty() && earlier.name == stage.name) {
+        issue(node.where, path + ".name", "two stages are named '" + stage.name + "'; give each stage its own name");
+      }
+    }
     stage.steps = value_or<std::int64_t>(values, "steps", 0);
     stage.lr = value_or(values, "lr", stage.lr);
     stage.beta1 = value_or(values, "beta1", stage.beta1);
@@ -436,6 +442,13 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
       if (loss_nodes[j] == nullptr) continue;
       const std::string loss_path = path + ".loss." + std::to_string(j);
       CheckedPlugin loss = plugin(*loss_nodes[j], loss_schema, loss_path);
+      for (const LossConfig& earlier : stage.losses) {
+        if (!loss.section.plugin.empty() && earlier.plugin == loss.section.plugin) {
+          issue(loss_nodes[j]->where, loss_path + ".plugin",
+                "loss '" + loss.section.plugin + "' appears twice in stage '" + stage.name +
+                    "'; combine them into one entry with the summed weight");
+        }
+      }
       stage.losses.push_back(
           LossConfig{loss.section.plugin, value_or(loss.values, "weight", 1.0), std::move(loss.section.params)});
       stage_sections.push_back({"stage.loss", true, loss_path, std::move(loss.values)});

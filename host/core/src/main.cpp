@@ -136,8 +136,10 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
   Workspace workspace;
-  workspace.cache = options.cache.empty() ? db.parent_path() / "cache" : std::filesystem::path(options.cache);
-  workspace.artifacts = db.parent_path() / "runs";
+  // Absolute, because artifact paths are stored in the database and read from any folder later.
+  const std::filesystem::path db_folder = std::filesystem::absolute(db).parent_path();
+  workspace.cache = std::filesystem::absolute(options.cache.empty() ? db_folder / "cache" : std::filesystem::path(options.cache));
+  workspace.artifacts = db_folder / "runs";
   workspace.device = options.device;
   record_git(workspace);
 
