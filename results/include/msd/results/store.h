@@ -64,7 +64,7 @@ struct MetricRow {
 
 struct Artifact {
   std::string kind;        ///< "checkpoint", "samples", ...
-  std::string path;        ///< absolute, or relative to the database's folder
+  std::string path;        ///< absolute (msd run writes absolute paths)
 };
 
 class Store {
