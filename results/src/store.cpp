@@ -635,6 +635,17 @@ std::optional<RunRecord> Store::find_run(std::int64_t run_id) const {
   return run;
 }
 
+std::vector<RunRecord> Store::runs_with_hash(const std::string& config_hash) const {
+  std::vector<RunRecord> runs;
+  impl_->with_retry("finding runs by config hash", [&] {
+    runs.clear();
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kRunColumns + " WHERE r.config_hash = ? ORDER BY r.id");
+    query.bind(1, config_hash);
+    while (query.executeStep()) runs.push_back(read_run(query, impl_->path));
+  });
+  return runs;
+}
+
 std::vector<std::pair<std::string, std::string>> Store::params(std::int64_t run_id) const {
   return impl_->key_values("SELECT key, value FROM params WHERE run_id = ? ORDER BY key",
                            "reading params", run_id);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "msd/host/config.h"
 #include "msd/host/schema.h"
@@ -507,6 +508,128 @@ TEST(ConfigVariants, UnknownSweepKeyIsAnError) {
   EXPECT_EQ(issue.message, "unknown key 'variants' in [sweep]; did you mean 'variant'?");
 }
 
+TEST(ConfigCanonical, HashIgnoresDescriptionResultsAndPluginPaths) {
+  const RunConfig base = resolve(kBase)[0];
+  const RunConfig described = resolve(edit(
+      kBase, "seed = 3", "seed = 3\ndescription = \"notes\"\nresults = \"elsewhere.db\"\nplugin_paths = [\"p\"]"))[0];
+  EXPECT_EQ(described.hash, base.hash);
+  EXPECT_EQ(described.teacher_hash, base.teacher_hash);
+  EXPECT_NE(described.canonical_toml, base.canonical_toml);  // still stored
+  EXPECT_NE(described.canonical_toml.find("description = \"notes\""), std::string::npos);
+  EXPECT_NE(described.canonical_toml.find("results = \"elsewhere.db\""), std::string::npos);
+  EXPECT_EQ(resolve(kBase, {"experiment.description=other"})[0].hash, base.hash);
+  EXPECT_NE(resolve(kBase, {"experiment.threads=2"})[0].hash, base.hash);
+}
+
+const char* const kGrid = R"(
+[sweep]
+seeds = [0, 1]
+
+[sweep.grid]
+"partition.k" = [1, 2]
+teacher.hidden = [32, 64, 128]
+
+[sweep.zip]
+"stage.0.steps" = [10, 20]
+"stage.0.lr" = [1, 2]
+)";
+
+TEST(ConfigSweep, GridZipAndSeedsExpandInOrder) {
+  const std::vector<RunConfig> runs = resolve(std::string(kBase) + kGrid);
+  ASSERT_EQ(runs.size(), 2u * 3u * 2u * 2u);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].sweep_index, static_cast<std::int64_t>(i));
+    EXPECT_EQ(runs[i].sweep_id, runs[0].sweep_id);
+    const std::size_t seed = i % 2, zip = (i / 2) % 2, hidden = (i / 4) % 3, k = i / 12;
+    EXPECT_EQ(runs[i].seed, static_cast<std::int64_t>(seed)) << i;
+    EXPECT_EQ(runs[i].stages[0].steps, zip == 0 ? 10 : 20) << i;
+    EXPECT_EQ(runs[i].stages[0].lr, zip == 0 ? 1.0 : 2.0) << i;
+    const std::vector<std::int64_t> widths{32, 64, 128};
+    EXPECT_EQ(runs[i].teacher.params.get_int("hidden"), widths[hidden]) << i;
+    EXPECT_EQ(runs[i].k, k == 0 ? 1 : 2) << i;
+  }
+  EXPECT_EQ(runs[0].name, "base[partition.k=1,teacher.hidden=32,stage.0.steps=10,stage.0.lr=1.0,seed=0]");
+  EXPECT_EQ(runs[23].name, "base[partition.k=2,teacher.hidden=128,stage.0.steps=20,stage.0.lr=2.0,seed=1]");
+  const std::vector<std::pair<std::string, std::string>> coords{
+      {"partition.k", "2"}, {"teacher.hidden", "128"}, {"stage.0.steps", "20"}, {"stage.0.lr", "2.0"},
+      {"experiment.seed", "1"}, {"evaluate.samples", "7"}};
+  EXPECT_EQ(resolve(std::string(kBase) + kGrid, {"evaluate.samples=7"})[23].coords, coords);
+
+  std::set<std::string> names, hashes;
+  for (const RunConfig& run : runs) {
+    names.insert(run.name);
+    hashes.insert(run.hash);
+  }
+  EXPECT_EQ(names.size(), runs.size());
+  EXPECT_EQ(hashes.size(), runs.size());
+}
+
+TEST(ConfigSweep, VariantsAreTheOutermostAxis) {
+  const std::string text = std::string(kBase) + R"(
+[sweep]
+seeds = [5, 6]
+[[sweep.variant]]
+name = "a"
+partition.k = 1
+[[sweep.variant]]
+name = "b"
+partition.k = 2
+)";
+  const std::vector<RunConfig> runs = resolve(text);
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(runs[0].name, "a[seed=5]");
+  EXPECT_EQ(runs[1].name, "a[seed=6]");
+  EXPECT_EQ(runs[2].name, "b[seed=5]");
+  EXPECT_EQ(runs[3].name, "b[seed=6]");
+  EXPECT_EQ(runs[3].k, 2);
+  EXPECT_EQ(runs[3].seed, 6);
+  const std::vector<std::pair<std::string, std::string>> coords{{"partition.k", "2"}, {"experiment.seed", "6"}};
+  EXPECT_EQ(runs[3].coords, coords);
+  EXPECT_EQ(runs[3].sweep_index, 3);
+}
+
+TEST(ConfigSweep, ZipListsMustHaveEqualLengths) {
+  const std::string text = std::string(kBase) + edit(kGrid, "\"stage.0.lr\" = [1, 2]", "\"stage.0.lr\" = [1, 2, 3]");
+  const ConfigIssue issue = issue_of(text);
+  EXPECT_EQ(issue.key, "sweep.zip");
+  EXPECT_NE(issue.message.find("stage.0.steps has 2, stage.0.lr has 3"), std::string::npos) << issue.message;
+}
+
+TEST(ConfigSweep, BadGridValueReportsItsLine) {
+  const std::string text = std::string(kBase) + edit(kGrid, "\"partition.k\" = [1, 2]", "\"partition.k\" = [1, 0]");
+  const ConfigIssue issue = issue_of(text);
+  EXPECT_EQ(issue.key, "partition.k");
+  EXPECT_EQ(issue.message, "must be >= 1, got 0");
+  EXPECT_EQ(issue.where.line, line_of(text, "\"partition.k\" = [1, 0]"));
+
+  const std::string typed = std::string(kBase) + edit(kGrid, "teacher.hidden = [32, 64, 128]", "teacher.hidden = [32, \"x\"]");
+  const ConfigIssue wrong_type = issue_of(typed);
+  EXPECT_EQ(wrong_type.key, "teacher.hidden");
+  EXPECT_EQ(wrong_type.where.line, line_of(typed, "teacher.hidden = [32"));
+
+  const std::string unknown = std::string(kBase) + edit(kGrid, "teacher.hidden", "teacher.hiden");
+  const ConfigIssue typo = issue_of(unknown);
+  EXPECT_EQ(typo.key, "teacher.hiden");
+  EXPECT_EQ(typo.where.line, line_of(unknown, "teacher.hiden"));
+
+  const std::string scalar = std::string(kBase) + edit(kGrid, "seeds = [0, 1]", "seeds = 3");
+  EXPECT_EQ(issue_of(scalar).key, "sweep.seeds");
+  const std::string empty = std::string(kBase) + edit(kGrid, "\"partition.k\" = [1, 2]", "\"partition.k\" = []");
+  EXPECT_EQ(issue_of(empty).where.line, line_of(empty, "\"partition.k\" = []"));
+}
+
+TEST(ConfigSweep, SweepIdIsStableAndFollowsThePlan) {
+  const std::string text = std::string(kBase) + kGrid;
+  const std::string id = resolve(text)[0].sweep_id;
+  EXPECT_EQ(id.size(), 16u);
+  EXPECT_EQ(resolve(text)[0].sweep_id, id);
+  EXPECT_NE(resolve(edit(text, "seeds = [0, 1]", "seeds = [0, 2]"))[0].sweep_id, id);
+  EXPECT_NE(resolve(edit(text, "samples = 1000", "samples = 999"))[0].sweep_id, id);
+  EXPECT_NE(resolve(text, {"evaluate.samples=7"})[0].sweep_id, id);
+  EXPECT_EQ(resolve(kBase)[0].sweep_index, 0);
+  EXPECT_EQ(resolve(kBase)[0].name, "base");
+}
+
 TEST(ConfigVariants, AppendAStageByIndex) {
   const std::string text = std::string(kBase) + R"(
 [[sweep.variant]]
@@ -524,7 +647,21 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
   const RunConfig base = resolve(kBase)[0];
   EXPECT_EQ(resolve(kBase)[0].canonical_toml, base.canonical_toml);
   EXPECT_EQ(resolve(kBase)[0].hash, base.hash);
-  EXPECT_EQ(base.hash, hash_text(base.canonical_toml));
+  // The hash covers the canonical text less the keys that cannot change results.
+  std::string hashed;
+  std::size_t start = 0;
+  while (start < base.canonical_toml.size()) {
+    const std::size_t end = base.canonical_toml.find('\n', start);
+    const std::string line = base.canonical_toml.substr(start, end - start + 1);
+    start = end + 1;
+    if (line.rfind("description = ", 0) == 0 || line.rfind("results = ", 0) == 0 ||
+        line.rfind("plugin_paths = ", 0) == 0) {
+      continue;
+    }
+    hashed += line;
+  }
+  EXPECT_NE(hashed, base.canonical_toml);
+  EXPECT_EQ(base.hash, hash_text(hashed));
 
   // Writing a default explicitly (in any section, a real as an integer, keys in another order): same config.
   EXPECT_EQ(resolve(edit(kBase, "hidden = 64", "layers = 4\nhidden = 64"))[0].hash, base.hash);

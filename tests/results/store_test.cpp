@@ -204,6 +204,32 @@ TEST(Store, ListsRunsByExperiment) {
   EXPECT_EQ(count_rows(store.path(), "experiments"), 2);
 }
 
+TEST(Store, FindsRunsByConfigHash) {
+  TempDir dir;
+  Store store(dir.file("results.db"));
+  NewRun first = sample_run("mnist", "a");
+  first.config_hash = "aaaaaaaaaaaaaaaa";
+  NewRun other = sample_run("mnist", "b");
+  other.config_hash = "bbbbbbbbbbbbbbbb";
+  const std::int64_t a1 = store.begin_run(first);
+  store.begin_run(other);
+  const std::int64_t a2 = store.begin_run(first);
+  store.finish_run(a2, RunStatus::finished);
+
+  const auto found = store.runs_with_hash("aaaaaaaaaaaaaaaa");
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].id, a1);
+  EXPECT_EQ(found[0].status, RunStatus::running);
+  EXPECT_EQ(found[1].id, a2);
+  EXPECT_EQ(found[1].status, RunStatus::finished);
+  EXPECT_EQ(found[1].sweep_id, "sweep-7");
+  EXPECT_EQ(found[1].sweep_index, 3);
+  EXPECT_TRUE(store.runs_with_hash("cccccccccccccccc").empty());
+
+  Store reader(store.path(), Store::Mode::read_only);
+  EXPECT_EQ(reader.runs_with_hash("bbbbbbbbbbbbbbbb").size(), 1u);
+}
+
 TEST(Store, RelogReplacesTheOldRow) {
   TempDir dir;
   Store store(dir.file("results.db"));

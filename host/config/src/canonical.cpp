@@ -36,7 +36,17 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   std::vector<const CanonicalSection*> all;
   for (const CanonicalSection& section : sections) all.push_back(&section);
   run.canonical_toml = to_text(all);
-  run.hash = hash_text(run.canonical_toml);
+
+  // The hash identifies what a run computes: keys that only describe it or say where things are kept
+  // stay in the stored text but not in the hash, so editing them does not make finished runs look new.
+  std::vector<CanonicalSection> hashed_sections = sections;
+  for (CanonicalSection& section : hashed_sections) {
+    if (section.name != "experiment") continue;
+    for (const char* key : {"description", "results", "plugin_paths"}) section.values.erase(key);
+  }
+  std::vector<const CanonicalSection*> hashed;
+  for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);
+  run.hash = hash_text(to_text(hashed));
 
   // A trained teacher is reused by every run whose data, teacher and seed agree, whatever they distil.
   CanonicalSection seed{"experiment", false, "experiment", {}};

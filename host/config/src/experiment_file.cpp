@@ -54,12 +54,13 @@ std::vector<std::pair<std::string, std::string>> coordinates(
   return coords;
 }
 
-/// Each issue once (every variant repeats the base file's), in the order of the file, command line last.
+/// Each issue once (every variant repeats the base file's, and every value of a [sweep.grid] list the
+/// same unknown key, one column apart), in the order of the file, command line last.
 std::vector<ConfigIssue> tidy(const std::vector<ConfigIssue>& issues) {
   std::vector<ConfigIssue> unique;
-  std::set<std::string> seen;
+  std::set<std::tuple<std::string, int, std::string, std::string>> seen;
   for (const ConfigIssue& issue : issues) {
-    if (seen.insert(issue.str()).second) unique.push_back(issue);
+    if (seen.emplace(issue.where.file, issue.where.line, issue.key, issue.message).second) unique.push_back(issue);
   }
   std::stable_sort(unique.begin(), unique.end(), [](const ConfigIssue& a, const ConfigIssue& b) {
     return std::make_tuple(a.where.file == kCommandLine, a.where.line, a.where.column) <
@@ -141,32 +142,73 @@ std::vector<RunConfig> ExperimentFile::resolve(const PluginCatalog& catalog) con
   std::vector<ConfigIssue> issues;
   ConfigNode base = impl_->root;
   base.erase("sweep");  // it says which runs to make; it is no part of any run's config
-  std::vector<config_detail::Variant> variants;
-  if (const ConfigNode* sweep = impl_->root.find("sweep")) variants = config_detail::read_variants(*sweep, issues);
-  if (variants.empty()) variants.push_back(config_detail::Variant{"base", {}});
+  config_detail::SweepPlan plan;
+  if (const ConfigNode* sweep = impl_->root.find("sweep")) plan = config_detail::read_sweep(*sweep, issues);
+  if (plan.variants.empty()) plan.variants.push_back(config_detail::Variant{"base", {}});
+
+  // Every combination of one point per axis, the first axis outermost.
+  std::vector<std::vector<const config_detail::AxisPoint*>> combinations{{}};
+  for (const config_detail::Axis& axis : plan.axes) {
+    std::vector<std::vector<const config_detail::AxisPoint*>> next;
+    for (const auto& combination : combinations) {
+      for (const config_detail::AxisPoint& point : axis) {
+        next.push_back(combination);
+        next.back().push_back(&point);
+      }
+    }
+    combinations = std::move(next);
+  }
 
   const config_detail::RunResolver resolver(catalog, impl_->file);
   std::vector<RunConfig> runs;
-  for (const config_detail::Variant& variant : variants) {
-    std::vector<Override> overrides = variant.overrides;
-    overrides.insert(overrides.end(), impl_->command_line.begin(), impl_->command_line.end());
-    ConfigNode tree = base;
-    for (const Override& override_ : overrides) {
-      if (first_segment(override_.path) == "sweep") {
-        issues.push_back({override_.value.where, override_.path,
-                          "[sweep] cannot be overridden: overrides change a run's config, and [sweep] says which "
-                          "runs to make; edit the file instead"});
-        continue;
+  std::int64_t index = 0;
+  for (const config_detail::Variant& variant : plan.variants) {
+    for (const auto& combination : combinations) {
+      std::vector<Override> overrides = variant.overrides;
+      for (const config_detail::AxisPoint* point : combination) {
+        overrides.insert(overrides.end(), point->overrides.begin(), point->overrides.end());
       }
-      config_detail::apply(override_, tree, issues);
-    }
-    if (std::optional<RunConfig> run = resolver.resolve(tree, issues)) {
-      run->name = variant.name;
+      overrides.insert(overrides.end(), impl_->command_line.begin(), impl_->command_line.end());
+      ConfigNode tree = base;
+      for (const Override& override_ : overrides) {
+        if (first_segment(override_.path) == "sweep") {
+          issues.push_back({override_.value.where, override_.path,
+                            "[sweep] cannot be overridden: overrides change a run's config, and [sweep] says which "
+                            "runs to make; edit the file instead"});
+          continue;
+        }
+        config_detail::apply(override_, tree, issues);
+      }
+      const std::int64_t position = index++;
+      std::optional<RunConfig> run = resolver.resolve(tree, issues);
+      if (!run) continue;
       run->coords = coordinates(overrides, run->params);
+      run->name = variant.name;
+      if (!plan.axes.empty()) {
+        std::string label;
+        for (const config_detail::AxisPoint* point : combination) {
+          for (const Override& override_ : point->overrides) {  // a table value gives one per leaf
+            const auto coord = std::find_if(run->coords.begin(), run->coords.end(),
+                                            [&](const auto& entry) { return entry.first == override_.path; });
+            const auto renamed = std::find_if(point->labels.begin(), point->labels.end(),
+                                              [&](const auto& entry) { return entry.second == override_.path; });
+            const std::string& name = renamed != point->labels.end() ? renamed->first : override_.path;
+            label += (label.empty() ? "" : ",") + name + "=" + (coord != run->coords.end() ? coord->second
+                                                                                           : override_.value.text());
+          }
+        }
+        run->name += "[" + label + "]";
+      }
+      run->sweep_index = position;
       runs.push_back(std::move(*run));
     }
   }
   if (!issues.empty()) throw ConfigError(tidy(issues));
+
+  std::string plan_text;
+  for (const RunConfig& run : runs) plan_text += run.name + " " + run.hash + "\n";
+  const std::string sweep_id = hash_text(plan_text);
+  for (RunConfig& run : runs) run.sweep_id = sweep_id;
   return runs;
 }
 

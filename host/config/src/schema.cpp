@@ -86,7 +86,7 @@ std::vector<SectionSchema> make_schema() {
        {key_int("samples", 5000, "samples drawn from the model under test", 1)}},
       {"evaluate.metric", true, Presence::optional, PluginKind::metric, "one metric computed on those samples",
        {plugin_key(PluginKind::metric)}},
-      {"sweep", false, Presence::optional, std::nullopt, "the runs made from this file: [[sweep.variant]]", {}},
+      {"sweep", false, Presence::optional, std::nullopt, "the runs made from this file: [[sweep.variant]], [sweep.grid], [sweep.zip] and seeds = [...]", {}},
       {"sweep.variant", true, Presence::optional, std::nullopt,
        "one run: this file with overrides written as dotted keys from the root (`partition.k = 4`, "
        "`stage.0.steps = 100`); without variants the file is one run named \"base\"",

@@ -1,5 +1,6 @@
 // msd: the command line of msd-lab.
 //   msd run FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda]
+//   msd sweep FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda] [--dry-run] [--force]
 //   msd validate FILE.toml [--set key=value]...
 //   msd plugins list | show NAME
 //   msd results list | show RUN
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,6 +105,21 @@ int cmd_validate(const std::string& file, const std::vector<std::string>& sets, 
   return 0;
 }
 
+/// Where runs writing to database `db` keep their files, and the provenance they record. Also makes
+/// SIGINT/SIGTERM stop the current run at its next iteration (recorded as interrupted).
+Workspace prepare_workspace(const std::filesystem::path& db, const std::string& cache, const std::string& device) {
+  Workspace workspace;
+  // Absolute, because artifact paths are stored in the database and read from any folder later.
+  const std::filesystem::path db_folder = std::filesystem::absolute(db).parent_path();
+  workspace.cache = std::filesystem::absolute(cache.empty() ? db_folder / "cache" : std::filesystem::path(cache));
+  workspace.artifacts = db_folder / "runs";
+  workspace.device = device;
+  record_git(workspace);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  return workspace;
+}
+
 struct RunOptions {
   std::string file;
   std::vector<std::string> sets;
@@ -123,7 +140,8 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
     for (const std::string& name : options.only) {
       bool found = false;
       for (const RunConfig& run : runs) {
-        if (run.name == name) {
+        // A variant's name picks all of its grid, zip and seed runs ("base[partition.k=2,seed=0]").
+        if (run.name == name || run.name.rfind(name + "[", 0) == 0) {
           chosen.push_back(run);
           found = true;
         }
@@ -135,17 +153,7 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
   const std::filesystem::path db = database_for(options.db, &runs.front(), experiment.path().parent_path());
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
-  Workspace workspace;
-  // Absolute, because artifact paths are stored in the database and read from any folder later.
-  const std::filesystem::path db_folder = std::filesystem::absolute(db).parent_path();
-  workspace.cache = std::filesystem::absolute(options.cache.empty() ? db_folder / "cache" : std::filesystem::path(options.cache));
-  workspace.artifacts = db_folder / "runs";
-  workspace.device = options.device;
-  record_git(workspace);
-
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
-  Runner runner(registry, store, workspace, std::cout);
+  Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
   std::vector<std::int64_t> ids;
   bool all_finished = true;
   for (const RunConfig& run : runs) {
@@ -155,6 +163,91 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
     if (g_stop_requested) break;
   }
   std::cout << "\n" << runs.front().experiment << " (" << db.string() << ")\n" << format_run_summary(store, ids);
+  return all_finished ? 0 : 1;
+}
+
+struct SweepOptions {
+  std::string file;
+  std::vector<std::string> sets;
+  std::string db;
+  std::string device;
+  std::string cache;
+  bool dry_run = false;
+  bool force = false;
+};
+
+std::string coordinates_text(const RunConfig& run) {
+  std::string coords;
+  for (const auto& [key, value] : run.coords) coords += (coords.empty() ? "" : ", ") + key + "=" + value;
+  return coords;
+}
+
+/// The id of the latest finished run with this config hash, if the database has one.
+std::optional<std::int64_t> finished_run(const results::Store* store, const std::string& hash) {
+  if (store == nullptr) return std::nullopt;
+  std::optional<std::int64_t> id;
+  for (const results::RunRecord& record : store->runs_with_hash(hash)) {
+    if (record.status == results::RunStatus::finished) id = record.id;
+  }
+  return id;
+}
+
+/// Runs every run of the file's sweep that the database has not finished yet (all with --force);
+/// --dry-run only says which those are.
+int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) {
+  ExperimentFile experiment = ExperimentFile::load(options.file);
+  for (const auto& s : options.sets) experiment.set_override(s);
+  PluginRegistry registry;
+  load_plugins(registry, plugin_options, experiment.plugin_paths());
+  const std::vector<RunConfig> runs = experiment.resolve(registry);
+  const std::filesystem::path db = database_for(options.db, &runs.front(), experiment.path().parent_path());
+
+  if (options.dry_run) {
+    // Read-only, and only when the file exists: a dry run creates nothing.
+    std::unique_ptr<results::Store> store;
+    if (std::filesystem::exists(db)) store = std::make_unique<results::Store>(db.string(), results::Store::Mode::read_only);
+    results::TextTable table({"index", "name", "coordinates", "config hash", "state"});
+    std::size_t done = 0;
+    for (const RunConfig& run : runs) {
+      const bool finished = finished_run(store.get(), run.hash).has_value();
+      done += finished ? 1 : 0;
+      table.add_row({std::to_string(run.sweep_index), run.name, coordinates_text(run), run.hash,
+                     finished ? "done" : "todo"});
+    }
+    std::cout << runs.front().experiment << " (" << db.string() << ", sweep " << runs.front().sweep_id << ")\n"
+              << table.str() << runs.size() << (runs.size() == 1 ? " run, " : " runs, ") << done << " done, "
+              << runs.size() - done << " to run\n";
+    return 0;
+  }
+
+  if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
+  results::Store store(db.string());
+  Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
+  std::vector<std::int64_t> ids;
+  bool all_finished = true;
+  std::size_t ran = 0, skipped = 0;
+  for (const RunConfig& run : runs) {
+    if (!options.force) {
+      if (const std::optional<std::int64_t> id = finished_run(&store, run.hash)) {
+        std::cout << "== skip " << run.sweep_index << ": " << run.experiment << " / " << run.name
+                  << " (config " << run.hash << " finished as run " << *id << ")\n";
+        ids.push_back(*id);
+        ++skipped;
+        continue;
+      }
+    }
+    const RunReport report = runner.run(run);
+    ++ran;
+    ids.push_back(report.run_id);
+    all_finished = all_finished && report.status == results::RunStatus::finished;
+    if (g_stop_requested) {
+      all_finished = false;
+      break;
+    }
+  }
+  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << runs.front().sweep_id << "): "
+            << "ran " << ran << ", " << skipped << " already finished\n"
+            << format_run_summary(store, ids);
   return all_finished ? 0 : 1;
 }
 
@@ -175,6 +268,17 @@ int main(int argc, char** argv) {
   run->add_option("--device", run_options.device, "auto, cpu or cuda (default: experiment.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--cache", run_options.cache, "teacher cache folder (default: <database folder>/cache)");
+
+  SweepOptions sweep_options;
+  CLI::App* sweep = app.add_subcommand("sweep", "run the runs of an experiment file the database has not finished");
+  sweep->add_option("file", sweep_options.file, "experiment TOML file")->required()->check(CLI::ExistingFile);
+  sweep->add_option("--set", sweep_options.sets, "override a key in every run (repeatable)");
+  sweep->add_option("--db", sweep_options.db, "results database (default: experiment.results, else msd-results/results.db)");
+  sweep->add_option("--device", sweep_options.device, "auto, cpu or cuda (default: experiment.device)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sweep->add_option("--cache", sweep_options.cache, "teacher cache folder (default: <database folder>/cache)");
+  sweep->add_flag("--dry-run", sweep_options.dry_run, "list the runs, done or to do, and run nothing");
+  sweep->add_flag("--force", sweep_options.force, "run every run, even those the database has finished");
 
   std::string validate_file;
   std::vector<std::string> validate_sets;
@@ -221,6 +325,7 @@ int main(int argc, char** argv) {
 
   try {
     if (run->parsed()) return cmd_run(run_options, plugin_options);
+    if (sweep->parsed()) return cmd_sweep(sweep_options, plugin_options);
     if (validate->parsed()) return cmd_validate(validate_file, validate_sets, plugin_options);
     if (plugins_list->parsed()) {
       PluginRegistry registry;

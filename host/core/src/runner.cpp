@@ -544,6 +544,8 @@ RunReport Runner::run(const RunConfig& config) {
   row.host = host_name();
   row.params = config.params;
   row.coords = config.coords;
+  row.sweep_id = config.sweep_id;
+  row.sweep_index = config.sweep_index;
   RunReport report;
   report.name = config.name;
   try {

@@ -102,6 +102,8 @@ class Store {
   // --- reading -------------------------------------------------------------------------------
   std::vector<RunRecord> list_runs(const std::string& experiment = "") const;
   std::optional<RunRecord> find_run(std::int64_t run_id) const;
+  /// Every run whose config hash is `config_hash`, whatever its status, ordered by id.
+  std::vector<RunRecord> runs_with_hash(const std::string& config_hash) const;
   std::vector<std::pair<std::string, std::string>> params(std::int64_t run_id) const;
   /// The run's sweep coordinates (NewRun::coords), ordered by key.
   std::vector<std::pair<std::string, std::string>> coords(std::int64_t run_id) const;

@@ -93,7 +93,8 @@ struct EvaluateConfig {
 /// A fully validated, resolved run.
 struct RunConfig {
   std::string experiment;              ///< experiment.name
-  std::string name;                    ///< variant name ("base" when the file has no variants)
+  std::string name;                    ///< variant name ("base" when the file has no variants), plus
+                                       ///< "[key=value,...]" when [sweep] has grid, zip or seeds
   std::string description;
   std::int64_t seed = 0;
   std::int64_t threads = 0;            ///< 0: every core
@@ -109,11 +110,15 @@ struct RunConfig {
   std::vector<StageConfig> stages;
   EvaluateConfig evaluate;
 
-  std::string canonical_toml;          ///< every key, defaults filled, stable order: what gets hashed and stored
-  std::string hash;                    ///< 16 hex digits, FNV-1a 64 of canonical_toml
+  std::string canonical_toml;          ///< every key, defaults filled, stable order: what gets stored
+  std::string hash;                    ///< 16 hex digits, FNV-1a 64 of canonical_toml without the keys that
+                                       ///< cannot change results (experiment.description, .results, .plugin_paths)
   std::string teacher_hash;            ///< hash of what determines the trained teacher (dataset, teacher, seed)
   std::vector<std::pair<std::string, std::string>> params;  ///< flattened: dotted key -> TOML value text
-  std::vector<std::pair<std::string, std::string>> coords;  ///< the variant's overrides: key -> TOML value text
+  std::vector<std::pair<std::string, std::string>> coords;  ///< the variant's overrides, the grid/zip values,
+                                                            ///< the seed and --set overrides: key -> TOML value text
+  std::int64_t sweep_index = 0;        ///< 0-based position of this run in the file's expansion
+  std::string sweep_id;                ///< hash of the whole expanded plan: equal for equal file and overrides
 };
 
 /// A parsed experiment file before validation.
@@ -136,8 +141,9 @@ class ExperimentFile {
   /// Folders named by experiment.plugin_paths, resolved relative to the file's folder.
   std::vector<std::filesystem::path> plugin_paths() const;
 
-  /// Validates the base config and every variant against the host schema and the plugins' keys;
-  /// returns one RunConfig per variant in file order (one named "base" when there are none).
+  /// Validates the base config and every run of the sweep against the host schema and the plugins' keys;
+  /// returns one RunConfig per run: variants in file order (one named "base" when there are none), each
+  /// times the [sweep.grid] keys (first key outermost), the [sweep.zip] lists and the seeds (innermost).
   /// Throws ConfigError listing every issue found.
   std::vector<RunConfig> resolve(const PluginCatalog& catalog) const;
 
