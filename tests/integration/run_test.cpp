@@ -425,5 +425,31 @@ TEST(EndToEnd, VariantsRunInFileOrderAndOnlySelectsThem) {
   EXPECT_FALSE(fs::exists(missing_db)) << "--only with an unknown name should fail before opening the database";
 }
 
+// Workers that start together and need the same teacher train it once: the others wait for the
+// cache file and load it.
+TEST(EndToEnd, ConcurrentRunsTrainASharedTeacherOnce) {
+  TempDir tmp;
+  const fs::path file = tmp / "tiny.toml";
+  write_text(file, tiny_msd_config());
+  const fs::path cache = tmp / "cache";
+  std::vector<pid_t> workers;
+  for (int i = 0; i < 3; ++i) {
+    const fs::path db = tmp / ("worker" + std::to_string(i)) / "results.db";
+    workers.push_back(spawn_msd({"run", file.string(), "--db", db.string(), "--cache", cache.string()}, tmp.path(),
+                                tmp / ("worker" + std::to_string(i) + ".log")));
+  }
+  int trained = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::optional<int> code = wait_for_exit(workers[i], 300);
+    ASSERT_EQ(code, std::optional<int>(0)) << read_text(tmp / ("worker" + std::to_string(i) + ".log"));
+    const auto runs = read_runs(tmp / ("worker" + std::to_string(i)) / "results.db");
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0].record.status, RunStatus::finished) << runs[0].record.error;
+    if (runs[0].metric("teacher.cached") == std::optional<double>(0.0)) ++trained;
+  }
+  EXPECT_EQ(trained, 1) << "exactly one worker should train the shared teacher";
+  EXPECT_EQ(files_with_extension(cache / "teachers", ".pt").size(), 1u);
+}
+
 }  // namespace
 }  // namespace msd_integration

@@ -1,5 +1,7 @@
 #include "msd/host/runner.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,6 +34,27 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+/// An exclusive lock on a file, held while alive: processes that need the same cached teacher wait
+/// for the one training it and then load its file, so a teacher is trained once per cache.
+class FileLock {
+ public:
+  FileLock(const std::filesystem::path& file, std::ostream& log) {
+    std::filesystem::create_directories(file.parent_path());
+    fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot open lock file " + file.string());
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      log << "waiting for another process to finish " << file.stem().string() << "\n";
+      if (::flock(fd_, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + file.string());
+    }
+  }
+  ~FileLock() { ::close(fd_); }  // closing releases the lock
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 struct Interrupted : std::runtime_error {
   Interrupted() : std::runtime_error("interrupted by a signal") {}
@@ -255,6 +278,7 @@ class RunExecution {
     seed_phase(config_.seed, "teacher");
     teacher_ = teacher_plugin_->build(data_->sample_shape(), data_->num_classes());
     const std::filesystem::path file = teacher_cache_file(workspace_, config_);
+    const FileLock lock(file.string() + ".lock", log_);
     std::vector<results::MetricRow> rows;
     if (std::filesystem::exists(file)) {
       load_weights(*teacher_, file);
