@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <iostream>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -242,7 +243,7 @@ class RunExecution {
         config_(config),
         run_id_(run_id),
         log_(log),
-        progress_(log),
+        progress_(log, ProgressReporter::stdout_is_terminal() && &log == &std::cout),
         monitor_(store, run_id, progress_),
         device_(resolve_device(workspace.device.empty() ? config.device : workspace.device)),
         run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
@@ -400,7 +401,7 @@ class RunExecution {
                       Denoiser& student, const TeacherPairs& pairs) {
     const auto [steps, batch] = steps_and_batch(stage);
     const std::string scope = "student:" + std::to_string(k);
-    const std::string what = "student " + std::to_string(k) + "/" + std::to_string(config_.k) + " " + stage.name;
+    const std::string what = "student " + std::to_string(k) + " of " + std::to_string(config_.k) + ", " + stage.name;
 
     LossSetup setup;
     setup.teacher = teacher_.get();

@@ -1,5 +1,6 @@
-// Progress of long work as plain lines: "teacher  1200/4000  30%  850 it/s  ETA 3s  loss 0.0123".
-// Throttled so that a log (CI, a terminal, a file) gets a line every few seconds, not every step.
+// Progress of long work. On a terminal, one line per task redrawn in place with a bar:
+//   teacher  [#########-----------]  1800/4000  45%  850 it/s  ETA 3s  loss 0.0123
+// Elsewhere (CI logs, files), plain lines throttled to one every few seconds.
 #pragma once
 
 #include <chrono>
@@ -11,17 +12,22 @@ namespace msd::host {
 
 class ProgressReporter {
  public:
-  /// `interval`: minimum seconds between two lines of the same task.
-  explicit ProgressReporter(std::ostream& out, double interval = 2.0);
-  /// A task (`what`) reached `step` of `total`; prints when the interval has passed or the task ended.
+  /// `interactive`: redraw in place (a terminal); otherwise print throttled lines.
+  /// `interval`: minimum seconds between two plain lines of the same task.
+  ProgressReporter(std::ostream& out, bool interactive, double interval = 2.0);
+  /// A task (`what`) reached `step` of `total`.
   void update(const std::string& what, std::int64_t step, std::int64_t total, double loss);
   /// Ends the current task's line (prints its final state if not printed yet).
   void finish();
+
+  /// Whether standard output is a terminal (for `interactive`).
+  static bool stdout_is_terminal();
 
  private:
   void print(std::int64_t step, std::int64_t total, double loss);
 
   std::ostream& out_;
+  bool interactive_;
   double interval_;
   std::string task_;
   std::chrono::steady_clock::time_point task_start_{}, last_print_{};
