@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <cctype>
+#include <memory>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -714,6 +718,111 @@ std::vector<Artifact> Store::artifacts(std::int64_t run_id) const {
     query.bind(1, run_id);
     while (query.executeStep()) {
       result.push_back({text(query.getColumn(0)), text(query.getColumn(1))});
+    }
+  });
+  return result;
+}
+
+namespace {
+
+std::string full_precision(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
+}
+
+bool only_blanks_or_comments(const char* text) {
+  while (*text != '\0') {
+    if (std::isspace(static_cast<unsigned char>(*text)) || *text == ';') {
+      ++text;
+    } else if (text[0] == '-' && text[1] == '-') {
+      while (*text != '\0' && *text != '\n') ++text;
+    } else if (text[0] == '/' && text[1] == '*') {
+      const char* end = std::strstr(text + 2, "*/");
+      if (end == nullptr) return true;
+      text = end + 2;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+QueryResult Store::query(const std::string& sql, const std::vector<std::string>& params) const {
+  QueryResult result;
+  const bool read_only = impl_->mode == Mode::read_only;
+  const auto refuse = [&] {
+    return std::runtime_error(
+        read_only ? impl_->path + " is opened read-only: statements that write are refused"
+                  : impl_->path + ": Store::query runs only statements that do not write");
+  };
+  impl_->with_retry("running a query", [&] {
+    result = QueryResult();
+    sqlite3* handle = impl_->db.getHandle();
+    sqlite3_stmt* raw = nullptr;
+    const char* tail = nullptr;
+    const int prepared = sqlite3_prepare_v2(handle, sql.c_str(), static_cast<int>(sql.size()) + 1,
+                                            &raw, &tail);
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> statement(raw, sqlite3_finalize);
+    if (prepared != SQLITE_OK) {
+      if ((prepared & 0xff) == SQLITE_READONLY) throw refuse();
+      throw SQLite::Exception(handle, prepared);
+    }
+    if (raw == nullptr) throw std::runtime_error("empty SQL statement");
+    if (tail != nullptr && !only_blanks_or_comments(tail)) {
+      throw std::runtime_error("give one SQL statement at a time");
+    }
+    if (!sqlite3_stmt_readonly(raw)) throw refuse();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int bound = sqlite3_bind_text(raw, static_cast<int>(i + 1), params[i].c_str(),
+                                          static_cast<int>(params[i].size()), SQLITE_TRANSIENT);
+      if (bound != SQLITE_OK) throw SQLite::Exception(handle, bound);
+    }
+    const int columns = sqlite3_column_count(raw);
+    for (int c = 0; c < columns; ++c) {
+      const char* name = sqlite3_column_name(raw, c);
+      result.columns.emplace_back(name == nullptr ? "" : name);
+    }
+    for (;;) {
+      const int stepped = sqlite3_step(raw);
+      if (stepped == SQLITE_DONE) break;
+      if (stepped != SQLITE_ROW) {
+        if ((stepped & 0xff) == SQLITE_READONLY) throw refuse();
+        throw SQLite::Exception(handle, stepped);
+      }
+      std::vector<QueryValue> row(static_cast<std::size_t>(columns));
+      for (int c = 0; c < columns; ++c) {
+        QueryValue& cell = row[static_cast<std::size_t>(c)];
+        switch (sqlite3_column_type(raw, c)) {
+          case SQLITE_INTEGER:
+            cell.type = QueryValue::Type::integer;
+            cell.real = static_cast<double>(sqlite3_column_int64(raw, c));
+            cell.text = std::to_string(sqlite3_column_int64(raw, c));
+            break;
+          case SQLITE_FLOAT:
+            cell.type = QueryValue::Type::real;
+            cell.real = sqlite3_column_double(raw, c);
+            cell.text = full_precision(cell.real);
+            break;
+          case SQLITE_TEXT: {
+            cell.type = QueryValue::Type::text;
+            const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, c));
+            cell.text.assign(text, static_cast<std::size_t>(sqlite3_column_bytes(raw, c)));
+            break;
+          }
+          case SQLITE_BLOB:
+            cell.type = QueryValue::Type::blob;
+            cell.text = "<blob " + std::to_string(sqlite3_column_bytes(raw, c)) + " bytes>";
+            break;
+          default:
+            break;
+        }
+      }
+      result.rows.push_back(std::move(row));
     }
   });
   return result;

@@ -4,6 +4,8 @@
 //   msd validate FILE.toml [--set key=value]...
 //   msd plugins list | show NAME
 //   msd results list | show RUN
+//   msd results compare SWEEP --by KEY... --metric NAME... [--scope S] [--format table|csv|json|markdown]
+//   msd results sql "SELECT ..." [--format table|csv|json|markdown]
 //   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
 #include <csignal>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include "msd/host/runner.h"
 #include "msd/host/sample_command.h"
 #include "msd/host/summary.h"
+#include "msd/results/compare.h"
 #include "msd/results/format.h"
 #include "msd/results/store.h"
 
@@ -306,6 +309,31 @@ int main(int argc, char** argv) {
   results_show->fallthrough();
   results_show->add_option("run", show_run, "run id")->required();
 
+  results::CompareRequest compare_request;
+  std::string compare_format = "table";
+  CLI::App* results_compare = results_cmd->add_subcommand(
+      "compare", "mean, std and count of final metrics of a sweep's finished runs, grouped by params");
+  results_compare->fallthrough();
+  results_compare->add_option("sweep", compare_request.selection,
+                              "sweep id (or a unique prefix of 4+ characters) or experiment name")
+      ->required();
+  results_compare->add_option("--by", compare_request.by, "param key to group by, e.g. partition.k (repeatable)")
+      ->required();
+  results_compare->add_option("--metric", compare_request.metrics, "metric name, e.g. swd (repeatable)")
+      ->required();
+  results_compare->add_option("--scope", compare_request.scope, "metric scope (default: whole model)");
+  results_compare->add_option("--format", compare_format, "table, csv, json or markdown")
+      ->check(CLI::IsMember({"table", "csv", "json", "markdown"}))
+      ->capture_default_str();
+  std::string sql_text;
+  std::string sql_format = "table";
+  CLI::App* results_sql = results_cmd->add_subcommand("sql", "run one SQL query on the database, opened read-only");
+  results_sql->fallthrough();
+  results_sql->add_option("query", sql_text, "SQL statement, e.g. \"SELECT * FROM metric_values\"")->required();
+  results_sql->add_option("--format", sql_format, "table, csv, json or markdown")
+      ->check(CLI::IsMember({"table", "csv", "json", "markdown"}))
+      ->capture_default_str();
+
   SampleRequest sample_request;
   std::string sample_db = kDefaultDatabase;
   CLI::App* sample = app.add_subcommand("sample", "write samples of a run's models (or its dataset) as .npy");
@@ -351,6 +379,17 @@ int main(int argc, char** argv) {
     }
     if (results_show->parsed()) {
       std::cout << results::format_run_details(*open_existing(db), show_run);
+      return 0;
+    }
+    if (results_compare->parsed()) {
+      const results::ComparisonTable table = results::compare_runs(*open_existing(db), compare_request);
+      std::cout << results::format_comparison(table, results::output_format_from_string(compare_format));
+      return 0;
+    }
+    if (results_sql->parsed()) {
+      const results::Store store(db, results::Store::Mode::read_only);
+      std::cout << results::format_query_result(store.query(sql_text),
+                                                results::output_format_from_string(sql_format));
       return 0;
     }
     if (sample->parsed()) {

@@ -67,6 +67,22 @@ struct Artifact {
   std::string path;        ///< absolute (msd run writes absolute paths)
 };
 
+/// One cell of a query result.
+struct QueryValue {
+  enum class Type { null, integer, real, text, blob };
+  Type type = Type::null;
+  /// The value as text: "" for null, integers in full, reals with 17 significant digits (enough to
+  /// read back the same double; "inf", "-inf" for infinities), text as stored, blobs as "<blob N bytes>".
+  std::string text;
+  double real = 0.0;  ///< the value for integer and real cells
+};
+
+/// The result of Store::query: column names and rows.
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<QueryValue>> rows;
+};
+
 class Store {
  public:
   /// The schema version this build writes.
@@ -113,6 +129,12 @@ class Store {
   /// For each (name, scope), the row with the highest step.
   std::vector<MetricRow> final_metrics(std::int64_t run_id) const;
   std::vector<Artifact> artifacts(std::int64_t run_id) const;
+
+  /// Runs one statement that does not write (SELECT, WITH ..., read-only PRAGMAs) with `params`
+  /// bound to ?1, ?2, ... as text, and returns every row. A statement that would write throws
+  /// std::runtime_error (saying the database is opened read-only when it is); so does SQL with
+  /// more than one statement, or any SQLite error.
+  QueryResult query(const std::string& sql, const std::vector<std::string>& params = {}) const;
 
  private:
   struct Impl;
