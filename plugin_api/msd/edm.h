@@ -25,6 +25,11 @@ Preconditioning precondition(const torch::Tensor& sigma, double sigma_data);
 /// EDM loss weight lambda(s) = (s^2 + sd^2) / (s sd)^2, shaped like sigma.
 torch::Tensor loss_weight(const torch::Tensor& sigma, double sigma_data);
 
+/// EDM's denoising loss mean(lambda(s) ||denoised - target||^2): `sigma` is [B], broadcast over the
+/// other dimensions. The teacher's loss, the fake score's, TSM/KD on predictions and the diffusion loss.
+torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,
+                                      const torch::Tensor& sigma, double sigma_data);
+
 /// Noise levels for training: ln s ~ N(p_mean, p_std^2). [n], float32.
 torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std,
                                     const torch::Device& device);

@@ -19,6 +19,13 @@ torch::Tensor loss_weight(const torch::Tensor& sigma, double sigma_data) {
   return (sigma * sigma + sd2) / (sigma * sigma * sd2);
 }
 
+torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,
+                                      const torch::Tensor& sigma, double sigma_data) {
+  std::vector<std::int64_t> shape(static_cast<size_t>(denoised.dim()), 1);
+  shape[0] = denoised.size(0);
+  return (loss_weight(sigma, sigma_data).view(shape) * (denoised - target).pow(2)).mean();
+}
+
 torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std, const torch::Device& device) {
   return (torch::randn({n}, torch::TensorOptions().device(device)) * p_std + p_mean).exp();
 }

@@ -13,13 +13,6 @@
 
 namespace {
 
-/// Per-sample sum over all but the batch dimension, as a [B, 1, ...] broadcastable tensor.
-torch::Tensor per_sample_weight(const torch::Tensor& sigma, const torch::Tensor& like, double sigma_data) {
-  std::vector<std::int64_t> shape(static_cast<size_t>(like.dim()), 1);
-  shape[0] = like.size(0);
-  return msd::edm::loss_weight(sigma, sigma_data).view(shape);
-}
-
 torch::Tensor broadcast_sigma(const torch::Tensor& sigma, const torch::Tensor& like) {
   std::vector<std::int64_t> shape(static_cast<size_t>(like.dim()), 1);
   shape[0] = like.size(0);
@@ -74,7 +67,7 @@ class DistributionMatching final : public msd::Loss {
     torch::Tensor sigma = draw_sigma(x.size(0), 0, grid_.size(0) - 1);
     torch::Tensor s = broadcast_sigma(sigma, x);
     torch::Tensor denoised = fake_->denoise(x + torch::randn_like(x) * s, sigma, g.labels);
-    torch::Tensor loss = (per_sample_weight(sigma, x, setup_.sigma_data) * (denoised - x).pow(2)).mean();
+    torch::Tensor loss = msd::edm::weighted_denoising_loss(denoised, x, sigma, setup_.sigma_data);
     optimizer_->zero_grad();
     loss.backward();
     const double clip = params_.get_real("fake_grad_clip");
@@ -182,8 +175,7 @@ class Diffusion final : public msd::Loss {
   void setup(const msd::LossSetup& setup) override { sigma_data_ = setup.sigma_data; }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::NoisedBatch& b = ctx.noised_real();
-    const torch::Tensor& d = ctx.student_on_noised().denoised;
-    return (per_sample_weight(b.sigma, d, sigma_data_) * (d - b.x0).pow(2)).mean();
+    return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, b.x0, b.sigma, sigma_data_);
   }
 
  private:
@@ -201,9 +193,8 @@ class PredictionKD final : public msd::Loss {
   void setup(const msd::LossSetup& setup) override { sigma_data_ = setup.sigma_data; }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::NoisedBatch& b = ctx.noised_real();
-    const torch::Tensor& s = ctx.student_on_noised().denoised;
-    const torch::Tensor& t = ctx.teacher_on_noised().denoised;
-    return (per_sample_weight(b.sigma, s, sigma_data_) * (s - t).pow(2)).mean();
+    return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, ctx.teacher_on_noised().denoised,
+                                             b.sigma, sigma_data_);
   }
 
  private:

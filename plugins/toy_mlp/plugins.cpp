@@ -102,9 +102,8 @@ class EdmMlpTeacher final : public msd::Teacher {
       torch::Tensor labels = b.labels.to(ctx.device);
       torch::Tensor sigma = msd::edm::sample_training_sigma(batch, params_.get_real("p_mean"),
                                                             params_.get_real("p_std"), ctx.device);
-      torch::Tensor s = sigma.view({-1, 1});
-      torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * s, sigma, labels);
-      torch::Tensor loss = (msd::edm::loss_weight(s, sd) * (denoised - x).pow(2)).mean();
+      torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * sigma.view({-1, 1}), sigma, labels);
+      torch::Tensor loss = msd::edm::weighted_denoising_loss(denoised, x, sigma, sd);
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
