@@ -91,19 +91,31 @@ std::filesystem::path database_for(const std::string& flag, const RunConfig* con
   return kDefaultDatabase;
 }
 
-int cmd_validate(const std::string& file, const std::vector<std::string>& sets, const PluginOptions& plugin_options) {
+/// The runs of an experiment file: --set overrides applied, its plugins loaded into `registry`,
+/// every variant validated. `folder` receives the file's folder (relative database paths start there).
+std::vector<RunConfig> load_experiment(const std::string& file, const std::vector<std::string>& sets,
+                                       const PluginOptions& plugin_options, PluginRegistry& registry,
+                                       std::filesystem::path& folder) {
   ExperimentFile experiment = ExperimentFile::load(file);
   for (const auto& s : sets) experiment.set_override(s);
-  PluginRegistry registry;
   load_plugins(registry, plugin_options, experiment.plugin_paths());
-  const std::vector<RunConfig> runs = experiment.resolve(registry);
+  folder = experiment.path().parent_path();
+  return experiment.resolve(registry);
+}
+
+std::string coordinates_text(const RunConfig& run) {
+  std::string coords;
+  for (const auto& [key, value] : run.coords) coords += (coords.empty() ? "" : ", ") + key + "=" + value;
+  return coords;
+}
+
+int cmd_validate(const std::string& file, const std::vector<std::string>& sets, const PluginOptions& plugin_options) {
+  PluginRegistry registry;
+  std::filesystem::path folder;
+  const std::vector<RunConfig> runs = load_experiment(file, sets, plugin_options, registry, folder);
   std::cout << file << ": OK, " << runs.size() << (runs.size() == 1 ? " run" : " runs") << "\n";
   results::TextTable table({"name", "config hash", "teacher hash", "overrides"});
-  for (const RunConfig& run : runs) {
-    std::string coords;
-    for (const auto& [key, value] : run.coords) coords += (coords.empty() ? "" : ", ") + key + "=" + value;
-    table.add_row({run.name, run.hash, run.teacher_hash, coords});
-  }
+  for (const RunConfig& run : runs) table.add_row({run.name, run.hash, run.teacher_hash, coordinates_text(run)});
   std::cout << table.str();
   return 0;
 }
@@ -133,11 +145,9 @@ struct RunOptions {
 };
 
 int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
-  ExperimentFile experiment = ExperimentFile::load(options.file);
-  for (const auto& s : options.sets) experiment.set_override(s);
   PluginRegistry registry;
-  load_plugins(registry, plugin_options, experiment.plugin_paths());
-  std::vector<RunConfig> runs = experiment.resolve(registry);
+  std::filesystem::path folder;
+  std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
   if (!options.only.empty()) {
     std::vector<RunConfig> chosen;
     for (const std::string& name : options.only) {
@@ -153,7 +163,7 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
     }
     runs = chosen;
   }
-  const std::filesystem::path db = database_for(options.db, &runs.front(), experiment.path().parent_path());
+  const std::filesystem::path db = database_for(options.db, &runs.front(), folder);
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
   Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
@@ -179,12 +189,6 @@ struct SweepOptions {
   bool force = false;
 };
 
-std::string coordinates_text(const RunConfig& run) {
-  std::string coords;
-  for (const auto& [key, value] : run.coords) coords += (coords.empty() ? "" : ", ") + key + "=" + value;
-  return coords;
-}
-
 /// The id of the latest finished run with this config hash, if the database has one.
 std::optional<std::int64_t> finished_run(const results::Store* store, const std::string& hash) {
   if (store == nullptr) return std::nullopt;
@@ -198,12 +202,10 @@ std::optional<std::int64_t> finished_run(const results::Store* store, const std:
 /// Runs every run of the file's sweep that the database has not finished yet (all with --force);
 /// --dry-run only says which those are.
 int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) {
-  ExperimentFile experiment = ExperimentFile::load(options.file);
-  for (const auto& s : options.sets) experiment.set_override(s);
   PluginRegistry registry;
-  load_plugins(registry, plugin_options, experiment.plugin_paths());
-  const std::vector<RunConfig> runs = experiment.resolve(registry);
-  const std::filesystem::path db = database_for(options.db, &runs.front(), experiment.path().parent_path());
+  std::filesystem::path folder;
+  const std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
+  const std::filesystem::path db = database_for(options.db, &runs.front(), folder);
 
   if (options.dry_run) {
     // Read-only, and only when the file exists: a dry run creates nothing.
