@@ -8,12 +8,19 @@ MSD_BUILD="${MSD_BUILD:-$MSD_ROOT/build}"
 
 # libopenblas0-openmp, not -pthread: LibTorch runs ~25x slower on Debian's reference BLAS, and the
 # pthread OpenBLAS fights LibTorch's OpenMP threads.
+# gnuplot-nox draws plots and sample scatters, libpng writes image grids, dataset-fashion-mnist is the
+# image dataset (IDX files under /usr/share/datasets/fashion-mnist).
 MSD_PACKAGES=(cmake make g++ git libtorch-dev libopenblas0-openmp libboost-dev libtomlplusplus-dev
-              libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3)
+              libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3 gnuplot-nox libpng-dev
+              dataset-fashion-mnist)
+# Only the test suite needs these: headless Chromium renders the HTML report, and a single-node Slurm
+# (slurmctld + slurmd + munge on localhost) runs the job-array launcher's integration test.
+MSD_TEST_PACKAGES=(chromium fonts-dejavu-core slurm-wlm munge)
 
+# Installs MSD_PACKAGES and any extra packages given as arguments, skipping those already installed.
 msd_install_packages() {
   local missing=()
-  for p in "${MSD_PACKAGES[@]}"; do
+  for p in "${MSD_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   local sudo=""
