@@ -98,9 +98,15 @@ class Loss : public Plugin {
   virtual torch::Tensor student_loss(StepContext& ctx) = 0;
   /// Parameters the student's optimizer should train with the student (feature adapters).
   virtual std::vector<torch::Tensor> extra_parameters() { return {}; }
-  /// Checkpoint of the auxiliary state (networks and optimizers).
+  /// Checkpoint of the auxiliary state (networks and optimizers). The host saves it with the
+  /// student's checkpoints (an interrupted run resumes from it) and, between stages, hands it on
+  /// (see resumes_from()). load() is called after setup().
   virtual void save(torch::serialize::OutputArchive& archive) const { (void)archive; }
   virtual void load(torch::serialize::InputArchive& archive) { (void)archive; }
+  /// Loss plugins whose saved state this loss starts from when one of them was in the student's
+  /// previous stage: the host calls load() with that loss's save() right after setup(). DMD2's ADM
+  /// stage resumes the DM stage's fake-score network and its optimizer this way.
+  virtual std::vector<std::string> resumes_from() const { return {}; }
 };
 
 }  // namespace msd
