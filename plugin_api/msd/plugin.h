@@ -53,6 +53,8 @@ struct KeySpec {
   std::optional<double> min;           ///< inclusive lower bound for numbers (each element of lists)
   std::optional<double> max;           ///< inclusive upper bound for numbers (each element of lists)
   std::vector<std::string> choices;    ///< allowed values for strings; empty: any string
+  bool sampling_only = false;          ///< changes how a trained teacher samples, not the training:
+                                       ///< the teacher cache ignores it, so sweeping it reuses one teacher
 };
 
 /// Shorthands for declaring keys; they read as a table in a plugin's source.
@@ -64,6 +66,8 @@ KeySpec key_bool(std::string name, bool def, std::string doc);
 KeySpec key_string(std::string name, std::string def, std::string doc,
                    std::vector<std::string> choices = {});
 KeySpec key_required(std::string name, KeyType type, std::string doc);
+/// Marks a teacher key as sampling-only (KeySpec::sampling_only), e.g. sampling(key_int("sampler_steps", ...)).
+KeySpec sampling(KeySpec key);
 
 /// Validated configuration values of one plugin: every declared key is present (defaults filled in by
 /// the host), with the declared type. A getter for an undeclared key or the wrong type throws

@@ -113,6 +113,10 @@ KeySpec key_string(std::string name, std::string def, std::string doc, std::vect
 KeySpec key_required(std::string name, KeyType type, std::string doc) {
   return KeySpec{std::move(name), type, std::nullopt, std::move(doc), {}, {}, {}};
 }
+KeySpec sampling(KeySpec key) {
+  key.sampling_only = true;
+  return key;
+}
 
 const Value& Params::at(const std::string& key) const {
   auto it = values_.find(key);

@@ -52,10 +52,10 @@ class EdmMlpTeacher final : public msd::Teacher {
                       0.0),
         msd::key_real("p_mean", msd::edm::kPMean, "mean of ln(sigma) during training (EDM P_mean)"),
         msd::key_real("p_std", msd::edm::kPStd, "std of ln(sigma) during training (EDM P_std)", 1e-6),
-        msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000),
-        msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9),
-        msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6),
-        msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3)};
+        msd::sampling(msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000)),
+        msd::sampling(msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9)),
+        msd::sampling(msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6)),
+        msd::sampling(msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3))};
     keys.insert(keys.end(), more.begin(), more.end());
     return {msd::PluginKind::teacher, "edm_mlp", "1.0",
             "EDM-preconditioned residual MLP trained with the EDM loss; Heun sampler", keys};

@@ -21,6 +21,7 @@ class FakeCatalog : public PluginCatalog {
     add({PluginKind::dataset, "fashion_mnist", "1", "images", {}});
     add({PluginKind::teacher, "edm_mlp", "1", "EDM MLP",
          {key_int("hidden", 256, "width", 1), key_int("layers", 4, "depth", 1),
+          sampling(key_int("sampler_steps", 18, "Heun steps", 1)),
           KeySpec{"sigmas", KeyType::real_list, Value{std::vector<double>{0.002, 80.0}}, "noise range", 0.0, {}, {}}}});
     add({PluginKind::teacher, "edm_unet", "1", "EDM UNet", {}});
     add({PluginKind::student, "mlp_student", "1", "MLP student", {key_real("width_scale", 1.0, "width ratio", 0)}});
@@ -682,6 +683,10 @@ TEST(ConfigCanonical, TeacherHashDependsOnDatasetTeacherAndSeedOnly) {
   EXPECT_NE(resolve(edit(kBase, "seed = 3", "seed = 4"))[0].teacher_hash, base.teacher_hash);
   EXPECT_NE(resolve(edit(kBase, "plugin = \"toy2d\"", "plugin = \"toy2d\"\nmodes = 3"))[0].teacher_hash,
             base.teacher_hash);
+  // A sampling-only key changes the run, not the trained teacher: a sweep over it reuses one teacher.
+  const RunConfig fewer_steps = resolve(edit(kBase, "hidden = 64", "hidden = 64\nsampler_steps = 4"))[0];
+  EXPECT_NE(fewer_steps.hash, base.hash);
+  EXPECT_EQ(fewer_steps.teacher_hash, base.teacher_hash);
 }
 
 TEST(ConfigCanonical, VariantNameIsNotHashedExperimentNameIs) {
@@ -709,7 +714,7 @@ TEST(ConfigCanonical, TextHasEverySectionInOrderAndRoundTrips) {
     ASSERT_NE(found, std::string::npos) << header << " after " << at << " in\n" << text;
     at = found + 1;
   }
-  EXPECT_NE(text.find("[teacher]\nhidden = 64\nlayers = 4\nplugin = \"edm_mlp\"\nsigmas = [0.002, 80.0]\n"),
+  EXPECT_NE(text.find("[teacher]\nhidden = 64\nlayers = 4\nplugin = \"edm_mlp\"\nsampler_steps = 18\nsigmas = [0.002, 80.0]\n"),
             std::string::npos)
       << text;
   EXPECT_EQ(resolve(text)[0].hash, run.hash);

@@ -53,10 +53,16 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   if (const CanonicalSection* experiment = find(sections, "experiment")) {
     seed.values.emplace("seed", experiment->values.at("seed"));
   }
-  std::vector<const CanonicalSection*> teacher_part{&seed};
+  // Keys that only change how the trained teacher samples are left out: a sweep over them reuses it.
+  std::vector<CanonicalSection> trained;
   for (const char* name : {"dataset", "teacher"}) {
-    if (const CanonicalSection* section = find(sections, name)) teacher_part.push_back(section);
+    if (const CanonicalSection* section = find(sections, name)) {
+      trained.push_back(*section);
+      for (const std::string& key : section->sampling_only) trained.back().values.erase(key);
+    }
   }
+  std::vector<const CanonicalSection*> teacher_part{&seed};
+  for (const CanonicalSection& section : trained) teacher_part.push_back(&section);
   run.teacher_hash = hash_text(to_text(teacher_part));
 
   run.params.clear();

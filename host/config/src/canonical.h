@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct CanonicalSection {
   bool array = false;                   ///< written [[name]]
   std::string path;                     ///< dotted prefix of its keys in params: "stage.0.loss.1"
   std::map<std::string, Value> values;  ///< every key, sorted
+  std::set<std::string> sampling_only;  ///< keys left out of the teacher hash (KeySpec::sampling_only)
 };
 
 /// Fills run.canonical_toml, run.hash, run.teacher_hash and run.params from the sections, which come

@@ -172,6 +172,7 @@ class Validation {
   struct CheckedPlugin {
     PluginSection section;
     Values values;  ///< host keys too, for the canonical text
+    std::set<std::string> sampling_only;  ///< keys the plugin marks KeySpec::sampling_only
   };
 
   void issue(const SourceLocation& where, const std::string& key, const std::string& message) {
@@ -356,6 +357,7 @@ Validation::CheckedPlugin Validation::plugin(const ConfigNode& node, const Secti
   };
   std::vector<KeySpec> specs = schema.keys;
   std::vector<std::string> plugin_keys;
+  std::set<std::string> sampling_only;
   if (info != nullptr) {
     for (const KeySpec& spec : info->keys) {
       if (is_host_key(spec.name)) {
@@ -366,6 +368,7 @@ Validation::CheckedPlugin Validation::plugin(const ConfigNode& node, const Secti
       }
       specs.push_back(spec);
       plugin_keys.push_back(spec.name);
+      if (spec.sampling_only) sampling_only.insert(spec.name);
     }
   }
   // Without the plugin's declaration its keys cannot be judged; the unknown plugin is reported instead.
@@ -374,7 +377,7 @@ Validation::CheckedPlugin Validation::plugin(const ConfigNode& node, const Secti
   for (const std::string& key : plugin_keys) {
     if (auto it = values.find(key); it != values.end()) params.set(key, it->second);
   }
-  return CheckedPlugin{PluginSection{name, std::move(params)}, std::move(values)};
+  return CheckedPlugin{PluginSection{name, std::move(params)}, std::move(values), std::move(sampling_only)};
 }
 
 std::optional<Validation::CheckedPlugin> Validation::top_plugin(const ConfigNode& root, const std::string& name) {
@@ -498,7 +501,7 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   std::vector<CanonicalSection> canonical;
   canonical.push_back({"experiment", false, "experiment", *experiment});
   canonical.push_back({"dataset", false, "dataset", dataset->values});
-  canonical.push_back({"teacher", false, "teacher", teacher->values});
+  canonical.push_back({"teacher", false, "teacher", teacher->values, teacher->sampling_only});
   if (student) canonical.push_back({"student", false, "student", student->values});
   if (partition) canonical.push_back({"partition", false, "partition", partition->values});
   canonical.push_back({"distill", false, "distill", distill});
