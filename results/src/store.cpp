@@ -124,6 +124,17 @@ FROM metrics m
 JOIN runs r ON r.id = m.run_id
 JOIN experiments e ON e.id = r.experiment_id;
 )sql",
+      // 2: resumable runs and mergeable shards. uuid names a run across databases (results merge);
+      // attempts counts how often a run was started or resumed; an artifact is recorded once per run,
+      // however often a resumed run records it again.
+      R"sql(
+ALTER TABLE runs ADD COLUMN uuid TEXT;
+UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
+CREATE UNIQUE INDEX runs_by_uuid ON runs(uuid);
+ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+DELETE FROM artifacts WHERE id NOT IN (SELECT min(id) FROM artifacts GROUP BY run_id, kind, path);
+CREATE UNIQUE INDEX artifacts_once ON artifacts(run_id, kind, path);
+)sql",
   };
   return list;
 }
@@ -187,7 +198,7 @@ RunStatus status_column(const SQLite::Column& column, const std::string& path) {
 constexpr const char* kRunColumns =
     "r.id, e.name, r.name, r.config_text, r.config_hash, r.seed, r.git_commit, r.git_dirty, "
     "r.host, r.device, r.pid, r.started_at, r.ended_at, r.status, r.error, r.sweep_id, "
-    "r.sweep_index FROM runs r JOIN experiments e ON e.id = r.experiment_id";
+    "r.sweep_index, r.uuid, r.attempts FROM runs r JOIN experiments e ON e.id = r.experiment_id";
 
 RunRecord read_run(SQLite::Statement& query, const std::string& path) {
   RunRecord run;
@@ -208,6 +219,8 @@ RunRecord read_run(SQLite::Statement& query, const std::string& path) {
   run.error = text(query.getColumn(14));
   run.sweep_id = text(query.getColumn(15));
   run.sweep_index = query.getColumn(16).isNull() ? -1 : query.getColumn(16).getInt64();
+  run.uuid = text(query.getColumn(17));
+  run.attempts = query.getColumn(18).getInt64();
   return run;
 }
 
@@ -249,6 +262,10 @@ struct Store::Impl {
   std::vector<std::pair<std::string, std::string>> key_values(const char* sql, const char* action,
                                                               std::int64_t run_id);
   void require_run_changed(std::int64_t run_id);
+  /// Inserts a new running run (and its experiment, params, coords); call inside write().
+  std::int64_t insert_run(const NewRun& run);
+  /// 32 hex digits from the OS's random source.
+  std::string random_uuid();
 
   std::string path;
   Mode mode;
@@ -354,6 +371,17 @@ void Store::Impl::write(const char* action, const std::function<void()>& body) {
   });
 }
 
+std::string Store::Impl::random_uuid() {
+  std::random_device source;
+  static const char* digits = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    std::uint32_t word = source();
+    for (int j = 0; j < 8; ++j, word >>= 4) id += digits[word & 0xf];
+  }
+  return id;
+}
+
 int Store::Impl::read_version() { return db.execAndGet("PRAGMA user_version").getInt(); }
 
 void Store::Impl::migrate() {
@@ -420,66 +448,115 @@ std::int64_t Store::begin_run(const NewRun& run) {
     throw std::invalid_argument(impl_->path + ": a run needs an experiment name");
   }
   std::int64_t run_id = 0;
-  impl_->write("starting a run", [&] {
+  impl_->write("starting a run", [&] { run_id = impl_->insert_run(run); });
+  return run_id;
+}
+
+RunClaim Store::claim_run(const NewRun& run, std::int64_t after_id) {
+  if (run.experiment.empty()) {
+    throw std::invalid_argument(impl_->path + ": a run needs an experiment name");
+  }
+  // Runs of processes that died since this store was opened must not look taken.
+  mark_stale_runs();
+  RunClaim claim;
+  impl_->write("claiming a run", [&] {
     SQLite::Database& db = impl_->db;
-    const std::string now = detail::now_iso_utc();
-
-    SQLite::Statement add_experiment(
-        db, "INSERT INTO experiments (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING");
-    add_experiment.bind(1, run.experiment);
-    add_experiment.bind(2, now);
-    add_experiment.exec();
-
-    SQLite::Statement find_experiment(db, "SELECT id FROM experiments WHERE name = ?");
-    find_experiment.bind(1, run.experiment);
-    find_experiment.executeStep();
-    const std::int64_t experiment_id = find_experiment.getColumn(0).getInt64();
-
-    SQLite::Statement insert(
-        db,
-        "INSERT INTO runs (experiment_id, name, status, config_text, config_hash, seed, git_commit, "
-        "git_dirty, host, device, pid, started_at, heartbeat_at, sweep_id, sweep_index) "
-        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    insert.bind(1, experiment_id);
-    insert.bind(2, run.name);
-    insert.bind(3, run.config_text);
-    insert.bind(4, run.config_hash);
-    insert.bind(5, run.seed);
-    bind_text_or_null(insert, 6, run.git_commit);
-    insert.bind(7, run.git_dirty ? 1 : 0);
-    // mark_stale_runs compares this with gethostname(), so an unset host means this machine.
-    insert.bind(8, run.host.empty() ? impl_->host : run.host);
-    insert.bind(9, run.device);
-    insert.bind(10, static_cast<std::int64_t>(getpid()));
-    insert.bind(11, now);
-    insert.bind(12, now);
-    bind_text_or_null(insert, 13, run.sweep_id);
-    if (run.sweep_id.empty()) {
-      insert.bind(14);
-    } else {
-      insert.bind(14, run.sweep_index);
+    // Under the write lock, so two workers never both decide to run the same config.
+    SQLite::Statement previous(db,
+                               "SELECT id, status FROM runs WHERE config_hash = ? AND id > ? "
+                               "AND status IN ('finished', 'running', 'interrupted') ORDER BY id DESC");
+    previous.bind(1, run.config_hash);
+    previous.bind(2, after_id);
+    std::int64_t interrupted = 0;
+    while (previous.executeStep()) {
+      const std::string status = previous.getColumn(1).getString();
+      if (status == "interrupted") {
+        if (interrupted == 0) interrupted = previous.getColumn(0).getInt64();
+        continue;
+      }
+      claim = {status == "finished" ? RunClaim::Outcome::finished : RunClaim::Outcome::running,
+               previous.getColumn(0).getInt64()};
+      return;
     }
-    insert.exec();
-    run_id = db.getLastInsertRowid();
-
-    SQLite::Statement add_param(db, "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)");
-    for (const auto& [key, value] : run.params) {
-      add_param.bind(1, run_id);
-      add_param.bind(2, key);
-      add_param.bind(3, value);
-      add_param.exec();
-      add_param.reset();
+    if (interrupted != 0) {
+      SQLite::Statement resume(db,
+                               "UPDATE runs SET status = 'running', pid = ?, host = ?, device = ?, "
+                               "heartbeat_at = ?, ended_at = NULL, error = NULL, attempts = attempts + 1 "
+                               "WHERE id = ?");
+      resume.bind(1, static_cast<std::int64_t>(getpid()));
+      resume.bind(2, run.host.empty() ? impl_->host : run.host);
+      resume.bind(3, run.device);
+      resume.bind(4, detail::now_iso_utc());
+      resume.bind(5, interrupted);
+      resume.exec();
+      claim = {RunClaim::Outcome::resumed, interrupted};
+      return;
     }
-    SQLite::Statement add_coord(db,
-                                "INSERT INTO sweep_coords (run_id, key, value) VALUES (?, ?, ?)");
-    for (const auto& [key, value] : run.coords) {
-      add_coord.bind(1, run_id);
-      add_coord.bind(2, key);
-      add_coord.bind(3, value);
-      add_coord.exec();
-      add_coord.reset();
-    }
+    claim = {RunClaim::Outcome::started, impl_->insert_run(run)};
   });
+  return claim;
+}
+
+std::int64_t Store::Impl::insert_run(const NewRun& run) {
+  std::int64_t run_id = 0;
+  const std::string now = detail::now_iso_utc();
+
+  SQLite::Statement add_experiment(
+      db, "INSERT INTO experiments (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING");
+  add_experiment.bind(1, run.experiment);
+  add_experiment.bind(2, now);
+  add_experiment.exec();
+
+  SQLite::Statement find_experiment(db, "SELECT id FROM experiments WHERE name = ?");
+  find_experiment.bind(1, run.experiment);
+  find_experiment.executeStep();
+  const std::int64_t experiment_id = find_experiment.getColumn(0).getInt64();
+
+  SQLite::Statement insert(
+      db,
+      "INSERT INTO runs (experiment_id, name, status, config_text, config_hash, seed, git_commit, "
+      "git_dirty, host, device, pid, started_at, heartbeat_at, sweep_id, sweep_index, uuid) "
+      "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, experiment_id);
+  insert.bind(2, run.name);
+  insert.bind(3, run.config_text);
+  insert.bind(4, run.config_hash);
+  insert.bind(5, run.seed);
+  bind_text_or_null(insert, 6, run.git_commit);
+  insert.bind(7, run.git_dirty ? 1 : 0);
+  // mark_stale_runs compares this with gethostname(), so an unset host means this machine.
+  insert.bind(8, run.host.empty() ? host : run.host);
+  insert.bind(9, run.device);
+  insert.bind(10, static_cast<std::int64_t>(getpid()));
+  insert.bind(11, now);
+  insert.bind(12, now);
+  bind_text_or_null(insert, 13, run.sweep_id);
+  if (run.sweep_id.empty()) {
+    insert.bind(14);
+  } else {
+    insert.bind(14, run.sweep_index);
+  }
+  bind_text_or_null(insert, 15, random_uuid());
+  insert.exec();
+  run_id = db.getLastInsertRowid();
+
+  SQLite::Statement add_param(db, "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)");
+  for (const auto& [key, value] : run.params) {
+    add_param.bind(1, run_id);
+    add_param.bind(2, key);
+    add_param.bind(3, value);
+    add_param.exec();
+    add_param.reset();
+  }
+  SQLite::Statement add_coord(db,
+                              "INSERT INTO sweep_coords (run_id, key, value) VALUES (?, ?, ?)");
+  for (const auto& [key, value] : run.coords) {
+    add_coord.bind(1, run_id);
+    add_coord.bind(2, key);
+    add_coord.bind(3, value);
+    add_coord.exec();
+    add_coord.reset();
+  }
   return run_id;
 }
 
@@ -522,8 +599,9 @@ void Store::log_metrics(std::int64_t run_id, const std::vector<MetricRow>& rows)
 
 void Store::add_artifact(std::int64_t run_id, const Artifact& artifact) {
   impl_->write("adding an artifact", [&] {
-    SQLite::Statement insert(
-        impl_->db, "INSERT INTO artifacts (run_id, kind, path, created_at) VALUES (?, ?, ?, ?)");
+    SQLite::Statement insert(impl_->db,
+                             "INSERT INTO artifacts (run_id, kind, path, created_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (run_id, kind, path) DO NOTHING");
     insert.bind(1, run_id);
     insert.bind(2, artifact.kind);
     insert.bind(3, artifact.path);

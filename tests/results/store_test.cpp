@@ -458,6 +458,111 @@ TEST(StaleRuns, DeadLocalProcessesAndSilentRemoteRunsBecomeInterrupted) {
 }
 
 // ---- many processes, one file ------------------------------------------------------------------
+TEST(Claims, DecideWhoRunsAConfig) {
+  TempDir dir;
+  Store store(dir.file("results.db"));
+  NewRun run = sample_run();
+
+  const RunClaim first = store.claim_run(run);
+  EXPECT_EQ(first.outcome, RunClaim::Outcome::started);
+  // This process is alive, so its running run is taken.
+  EXPECT_EQ(store.claim_run(run).outcome, RunClaim::Outcome::running);
+  EXPECT_EQ(store.claim_run(run).run_id, first.run_id);
+
+  store.finish_run(first.run_id, RunStatus::interrupted, "stopped");
+  const RunClaim resumed = store.claim_run(run);
+  EXPECT_EQ(resumed.outcome, RunClaim::Outcome::resumed);
+  EXPECT_EQ(resumed.run_id, first.run_id);
+  const RunRecord record = *store.find_run(first.run_id);
+  EXPECT_EQ(record.status, RunStatus::running);
+  EXPECT_EQ(record.attempts, 2);
+  EXPECT_TRUE(record.ended_at.empty());
+  EXPECT_TRUE(record.error.empty());
+  EXPECT_EQ(record.uuid.size(), 32u);
+
+  store.finish_run(first.run_id, RunStatus::finished);
+  EXPECT_EQ(store.claim_run(run).outcome, RunClaim::Outcome::finished);
+  // --force: runs up to after_id do not count, so the config runs again as a new run.
+  const RunClaim forced = store.claim_run(run, first.run_id);
+  EXPECT_EQ(forced.outcome, RunClaim::Outcome::started);
+  EXPECT_GT(forced.run_id, first.run_id);
+  EXPECT_NE(store.find_run(forced.run_id)->uuid, record.uuid);
+
+  // A failed run is not resumed: the config starts afresh.
+  run.config_hash = "another";
+  const RunClaim failed = store.claim_run(run);
+  store.finish_run(failed.run_id, RunStatus::failed, "bad");
+  const RunClaim retry = store.claim_run(run);
+  EXPECT_EQ(retry.outcome, RunClaim::Outcome::started);
+  EXPECT_NE(retry.run_id, failed.run_id);
+}
+
+TEST(Claims, RunOfADeadProcessIsResumed) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  Store store(path);
+  const RunClaim first = store.claim_run(sample_run());
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("UPDATE runs SET pid = " + std::to_string(dead_pid()));
+  }
+  const RunClaim again = store.claim_run(sample_run());
+  EXPECT_EQ(again.outcome, RunClaim::Outcome::resumed);
+  EXPECT_EQ(again.run_id, first.run_id);
+}
+
+TEST(Claims, ArtifactIsRecordedOncePerRun) {
+  TempDir dir;
+  Store store(dir.file("results.db"));
+  const std::int64_t id = store.begin_run(sample_run());
+  store.add_artifact(id, {"student", "/tmp/student-0.pt"});
+  store.add_artifact(id, {"student", "/tmp/student-0.pt"});
+  store.add_artifact(id, {"student", "/tmp/student-1.pt"});
+  EXPECT_EQ(store.artifacts(id).size(), 2u);
+}
+
+// Workers of one sweep claim the same list of configs at the same time: each config runs once.
+TEST(Concurrency, ManyProcessesClaimEachConfigOnce) {
+  constexpr int kProcesses = 8;
+  constexpr int kConfigs = 40;
+  TempDir dir;
+  const std::string path = dir.file("shared.db");
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      try {
+        Store store(path);
+        for (int c = 0; c < kConfigs; ++c) {
+          NewRun run = sample_run("claims", "c" + std::to_string(c));
+          run.config_hash = "hash" + std::to_string(c);
+          const RunClaim claim = store.claim_run(run);
+          if (claim.outcome == RunClaim::Outcome::started) {
+            store.log_metrics(claim.run_id, {{"worker", 0, static_cast<double>(p), ""}});
+            store.finish_run(claim.run_id, RunStatus::finished);
+          }
+        }
+      } catch (const std::exception& error) {
+        std::fprintf(stderr, "child %d: %s\n", p, error.what());
+        _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+  Store reader(path, Store::Mode::read_only);
+  const auto runs = reader.list_runs("claims");
+  ASSERT_EQ(runs.size(), static_cast<std::size_t>(kConfigs));
+  for (const RunRecord& run : runs) EXPECT_EQ(run.status, RunStatus::finished);
+  EXPECT_EQ(count_rows(path, "metrics"), kConfigs);
+}
+
 TEST(Concurrency, ManyProcessesWritingOneFileLoseNothing) {
   constexpr int kProcesses = 8;
   constexpr int kRunsPerProcess = 30;

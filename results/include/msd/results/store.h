@@ -52,6 +52,20 @@ struct RunRecord {
   std::string error;          ///< failure message, empty otherwise
   std::string sweep_id;
   std::int64_t sweep_index = -1;
+  std::string uuid;           ///< names the run in every database it is merged into
+  std::int64_t attempts = 1;  ///< how often the run was started or resumed
+};
+
+/// What claim_run decided.
+struct RunClaim {
+  enum class Outcome {
+    started,   ///< a new run was inserted: run it
+    resumed,   ///< an interrupted run was taken over: resume it from its checkpoint
+    finished,  ///< a run of this config already finished: nothing to do
+    running    ///< a live process is running this config: nothing to do
+  };
+  Outcome outcome = Outcome::started;
+  std::int64_t run_id = 0;  ///< the run started, resumed, finished or running
 };
 
 /// One metric value. Non-finite values (NaN, +inf, -inf) are stored and read back as such.
@@ -104,10 +118,16 @@ class Store {
   // --- writing -------------------------------------------------------------------------------
   /// Inserts the run (status running, this process's pid, now as start) with its params. Returns its id.
   std::int64_t begin_run(const NewRun& run);
+  /// Decides atomically, among processes sharing this file, who runs `run.config_hash`; only runs with
+  /// an id above `after_id` count (--force passes the largest id at its start). A finished or live
+  /// running run means there is nothing to do; else the latest interrupted run is taken over (running
+  /// again under this process, attempts + 1); else a new run begins as begin_run would.
+  RunClaim claim_run(const NewRun& run, std::int64_t after_id = 0);
   /// Records that the run is still alive (a run whose heartbeat is old may be marked interrupted).
   void heartbeat(std::int64_t run_id);
   /// Appends metric rows in one transaction. A row with the same (run, name, step, scope) replaces the old one.
   void log_metrics(std::int64_t run_id, const std::vector<MetricRow>& rows);
+  /// Records an artifact; recording the same (kind, path) of a run again does nothing.
   void add_artifact(std::int64_t run_id, const Artifact& artifact);
   void set_tag(std::int64_t run_id, const std::string& key, const std::string& value);
   /// Sets the final status, end time and error message.
