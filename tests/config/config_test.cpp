@@ -519,6 +519,10 @@ TEST(ConfigCanonical, HashIgnoresDescriptionResultsAndPluginPaths) {
   EXPECT_NE(described.canonical_toml.find("description = \"notes\""), std::string::npos);
   EXPECT_NE(described.canonical_toml.find("results = \"elsewhere.db\""), std::string::npos);
   EXPECT_EQ(resolve(kBase, {"experiment.description=other"})[0].hash, base.hash);
+  // How often a run checkpoints does not change what it computes.
+  const RunConfig checkpointed = resolve(kBase, {"experiment.checkpoint_seconds=5"})[0];
+  EXPECT_EQ(checkpointed.hash, base.hash);
+  EXPECT_EQ(checkpointed.checkpoint_seconds, 5.0);
   EXPECT_NE(resolve(kBase, {"experiment.threads=2"})[0].hash, base.hash);
 }
 
@@ -656,7 +660,7 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
     const std::string line = base.canonical_toml.substr(start, end - start + 1);
     start = end + 1;
     if (line.rfind("description = ", 0) == 0 || line.rfind("results = ", 0) == 0 ||
-        line.rfind("plugin_paths = ", 0) == 0) {
+        line.rfind("plugin_paths = ", 0) == 0 || line.rfind("checkpoint_seconds = ", 0) == 0) {
       continue;
     }
     hashed += line;

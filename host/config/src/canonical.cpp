@@ -42,7 +42,7 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   std::vector<CanonicalSection> hashed_sections = sections;
   for (CanonicalSection& section : hashed_sections) {
     if (section.name != "experiment") continue;
-    for (const char* key : {"description", "results", "plugin_paths"}) section.values.erase(key);
+    for (const char* key : {"description", "results", "plugin_paths", "checkpoint_seconds"}) section.values.erase(key);
   }
   std::vector<const CanonicalSection*> hashed;
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);

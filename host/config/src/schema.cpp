@@ -23,6 +23,9 @@ std::vector<SectionSchema> make_schema() {
            key_string("description", "", "one line for listings"),
            key_int("seed", 0, "seed of every random generator of a run", 0),
            key_int("threads", 0, "CPU threads per run; 0: every core", 0),
+           key_real("checkpoint_seconds", 60.0,
+                    "seconds between checkpoints of the student being trained (an interrupted run "
+                    "resumes from the last one); 0: only when interrupted and after each student", 0.0),
            key_string("device", "auto", "where tensors live; auto: cuda when available, else cpu",
                       {"auto", "cpu", "cuda"}),
            key_string("results", "",

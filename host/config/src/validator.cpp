@@ -480,6 +480,7 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   run.description = value_or<std::string>(*experiment, "description", "");
   run.seed = value_or(*experiment, "seed", run.seed);
   run.threads = value_or(*experiment, "threads", run.threads);
+  run.checkpoint_seconds = value_or(*experiment, "checkpoint_seconds", run.checkpoint_seconds);
   run.device = value_or(*experiment, "device", run.device);
   run.results = value_or(*experiment, "results", run.results);
   run.dataset = dataset->section;

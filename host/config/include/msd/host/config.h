@@ -98,6 +98,7 @@ struct RunConfig {
   std::string description;
   std::int64_t seed = 0;
   std::int64_t threads = 0;            ///< 0: every core
+  double checkpoint_seconds = 60.0;    ///< between student checkpoints; 0: at interrupts and student ends
   std::string device = "auto";         ///< "auto", "cpu", "cuda"
   std::string results;                 ///< database path from experiment.results (may be empty)
   PluginSection dataset;
