@@ -12,7 +12,7 @@ MSD_BUILD="${MSD_BUILD:-$MSD_ROOT/build}"
 # image dataset (IDX files under /usr/share/datasets/fashion-mnist).
 MSD_PACKAGES=(cmake make g++ git libtorch-dev libopenblas0-openmp libboost-dev libtomlplusplus-dev
               libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3 gnuplot-nox libpng-dev
-              dataset-fashion-mnist)
+              dataset-fashion-mnist zlib1g-dev)
 # Only the test suite needs these: headless Chromium renders the HTML report, and a single-node Slurm
 # (slurmctld + slurmd + munge on localhost) runs the job-array launcher's integration test.
 MSD_TEST_PACKAGES=(chromium fonts-dejavu-core slurm-wlm munge)

@@ -5,4 +5,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 msd_install_packages "${MSD_TEST_PACKAGES[@]}"
 msd_build ON
+# slurm_test submits a job array to a single-node Slurm on this machine; starting one needs root.
+if [ "${MSD_SKIP_SLURM_TESTS:-0}" != 1 ]; then
+  slurm_sudo=""
+  [ "$(id -u)" -eq 0 ] || slurm_sudo="sudo"
+  $slurm_sudo bash "$MSD_ROOT/scripts/slurm_local.sh" start ||
+    echo "msd-lab: the local Slurm did not start; slurm_test will fail (MSD_SKIP_SLURM_TESTS=1 skips it)" >&2
+fi
 ctest --test-dir "$MSD_BUILD" --output-on-failure "$@"

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
+#include "msd/monitor.h"
 #include "msd/plugin.h"
 
 namespace msd {
@@ -26,9 +28,41 @@ struct GaussianMixture {
   torch::Tensor mode_class;  ///< [M] int64: the class each mode belongs to
 };
 
+/// What a dataset may use while it prepares itself (loading files, training its feature network).
+struct DatasetContext {
+  std::filesystem::path cache;      ///< folder for artifacts worth keeping between runs (the run's cache)
+  torch::Device device{torch::kCPU};  ///< where to train auxiliary networks
+  Monitor* monitor = nullptr;       ///< progress of long work; may be null
+  std::uint64_t seed = 0;           ///< the run's seed (the host has already seeded torch's generator)
+};
+
+/// Which part of a dataset with held-out data to draw from.
+enum class Split { train, test };
+
+/// Both outputs of a feature network for one batch.
+struct Embedding {
+  torch::Tensor features;  ///< [N, D] float32, CPU
+  torch::Tensor logits;    ///< [N, classes] float32, CPU
+};
+
+/// A network that embeds samples for distribution metrics: the role Inception-v3 plays for FID.
+/// Owned by its dataset, which trained it on its own training split.
+class FeatureSpace {
+ public:
+  virtual ~FeatureSpace();
+  /// Features and class logits of x ([N, ...sample shape], data scale, any device); no gradients.
+  virtual Embedding embed(const torch::Tensor& x) const = 0;
+  /// Accuracy of the logits on the dataset's whole test split, in [0, 1].
+  virtual double test_accuracy() const = 0;
+  /// Names the network (a hash of what it was trained from): equal ids give equal features.
+  virtual std::string id() const = 0;
+};
+
 class Dataset : public Plugin {
  public:
   ~Dataset() override;
+  /// Called once by the host before any other use: load files, train or load auxiliary networks.
+  virtual void prepare(const DatasetContext& ctx) { (void)ctx; }
   /// Shape of one sample, e.g. {2} for points or {1, 28, 28} for images.
   virtual std::vector<std::int64_t> sample_shape() const = 0;
   virtual std::int64_t num_classes() const = 0;
@@ -40,6 +74,19 @@ class Dataset : public Plugin {
   virtual torch::Tensor sample_given(const torch::Tensor& labels) = 0;
   /// The true density, when the dataset knows it.
   virtual std::optional<GaussianMixture> true_density() const { return std::nullopt; }
+  /// Distinct samples of `split` (drawn without replacement) with the given labels ([n] int64), for
+  /// reference sets and floors, where a repeated image would fake a perfect nearest neighbour. Throws
+  /// when the split holds fewer samples of a class than asked. A dataset without held-out data has
+  /// one distribution, so the default draws from it.
+  virtual torch::Tensor sample_distinct(Split split, const torch::Tensor& labels) {
+    (void)split;
+    return sample_given(labels);
+  }
+  /// The network metrics embed samples with; null when the dataset has none.
+  virtual const FeatureSpace* feature_space() const { return nullptr; }
+  /// Per-class mean feature vector of the feature network on training samples ([classes][D]), for
+  /// partitions that group similar classes (PartitionContext::class_features); empty when unknown.
+  virtual std::vector<std::vector<double>> class_features() const { return {}; }
 };
 
 }  // namespace msd

@@ -10,6 +10,7 @@
 namespace msd {
 Monitor::~Monitor() = default;
 Dataset::~Dataset() = default;
+FeatureSpace::~FeatureSpace() = default;
 Teacher::~Teacher() = default;
 Student::~Student() = default;
 StepContext::~StepContext() = default;

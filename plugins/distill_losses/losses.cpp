@@ -1,10 +1,13 @@
 // distill_losses: the objectives of both methods.
-//   MSD (one-step students):  dm (DMD2 distribution matching), regression (teacher pairs).
+//   MSD (one-step students):  dm (DMD2 distribution matching), adm (dm + GAN), regression (teacher pairs).
 //   O2MKD (multi-step):       diffusion (EDM loss), kd_prediction (teacher's output), kd_relational.
 //   TSM for small students is kd_prediction in a stage before dm.
 // Formulas follow docs/ARCHITECTURE.md ("The science"), which cites EDM, DMD/DMD2, MSD and O2MKD.
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include <torch/torch.h>
 
@@ -21,71 +24,46 @@ torch::Tensor broadcast_sigma(const torch::Tensor& sigma, const torch::Tensor& l
 
 /// DMD2 distribution matching. The student's one-step samples x are noised, the frozen teacher
 /// ("real" score) and an online fake-score network both denoise them, and x is pushed along
-/// (mu_fake - mu_real), normalised per sample by mean |x - mu_real|.
-class DistributionMatching final : public msd::Loss {
+/// (mu_fake - mu_real), normalised per sample by mean |x - mu_real|. Not final: `adm` extends it.
+class DistributionMatching : public msd::Loss {
  public:
   static msd::PluginInfo info() {
     return {msd::PluginKind::loss, "dm", "1.0",
             "DMD2 distribution matching with an online fake-score network initialised from the teacher",
-            {msd::key_real("fake_lr", 1e-4, "AdamW learning rate of the fake-score network", 0.0),
-             msd::key_real("fake_beta1", 0.9, "AdamW beta1 of the fake-score network", 0.0, 1.0),
-             msd::key_real("fake_beta2", 0.999, "AdamW beta2 of the fake-score network", 0.0, 1.0),
-             msd::key_real("fake_weight_decay", 0.01, "AdamW weight decay of the fake-score network", 0.0),
-             msd::key_real("fake_grad_clip", 10.0, "max gradient norm of the fake-score network; 0 disables", 0.0),
-             msd::key_int("grid_levels", 1000, "noise levels of the Karras training grid (rho = 7)", 2),
-             msd::key_real("min_level", 0.02, "lowest grid fraction the DM gradient uses (DMD2: 20 of 1000)", 0.0, 1.0),
-             msd::key_real("max_level", 0.98, "highest grid fraction the DM gradient uses (DMD2: 980 of 1000)", 0.0, 1.0)}};
+            keys()};
   }
 
-  explicit DistributionMatching(const msd::Params& params) : params_(params) {
-    if (!(params.get_real("min_level") < params.get_real("max_level"))) {
-      throw std::invalid_argument("dm: min_level must be below max_level");
-    }
-  }
+  explicit DistributionMatching(const msd::Params& params) : DistributionMatching(params, "dm") {}
 
   void setup(const msd::LossSetup& setup) override {
     if (setup.student_type != msd::StudentType::one_step) {
-      throw std::invalid_argument("dm: distribution matching trains one-step students; this student is multi-step");
+      throw std::invalid_argument(name_ + ": distribution matching trains one-step students; this student is multi-step");
     }
     setup_ = setup;
     fake_ = setup.teacher->clone_denoiser();
     msd::set_trainable(*fake_, true);
     fake_->train();
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
-        fake_->parameters(), torch::optim::AdamWOptions(params_.get_real("fake_lr"))
-                                 .betas({params_.get_real("fake_beta1"), params_.get_real("fake_beta2")})
-                                 .weight_decay(params_.get_real("fake_weight_decay")));
+    optimizer_ = std::make_unique<torch::optim::AdamW>(fake_->parameters(), adamw_options());
     grid_ = msd::edm::training_grid(params_.get_int("grid_levels"), setup.sampler.sigma_min,
                                     setup.sampler.sigma_max, 7.0)
                 .to(setup.device);
   }
 
   std::map<std::string, double> update_auxiliary(msd::StepContext& ctx) override {
-    // The fake score learns the student's current distribution with the denoising loss over the whole grid.
-    const msd::GeneratedBatch& g = ctx.generated();
-    torch::Tensor x = g.x.detach();
-    torch::Tensor sigma = draw_sigma(x.size(0), 0, grid_.size(0) - 1);
-    torch::Tensor s = broadcast_sigma(sigma, x);
-    torch::Tensor denoised = fake_->denoise(x + torch::randn_like(x) * s, sigma, g.labels);
-    torch::Tensor loss = msd::edm::weighted_denoising_loss(denoised, x, sigma, setup_.sigma_data);
+    torch::Tensor loss = fake_score_loss(ctx.generated());
     optimizer_->zero_grad();
     loss.backward();
-    const double clip = params_.get_real("fake_grad_clip");
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(fake_->parameters(), clip);
-    optimizer_->step();
+    clip_and_step_fake();
     return {{"fake_score_loss", loss.item<double>()}};
   }
 
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::GeneratedBatch& g = ctx.generated();
-    const std::int64_t levels = grid_.size(0);
-    const auto lo = static_cast<std::int64_t>(std::lround(params_.get_real("min_level") * (levels - 1)));
-    const auto hi = static_cast<std::int64_t>(std::lround(params_.get_real("max_level") * (levels - 1)));
     torch::Tensor grad;
     {
       torch::NoGradGuard no_grad;
       torch::Tensor x = g.x.detach();
-      torch::Tensor sigma = draw_sigma(x.size(0), lo, hi);
+      torch::Tensor sigma = draw_dm_sigma(x.size(0));
       torch::Tensor xt = x + torch::randn_like(x) * broadcast_sigma(sigma, x);
       torch::Tensor mu_real = setup_.teacher->denoise(xt, sigma, g.labels);
       torch::Tensor mu_fake = fake_->denoise(xt, sigma, g.labels);
@@ -105,13 +83,80 @@ class DistributionMatching final : public msd::Loss {
     archive.write("fake_score", fake);
     archive.write("fake_optimizer", opt);
   }
+  /// Resumes the fake-score network and its optimizer's moments; the optimizer's hyperparameters stay
+  /// this stage's keys (DMD2 resumes its GAN stage at a different learning rate).
   void load(torch::serialize::InputArchive& archive) override {
     torch::serialize::InputArchive fake, opt;
-    archive.read("fake_score", fake);
-    archive.read("fake_optimizer", opt);
-    fake_->load(fake);
-    optimizer_->load(opt);
+    if (!archive.try_read("fake_score", fake) || !archive.try_read("fake_optimizer", opt)) {
+      throw std::runtime_error(name_ + ": the saved loss state holds no fake-score network (fake_score, "
+                               "fake_optimizer); it was not written by dm or adm");
+    }
+    try {
+      fake_->load(fake);
+      optimizer_->load(opt);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error(name_ + ": the saved fake-score network does not match this teacher's "
+                               "architecture: " + e.what_without_backtrace());
+    }
+    for (auto& group : optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()) = adamw_options();
+    }
   }
+  std::vector<std::string> resumes_from() const override { return {"dm"}; }
+
+ protected:
+  DistributionMatching(const msd::Params& params, std::string name) : params_(params), name_(std::move(name)) {
+    if (!(params.get_real("min_level") < params.get_real("max_level"))) {
+      throw std::invalid_argument(name_ + ": min_level must be below max_level");
+    }
+  }
+
+  static std::vector<msd::KeySpec> keys() {
+    return {msd::key_real("fake_lr", 1e-4, "AdamW learning rate of the fake-score network", 0.0),
+            msd::key_real("fake_beta1", 0.9, "AdamW beta1 of the fake-score network", 0.0, 1.0),
+            msd::key_real("fake_beta2", 0.999, "AdamW beta2 of the fake-score network", 0.0, 1.0),
+            msd::key_real("fake_weight_decay", 0.01, "AdamW weight decay of the fake-score network", 0.0),
+            msd::key_real("fake_grad_clip", 10.0, "max gradient norm of the fake-score network; 0 disables", 0.0),
+            msd::key_int("grid_levels", 1000, "noise levels of the Karras training grid (rho = 7)", 2),
+            msd::key_real("min_level", 0.02, "lowest grid fraction the DM gradient uses (DMD2: 20 of 1000)", 0.0, 1.0),
+            msd::key_real("max_level", 0.98, "highest grid fraction the DM gradient uses (DMD2: 980 of 1000)", 0.0, 1.0)};
+  }
+
+  /// The fake score's objective: learn the student's current distribution with the denoising loss over
+  /// the whole grid, on detached samples.
+  torch::Tensor fake_score_loss(const msd::GeneratedBatch& g) {
+    torch::Tensor x = g.x.detach();
+    torch::Tensor sigma = draw_sigma(x.size(0), 0, grid_.size(0) - 1);
+    torch::Tensor denoised = fake_->denoise(x + torch::randn_like(x) * broadcast_sigma(sigma, x), sigma, g.labels);
+    return msd::edm::weighted_denoising_loss(denoised, x, sigma, setup_.sigma_data);
+  }
+
+  /// Clips the fake network's gradients (fake_grad_clip) and steps its optimizer.
+  void clip_and_step_fake() {
+    const double clip = params_.get_real("fake_grad_clip");
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(fake_->parameters(), clip);
+    optimizer_->step();
+  }
+
+  /// Noise levels from the grid between min_level and max_level, where the DM gradient is taken.
+  torch::Tensor draw_dm_sigma(std::int64_t n) const {
+    const std::int64_t levels = grid_.size(0);
+    const auto lo = static_cast<std::int64_t>(std::lround(params_.get_real("min_level") * (levels - 1)));
+    const auto hi = static_cast<std::int64_t>(std::lround(params_.get_real("max_level") * (levels - 1)));
+    return draw_sigma(n, lo, hi);
+  }
+
+  torch::optim::AdamWOptions adamw_options() const {
+    return torch::optim::AdamWOptions(params_.get_real("fake_lr"))
+        .betas({params_.get_real("fake_beta1"), params_.get_real("fake_beta2")})
+        .weight_decay(params_.get_real("fake_weight_decay"));
+  }
+
+  msd::Params params_;
+  std::string name_;  // plugin name, for messages
+  msd::LossSetup setup_;
+  std::shared_ptr<msd::Denoiser> fake_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
 
  private:
   torch::Tensor draw_sigma(std::int64_t n, std::int64_t lo, std::int64_t hi) const {
@@ -119,11 +164,149 @@ class DistributionMatching final : public msd::Loss {
     return grid_.index_select(0, index);
   }
 
-  msd::Params params_;
-  msd::LossSetup setup_;
-  std::shared_ptr<msd::Denoiser> fake_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
   torch::Tensor grid_;
+};
+
+/// DMD2's discriminator head on the fake-score network's bottleneck features [B, C, h, w]: conv 4x4
+/// stride 2 -> GroupNorm -> SiLU -> conv 3x3 -> GroupNorm -> SiLU -> spatial mean -> linear -> one
+/// logit. DMD2's second convolution (4x4 stride 4) assumes a larger map than a 28-pixel image's 7x7
+/// bottleneck; the spatial mean takes its place. Maps under 4x4 skip the stride (3x3 convolution).
+class DiscriminatorHead : public torch::nn::Module {
+ public:
+  DiscriminatorHead(std::int64_t channels, std::int64_t height, std::int64_t width) {
+    const bool downsample = height >= 4 && width >= 4;
+    auto first = downsample ? torch::nn::Conv2dOptions(channels, channels, 4).stride(2).padding(1)
+                            : torch::nn::Conv2dOptions(channels, channels, 3).padding(1);
+    const std::int64_t groups = std::gcd<std::int64_t>(channels, 32);
+    conv1_ = register_module("conv1", torch::nn::Conv2d(first));
+    norm1_ = register_module("norm1", torch::nn::GroupNorm(groups, channels));
+    conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
+    norm2_ = register_module("norm2", torch::nn::GroupNorm(groups, channels));
+    logit_ = register_module("logit", torch::nn::Linear(channels, 1));
+  }
+
+  /// [B] logits.
+  torch::Tensor forward(const torch::Tensor& features) {
+    torch::Tensor h = torch::silu(norm1_->forward(conv1_->forward(features)));
+    h = torch::silu(norm2_->forward(conv2_->forward(h)));
+    return logit_->forward(h.mean({2, 3})).squeeze(1);
+  }
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
+  torch::nn::Linear logit_{nullptr};
+};
+
+/// DMD2's ADM stage: DM plus a non-saturating GAN whose discriminator is a head on the fake-score
+/// network's bottleneck features (features[0] of denoise_with_features, [B, C, h, w]). Real and fake
+/// images are noised at levels drawn like the DM gradient's before the discriminator sees them. The
+/// fake network learns denoising + disc_weight * (softplus(-D(real)) + softplus(D(fake))); the student
+/// adds gan_weight * softplus(-D(G(z))) to the DM loss.
+class AdversarialDistributionMatching final : public DistributionMatching {
+ public:
+  static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> k = keys();
+    k.push_back(msd::key_real("gan_weight", 3e-3,
+                              "weight of the student's GAN term softplus(-D(fake)) next to DM (DMD2 ImageNet-64: 3e-3)",
+                              0.0));
+    k.push_back(msd::key_real("disc_weight", 1e-2,
+                              "weight of the discriminator loss in the fake-score network's objective "
+                              "(DMD2 ImageNet-64: 1e-2)",
+                              0.0));
+    return {msd::PluginKind::loss, "adm", "1.0",
+            "DMD2 ADM: dm plus a non-saturating GAN whose discriminator head reads the fake-score network's "
+            "bottleneck features; resumes dm's fake-score network (head and optimizer settings: fake_*)",
+            k};
+  }
+
+  explicit AdversarialDistributionMatching(const msd::Params& params) : DistributionMatching(params, "adm") {}
+
+  void setup(const msd::LossSetup& setup) override {
+    DistributionMatching::setup(setup);
+    std::vector<std::int64_t> shape{1};
+    shape.insert(shape.end(), setup.sample_shape.begin(), setup.sample_shape.end());
+    torch::Tensor bottleneck;
+    {
+      torch::NoGradGuard no_grad;
+      const auto probe = fake_->denoise_with_features(
+          torch::zeros(shape, torch::TensorOptions().device(setup.device)),
+          torch::ones({1}, torch::TensorOptions().device(setup.device)),
+          torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(setup.device)));
+      if (!probe.features.empty()) bottleneck = probe.features.front();
+    }
+    if (!bottleneck.defined() || bottleneck.dim() != 4) {
+      throw std::invalid_argument(
+          "adm: the discriminator head reads the teacher network's bottleneck features as [B, C, h, w] "
+          "(features[0] of denoise_with_features); this teacher's network provides none (use edm_unet)");
+    }
+    head_ = std::make_shared<DiscriminatorHead>(bottleneck.size(1), bottleneck.size(2), bottleneck.size(3));
+    head_->to(setup.device);
+    head_optimizer_ = std::make_unique<torch::optim::AdamW>(head_->parameters(), adamw_options());
+  }
+
+  std::map<std::string, double> update_auxiliary(msd::StepContext& ctx) override {
+    const msd::GeneratedBatch& g = ctx.generated();
+    const msd::NoisedBatch& real = ctx.noised_real();
+    torch::Tensor denoising = fake_score_loss(g);
+    torch::Tensor real_logits = discriminate(real.x0, real.labels);
+    torch::Tensor fake_logits = discriminate(g.x.detach(), g.labels);
+    torch::Tensor disc = torch::softplus(-real_logits).mean() + torch::softplus(fake_logits).mean();
+    torch::Tensor loss = denoising + params_.get_real("disc_weight") * disc;
+    optimizer_->zero_grad();
+    head_optimizer_->zero_grad();
+    loss.backward();
+    const double clip = params_.get_real("fake_grad_clip");
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(head_->parameters(), clip);
+    clip_and_step_fake();
+    head_optimizer_->step();
+    return {{"fake_score_loss", denoising.item<double>()},
+            {"disc_loss", disc.item<double>()},
+            {"disc_real_logit", real_logits.mean().item<double>()},
+            {"disc_fake_logit", fake_logits.mean().item<double>()}};
+  }
+
+  torch::Tensor student_loss(msd::StepContext& ctx) override {
+    // DM first, so that it draws the same noise as dm's student_loss would on the same seed.
+    torch::Tensor dm = DistributionMatching::student_loss(ctx);
+    const msd::GeneratedBatch& g = ctx.generated();
+    return dm + params_.get_real("gan_weight") * torch::softplus(-discriminate(g.x, g.labels)).mean();
+  }
+
+  void save(torch::serialize::OutputArchive& archive) const override {
+    DistributionMatching::save(archive);
+    torch::serialize::OutputArchive head, opt;
+    head_->save(head);
+    head_optimizer_->save(opt);
+    archive.write("disc_head", head);
+    archive.write("disc_optimizer", opt);
+  }
+  /// Accepts dm's state (no head: the head keeps its fresh initialisation) as well as adm's.
+  void load(torch::serialize::InputArchive& archive) override {
+    DistributionMatching::load(archive);
+    torch::serialize::InputArchive head, opt;
+    if (!archive.try_read("disc_head", head)) return;
+    if (!archive.try_read("disc_optimizer", opt)) {
+      throw std::runtime_error("adm: the saved loss state has a discriminator head but no disc_optimizer");
+    }
+    head_->load(head);
+    head_optimizer_->load(opt);
+    for (auto& group : head_optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()) = adamw_options();
+    }
+  }
+  std::vector<std::string> resumes_from() const override { return {"dm", "adm"}; }
+
+ private:
+  /// D(x): the head on the fake network's bottleneck for x noised at a DM-range grid level. [B].
+  torch::Tensor discriminate(const torch::Tensor& x, const torch::Tensor& labels) {
+    torch::Tensor sigma = draw_dm_sigma(x.size(0));
+    torch::Tensor xt = x + torch::randn_like(x) * broadcast_sigma(sigma, x);
+    return head_->forward(fake_->denoise_with_features(xt, sigma, labels).features.front());
+  }
+
+  std::shared_ptr<DiscriminatorHead> head_;
+  std::unique_ptr<torch::optim::AdamW> head_optimizer_;
 };
 
 /// Regression on teacher pairs: the student maps the teacher's starting noise to the teacher's sample.
@@ -240,5 +423,6 @@ class RelationalKD final : public msd::Loss {
 
 MSD_PLUGIN_LIBRARY((msd::PluginLibrary{
     "distill_losses",
-    {msd::describe<DistributionMatching>(), msd::describe<Regression>(), msd::describe<Diffusion>(),
-     msd::describe<PredictionKD>(), msd::describe<RelationalKD>()}}))
+    {msd::describe<DistributionMatching>(), msd::describe<AdversarialDistributionMatching>(),
+     msd::describe<Regression>(), msd::describe<Diffusion>(), msd::describe<PredictionKD>(),
+     msd::describe<RelationalKD>()}}))

@@ -1,5 +1,6 @@
 // Partition strategies for the two routing keys the platform knows:
-//  - condition (MSD): class_consecutive, class_random split the class labels into K balanced cells;
+//  - condition (MSD): class_consecutive, class_random split the class labels into K balanced cells,
+//    class_kmeans clusters the dataset's per-class features;
 //  - noise level (O2MKD): noise_uniform, noise_nonuniform split sigma into K contiguous ranges.
 // No LibTorch here: splitting is bookkeeping, and this keeps the library quick to build and load.
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -137,6 +139,209 @@ class ClassRandom final : public msd::Partition {
   std::int64_t shuffle_seed_;
 };
 
+// --- k-means on class features ------------------------------------------------------------------
+
+// Uniform double in [0, 1) from the engine's top 53 bits: portable, unlike uniform_real_distribution.
+double uniform_unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+double squared_distance(const std::vector<double>& a, const std::vector<double>& b) {
+  double sum = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return sum;
+}
+
+using Points = std::vector<std::vector<double>>;
+
+// k-means++ seeding: the first centre uniformly, each next one with probability proportional to the
+// squared distance to the nearest centre chosen so far.
+Points kmeanspp_centres(const Points& points, std::int64_t k, std::mt19937_64& rng) {
+  Points centres{points[static_cast<size_t>(uniform_below(rng, points.size()))]};
+  std::vector<double> nearest(points.size(), std::numeric_limits<double>::infinity());
+  while (static_cast<std::int64_t>(centres.size()) < k) {
+    double total = 0.0;
+    for (size_t i = 0; i < points.size(); ++i) {
+      nearest[i] = std::min(nearest[i], squared_distance(points[i], centres.back()));
+      total += nearest[i];
+    }
+    size_t chosen = 0;
+    if (total > 0.0) {
+      double target = uniform_unit(rng) * total;
+      for (size_t i = 0; i < points.size(); ++i) {
+        if (nearest[i] == 0.0) continue;
+        chosen = i;  // the last candidate also absorbs rounding of the running subtraction
+        if (target < nearest[i]) break;
+        target -= nearest[i];
+      }
+    } else {
+      chosen = static_cast<size_t>(uniform_below(rng, points.size()));  // all points coincide with centres
+    }
+    centres.push_back(points[chosen]);
+  }
+  return centres;
+}
+
+// Means of the points of each cluster; a cluster without points keeps its centre.
+void update_centres(const Points& points, const std::vector<std::int64_t>& assignment, Points& centres) {
+  Points sums(centres.size(), std::vector<double>(points.front().size(), 0.0));
+  std::vector<std::int64_t> counts(centres.size(), 0);
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto c = static_cast<size_t>(assignment[i]);
+    for (size_t d = 0; d < points[i].size(); ++d) sums[c][d] += points[i][d];
+    ++counts[c];
+  }
+  for (size_t c = 0; c < centres.size(); ++c) {
+    if (counts[c] == 0) continue;
+    for (size_t d = 0; d < sums[c].size(); ++d) centres[c][d] = sums[c][d] / static_cast<double>(counts[c]);
+  }
+}
+
+// Lloyd's assignment: nearest centre (lowest index on ties). A cluster left empty takes the point
+// farthest from its centre among clusters of two or more, so every cell gets a class.
+std::vector<std::int64_t> assign_nearest(const Points& points, const Points& centres) {
+  std::vector<std::int64_t> assignment(points.size());
+  std::vector<std::int64_t> counts(centres.size(), 0);
+  for (size_t i = 0; i < points.size(); ++i) {
+    size_t best = 0;
+    for (size_t c = 1; c < centres.size(); ++c) {
+      if (squared_distance(points[i], centres[c]) < squared_distance(points[i], centres[best])) best = c;
+    }
+    assignment[i] = static_cast<std::int64_t>(best);
+    ++counts[best];
+  }
+  for (size_t empty = 0; empty < centres.size(); ++empty) {
+    if (counts[empty] != 0) continue;
+    size_t farthest = points.size();
+    double farthest_distance = -1.0;
+    for (size_t i = 0; i < points.size(); ++i) {
+      const auto c = static_cast<size_t>(assignment[i]);
+      const double d = squared_distance(points[i], centres[c]);
+      if (counts[c] > 1 && d > farthest_distance) {
+        farthest = i;
+        farthest_distance = d;
+      }
+    }
+    --counts[static_cast<size_t>(assignment[farthest])];
+    assignment[farthest] = static_cast<std::int64_t>(empty);
+    ++counts[empty];
+  }
+  return assignment;
+}
+
+// Balanced assignment: every cluster gets floor(n/k) or ceil(n/k) points. Greedy over all (point,
+// centre) pairs by increasing distance: a pair is taken when the point is free and the centre has
+// room. Room only shrinks, so a point whose every pair was refused would mean all centres are full,
+// which capacity n rules out: every point is assigned.
+std::vector<std::int64_t> assign_balanced(const Points& points, const Points& centres) {
+  struct Pair {
+    double distance;
+    size_t point, centre;
+  };
+  std::vector<Pair> pairs;
+  for (size_t i = 0; i < points.size(); ++i) {
+    for (size_t c = 0; c < centres.size(); ++c) pairs.push_back({squared_distance(points[i], centres[c]), i, c});
+  }
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
+    return std::tie(a.distance, a.point, a.centre) < std::tie(b.distance, b.point, b.centre);
+  });
+  const std::int64_t small = static_cast<std::int64_t>(points.size() / centres.size());
+  std::int64_t large_left = static_cast<std::int64_t>(points.size() % centres.size());  // clusters that may hold small + 1
+  std::vector<std::int64_t> assignment(points.size(), -1);
+  std::vector<std::int64_t> counts(centres.size(), 0);
+  for (const Pair& p : pairs) {
+    if (assignment[p.point] >= 0) continue;
+    std::int64_t& count = counts[p.centre];
+    if (count < small) {
+      ++count;
+    } else if (count == small && large_left > 0) {
+      ++count;
+      --large_left;
+    } else {
+      continue;
+    }
+    assignment[p.point] = static_cast<std::int64_t>(p.centre);
+  }
+  return assignment;
+}
+
+double inertia(const Points& points, const Points& centres, const std::vector<std::int64_t>& assignment) {
+  double sum = 0.0;
+  for (size_t i = 0; i < points.size(); ++i) sum += squared_distance(points[i], centres[static_cast<size_t>(assignment[i])]);
+  return sum;
+}
+
+class ClassKMeans final : public msd::Partition {
+ public:
+  static msd::PluginInfo info() {
+    return {msd::PluginKind::partition,
+            "class_kmeans",
+            kVersion,
+            "K cells from k-means on the dataset's per-class mean features (MSD's embedding clustering)",
+            {msd::key_bool("balanced", true,
+                           "equal class counts per cell (sizes differ by at most one): Lloyd's iterations with "
+                           "a greedy capacity-constrained assignment; false: plain k-means, cells may be uneven"),
+             msd::key_int("restarts", 10, "k-means++ restarts; the split with the lowest within-cell squared "
+                                          "distance wins", 1, 10000),
+             msd::key_int("iterations", 100, "maximum Lloyd iterations per restart", 1, 100000)}};
+  }
+  explicit ClassKMeans(const msd::Params& params)
+      : balanced_(params.get_bool("balanced")),
+        restarts_(params.get_int("restarts")),
+        iterations_(params.get_int("iterations")) {}
+
+  msd::RoutingKey key() const override { return msd::RoutingKey::condition; }
+
+  std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
+    check_class_split("class_kmeans", ctx);
+    const Points& points = ctx.class_features;
+    if (points.empty()) {
+      throw std::invalid_argument("class_kmeans: dataset provides no class features; use class_consecutive or class_random");
+    }
+    if (static_cast<std::int64_t>(points.size()) != ctx.num_classes) {
+      throw std::invalid_argument("class_kmeans: the dataset gives features for " + std::to_string(points.size()) +
+                                  " classes but has num_classes = " + std::to_string(ctx.num_classes));
+    }
+    for (size_t c = 0; c < points.size(); ++c) {
+      if (points[c].empty() || points[c].size() != points.front().size()) {
+        throw std::invalid_argument("class_kmeans: class " + std::to_string(c) + " has a feature vector of length " +
+                                    std::to_string(points[c].size()) + ", class 0 of length " +
+                                    std::to_string(points.front().size()) + "; they must be equal and non-zero");
+      }
+      for (double v : points[c]) {
+        if (!std::isfinite(v)) throw std::invalid_argument("class_kmeans: class " + std::to_string(c) + " has a non-finite feature");
+      }
+    }
+    std::mt19937_64 rng(ctx.seed);
+    std::vector<std::int64_t> best;
+    double best_inertia = std::numeric_limits<double>::infinity();
+    for (std::int64_t restart = 0; restart < restarts_; ++restart) {
+      Points centres = kmeanspp_centres(points, ctx.k, rng);
+      std::vector<std::int64_t> assignment;
+      for (std::int64_t it = 0; it < iterations_; ++it) {
+        std::vector<std::int64_t> next = balanced_ ? assign_balanced(points, centres) : assign_nearest(points, centres);
+        if (next == assignment) break;
+        assignment = std::move(next);
+        update_centres(points, assignment, centres);
+      }
+      const double value = inertia(points, centres, assignment);
+      if (value < best_inertia) {
+        best_inertia = value;
+        best = assignment;
+      }
+    }
+    std::vector<msd::Cell> cells(static_cast<size_t>(ctx.k));
+    for (size_t c = 0; c < best.size(); ++c) cells[static_cast<size_t>(best[c])].classes.push_back(static_cast<std::int64_t>(c));
+    // Cells in order of their smallest class, so that equal splits read the same whatever the seed.
+    std::sort(cells.begin(), cells.end(), [](const msd::Cell& a, const msd::Cell& b) { return a.classes < b.classes; });
+    for (msd::Cell& cell : cells) cell.label = class_label(cell.classes);
+    return cells;
+  }
+
+ private:
+  bool balanced_;
+  std::int64_t restarts_;
+  std::int64_t iterations_;
+};
+
 // --- noise-level partitions ---------------------------------------------------------------------
 
 std::string format_sigma(double sigma) {
@@ -226,4 +431,5 @@ class NoiseNonuniform final : public msd::Partition {
 // Parenthesised: the macro takes one argument and the braces hold commas.
 MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"partitions",
                                        {msd::describe<ClassConsecutive>(), msd::describe<ClassRandom>(),
-                                        msd::describe<NoiseUniform>(), msd::describe<NoiseNonuniform>()}}))
+                                        msd::describe<ClassKMeans>(), msd::describe<NoiseUniform>(),
+                                        msd::describe<NoiseNonuniform>()}}))

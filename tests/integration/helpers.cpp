@@ -75,6 +75,8 @@ pid_t start_child(const std::vector<std::string>& args, const fs::path& cwd, int
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
+    // Its own process group, so that a test can kill msd with every worker it started at once.
+    setpgid(0, 0);
     if (close_fd >= 0) close(close_fd);
     dup2(out_fd, STDOUT_FILENO);
     dup2(out_fd, STDERR_FILENO);

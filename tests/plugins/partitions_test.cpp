@@ -55,7 +55,7 @@ std::vector<double> inner_edges(const std::vector<Cell>& cells) {
 const std::vector<std::pair<std::int64_t, std::int64_t>> kClassCombos{
     {1, 1}, {2, 2}, {7, 2}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {100, 8}, {1000, 7}};
 
-TEST(Partitions, LibraryDeclaresFourPartitionPluginsWithDocumentedKeys) {
+TEST(Partitions, LibraryDeclaresFivePartitionPluginsWithDocumentedKeys) {
   const msd::PluginLibrary& library = msd::test::load_library("partitions");
   std::vector<std::string> names;
   for (const msd::PluginDescriptor& d : library.plugins) {
@@ -67,7 +67,8 @@ TEST(Partitions, LibraryDeclaresFourPartitionPluginsWithDocumentedKeys) {
       EXPECT_TRUE(key.default_value.has_value()) << d.info.name << "." << key.name;
     }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "class_kmeans", "noise_uniform",
+                                             "noise_nonuniform"}));
 }
 
 TEST(Partitions, ClassSplitsAreValidAndBalanced) {

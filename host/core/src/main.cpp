@@ -1,11 +1,17 @@
 // msd: the command line of msd-lab.
 //   msd run FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda]
 //   msd sweep FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda] [--dry-run] [--force]
+//             [--jobs N] [--index I]
+//   msd sweep FILE.toml --launcher slurm [--slurm-option OPTION]... [--slurm-max-parallel N] [--submit]
 //   msd validate FILE.toml [--set key=value]...
 //   msd plugins list | show NAME
 //   msd results list | show RUN
 //   msd results compare SWEEP --by KEY... --metric NAME... [--scope S] [--format table|csv|json|markdown]
 //   msd results sql "SELECT ..." [--format table|csv|json|markdown]
+//   msd results merge OUT SHARD...
+//   msd results query 'metrics.swd < 0.05 and params.partition.k = 4' [--metric NAME]... [--format ...]
+//   msd results plot SWEEP --x KEY --y METRIC [--scope S] [--by KEY]... --out FILE.png
+//   msd report SWEEP --out FILE.html [--metric NAME]... [--db PATH]
 //   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
 #include <csignal>
 #include <cstdio>
@@ -22,9 +28,15 @@
 #include "msd/host/plugin_registry.h"
 #include "msd/host/runner.h"
 #include "msd/host/sample_command.h"
+#include "msd/host/slurm_launcher.h"
 #include "msd/host/summary.h"
+#include "msd/host/worker_pool.h"
 #include "msd/results/compare.h"
+#include "msd/results/filter.h"
 #include "msd/results/format.h"
+#include "msd/results/merge.h"
+#include "msd/results/plot.h"
+#include "msd/results/report.h"
 #include "msd/results/store.h"
 
 namespace {
@@ -187,6 +199,10 @@ struct SweepOptions {
   std::string cache;
   bool dry_run = false;
   bool force = false;
+  std::int64_t index = -1;      ///< --index: only this sweep index (a Slurm array task)
+  int jobs = 1;                 ///< --jobs: worker processes
+  int worker = -1;              ///< set by the supervisor: this process is worker W of --jobs
+  std::int64_t after_run = -1;  ///< set by the supervisor under --force: runs up to this id do not count
 };
 
 /// The id of the latest finished run with this config hash, if the database has one.
@@ -199,13 +215,41 @@ std::optional<std::int64_t> finished_run(const results::Store* store, const std:
   return id;
 }
 
-/// Runs every run of the file's sweep that the database has not finished yet (all with --force);
-/// --dry-run only says which those are.
+/// This process's command line, for starting sweep workers like it.
+std::vector<std::string> g_command_line;
+
+/// The worker command line: this program with the supervisor's arguments, less --jobs.
+std::vector<std::string> worker_command(std::int64_t after_id) {
+  std::vector<std::string> command{std::filesystem::read_symlink("/proc/self/exe").string()};
+  for (std::size_t i = 1; i < g_command_line.size(); ++i) {
+    const std::string& arg = g_command_line[i];
+    if (arg == "--jobs") {
+      ++i;
+      continue;
+    }
+    if (arg.rfind("--jobs=", 0) == 0) continue;
+    command.push_back(arg);
+  }
+  command.push_back("--after-run");
+  command.push_back(std::to_string(after_id));
+  return command;
+}
+
+/// Runs every run of the file's sweep that the database has not finished yet (all with --force),
+/// resuming interrupted ones from their checkpoints; --dry-run only says which those are. With
+/// --jobs N, N worker processes share the work (see msd/host/worker_pool.h).
 int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) {
   PluginRegistry registry;
   std::filesystem::path folder;
-  const std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
+  std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
   const std::filesystem::path db = database_for(options.db, &runs.front(), folder);
+  if (options.index >= 0) {
+    if (options.index >= static_cast<std::int64_t>(runs.size())) {
+      throw std::runtime_error("--index " + std::to_string(options.index) + ": " + options.file + " has " +
+                               std::to_string(runs.size()) + " runs (indices 0 to " + std::to_string(runs.size() - 1) + ")");
+    }
+    runs = {runs[static_cast<size_t>(options.index)]};
+  }
 
   if (options.dry_run) {
     // Read-only, and only when the file exists: a dry run creates nothing.
@@ -227,21 +271,59 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
 
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
+  // --force reruns what is finished: runs recorded before this command started do not count.
+  std::int64_t after_id = options.after_run;
+  if (after_id < 0) {
+    after_id = options.force ? static_cast<std::int64_t>(store.query("SELECT coalesce(max(id), 0) FROM runs").rows[0][0].real) : 0;
+  }
+  const std::string sweep_id = runs.front().sweep_id;
+
+  if (options.jobs > 1 && options.worker < 0) {
+    WorkerPoolOptions pool;
+    pool.command = worker_command(after_id);
+    pool.jobs = options.jobs;
+    pool.database = db;
+    pool.log_folder = std::filesystem::absolute(db).parent_path() / "logs" / ("sweep-" + sweep_id);
+    pool.sweep_id = sweep_id;
+    pool.after_id = after_id;
+    for (const RunConfig& run : runs) pool.config_hashes.push_back(run.hash);
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
+    const bool workers_ok = run_worker_pool(pool, std::cout);
+    std::vector<std::int64_t> ids;
+    bool all_finished = true;
+    for (const RunConfig& run : runs) {
+      std::optional<std::int64_t> id;
+      for (const results::RunRecord& record : store.runs_with_hash(run.hash)) {
+        if (record.id > after_id && record.status == results::RunStatus::finished) id = record.id;
+      }
+      all_finished = all_finished && id.has_value();
+      if (id) ids.push_back(*id);
+    }
+    std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << sweep_id << "): " << ids.size()
+              << " of " << runs.size() << " runs finished\n"
+              << format_run_summary(store, ids);
+    return workers_ok && all_finished ? 0 : 1;
+  }
+
   Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
   std::vector<std::int64_t> ids;
   bool all_finished = true;
-  std::size_t ran = 0, skipped = 0;
+  std::size_t ran = 0, skipped = 0, elsewhere = 0;
   for (const RunConfig& run : runs) {
-    if (!options.force) {
-      if (const std::optional<std::int64_t> id = finished_run(&store, run.hash)) {
-        std::cout << "== skip " << run.sweep_index << ": " << run.experiment << " / " << run.name
-                  << " (config " << run.hash << " finished as run " << *id << ")\n";
-        ids.push_back(*id);
-        ++skipped;
-        continue;
-      }
+    const RunReport report = runner.claim_and_run(run, after_id);
+    using Outcome = results::RunClaim::Outcome;
+    if (report.outcome == Outcome::finished || report.outcome == Outcome::running) {
+      const bool done = report.outcome == Outcome::finished;
+      std::cout << "== skip " << run.sweep_index << ": " << run.experiment << " / " << run.name << " (config "
+                << run.hash << (done ? " finished as run " : " is being run by another process as run ")
+                << report.run_id << ")\n";
+      (done ? skipped : elsewhere) += 1;
+      // A worker leaves a run another worker is running to that worker and its summary.
+      if (done || options.worker < 0) ids.push_back(report.run_id);
+      all_finished = all_finished && (done || options.worker >= 0);
+      continue;
     }
-    const RunReport report = runner.run(run);
     ++ran;
     ids.push_back(report.run_id);
     all_finished = all_finished && report.status == results::RunStatus::finished;
@@ -250,15 +332,37 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
       break;
     }
   }
-  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << runs.front().sweep_id << "): "
-            << "ran " << ran << ", " << skipped << " already finished\n"
+  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << sweep_id << "): "
+            << "ran " << ran << ", " << skipped << " already finished"
+            << (elsewhere > 0 ? ", " + std::to_string(elsewhere) + " being run by other processes" : "") << "\n"
             << format_run_summary(store, ids);
   return all_finished ? 0 : 1;
+}
+
+/// `msd sweep --launcher slurm`: writes the sweep's job array script (and submits it with --submit).
+int cmd_sweep_on_slurm(const SweepOptions& options, const SlurmOptions& slurm, const PluginOptions& plugin_options) {
+  if (options.dry_run) throw std::runtime_error("--dry-run and --launcher slurm: without --submit the launcher only writes the script");
+  if (options.index >= 0 || options.jobs > 1) {
+    throw std::runtime_error("--index and --jobs do not go with --launcher slurm: each array task runs one sweep index");
+  }
+  PluginRegistry registry;
+  std::filesystem::path folder;
+  const std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
+  SlurmSweep sweep;
+  sweep.experiment_file = options.file;
+  sweep.sets = options.sets;
+  sweep.database = database_for(options.db, &runs.front(), folder);
+  sweep.cache = options.cache;
+  sweep.device = options.device;
+  sweep.force = options.force;
+  sweep.plugin_folders = plugin_options.folders;
+  return launch_sweep_on_slurm(runs, sweep, slurm, std::cout);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_command_line.assign(argv, argv + argc);
   CLI::App app{"msd-lab: multi-student diffusion distillation experiments"};
   app.require_subcommand(1);
   PluginOptions plugin_options;
@@ -284,6 +388,23 @@ int main(int argc, char** argv) {
   sweep->add_option("--cache", sweep_options.cache, "teacher cache folder (default: <database folder>/cache)");
   sweep->add_flag("--dry-run", sweep_options.dry_run, "list the runs, done or to do, and run nothing");
   sweep->add_flag("--force", sweep_options.force, "run every run, even those the database has finished");
+  sweep->add_option("--index", sweep_options.index, "run only the run with this sweep index (see --dry-run)")
+      ->check(CLI::NonNegativeNumber);
+  sweep->add_option("--jobs", sweep_options.jobs, "worker processes sharing the runs (default 1: this process)")
+      ->check(CLI::PositiveNumber);
+  // Set by the supervisor of --jobs on its workers' command lines; not for people.
+  sweep->add_option("--worker", sweep_options.worker)->group("");
+  sweep->add_option("--after-run", sweep_options.after_run)->group("");
+  SlurmOptions slurm_options;
+  std::string sweep_launcher;
+  CLI::Option* launcher = sweep->add_option("--launcher", sweep_launcher,
+      "slurm: write a Slurm job array script instead, one task per run (default: run here)")
+      ->check(CLI::IsMember({"slurm"}));
+  sweep->add_option("--slurm-option", slurm_options.sbatch_options,
+                    "extra #SBATCH line of the job script: --slurm-option=--partition=gpu (repeatable)")->needs(launcher);
+  sweep->add_option("--slurm-max-parallel", slurm_options.max_parallel, "most array tasks running at once (default: no limit)")
+      ->check(CLI::NonNegativeNumber)->needs(launcher);
+  sweep->add_flag("--submit", slurm_options.submit, "submit the job script with sbatch and print the job id")->needs(launcher);
 
   std::string validate_file;
   std::vector<std::string> validate_sets;
@@ -335,6 +456,46 @@ int main(int argc, char** argv) {
   results_sql->add_option("--format", sql_format, "table, csv, json or markdown")
       ->check(CLI::IsMember({"table", "csv", "json", "markdown"}))
       ->capture_default_str();
+  std::string merge_out;
+  std::vector<std::string> merge_shards;
+  CLI::App* results_merge = results_cmd->add_subcommand(
+      "merge", "copy the runs of shard databases (e.g. of a Slurm job array) into OUT; merging again changes nothing");
+  results_merge->add_option("out", merge_out, "database to merge into (created if absent)")->required();
+  results_merge->add_option("shards", merge_shards, "shard databases")->required();
+  results::RunQuery run_query;
+  std::string query_format = "table";
+  CLI::App* results_query = results_cmd->add_subcommand(
+      "query", "runs matching a filter, e.g. 'metrics.swd < 0.05 and params.partition.k = 4' (docs/RESULTS.md)");
+  results_query->fallthrough();
+  results_query->add_option("filter", run_query.filter, "filter over metrics., params., coords., tags. and run fields")
+      ->required();
+  results_query->add_option("--metric", run_query.metrics, "metric to show, NAME or NAME@SCOPE (repeatable)");
+  results_query->add_option("--format", query_format, "table, csv, json or markdown")
+      ->check(CLI::IsMember({"table", "csv", "json", "markdown"}))
+      ->capture_default_str();
+
+  results::PlotRequest plot_request;
+  std::string plot_out;
+  CLI::App* results_plot = results_cmd->add_subcommand(
+      "plot", "PNG line plot of a metric's mean ± std over a sweep's finished runs against one param");
+  results_plot->fallthrough();
+  results_plot->add_option("sweep", plot_request.selection, "sweep id (or a unique prefix of 4+ characters) or experiment name")
+      ->required();
+  results_plot->add_option("--x", plot_request.x, "param key on the x axis, e.g. partition.k")->required();
+  results_plot->add_option("--y", plot_request.y, "metric name on the y axis, e.g. swd")->required();
+  results_plot->add_option("--scope", plot_request.scope, "metric scope (default: whole model)");
+  results_plot->add_option("--by", plot_request.by, "one line per value of this param key (repeatable)");
+  results_plot->add_option("--out", plot_out, "output PNG file")->required();
+
+  results::ReportRequest report_request;
+  std::string report_out;
+  std::string report_db = kDefaultDatabase;
+  CLI::App* report = app.add_subcommand("report", "one self-contained HTML page about a sweep: tables, plots, samples");
+  report->add_option("sweep", report_request.selection, "sweep id (or a unique prefix of 4+ characters) or experiment name")
+      ->required();
+  report->add_option("--out", report_out, "output HTML file")->required();
+  report->add_option("--metric", report_request.metrics, "metric to compare (repeatable; default: the shared final ones)");
+  report->add_option("--db", report_db, "results database")->capture_default_str();
 
   SampleRequest sample_request;
   std::string sample_db = kDefaultDatabase;
@@ -355,6 +516,7 @@ int main(int argc, char** argv) {
 
   try {
     if (run->parsed()) return cmd_run(run_options, plugin_options);
+    if (sweep->parsed() && sweep_launcher == "slurm") return cmd_sweep_on_slurm(sweep_options, slurm_options, plugin_options);
     if (sweep->parsed()) return cmd_sweep(sweep_options, plugin_options);
     if (validate->parsed()) return cmd_validate(validate_file, validate_sets, plugin_options);
     if (plugins_list->parsed()) {
@@ -388,10 +550,40 @@ int main(int argc, char** argv) {
       std::cout << results::format_comparison(table, results::output_format_from_string(compare_format));
       return 0;
     }
+    if (results_merge->parsed()) {
+      const std::vector<results::ShardMerge> merges = results::merge_shards(merge_out, merge_shards);
+      std::cout << results::format_merge_report(merge_out, merges);
+      for (const results::ShardMerge& merge : merges) {
+        if (!merge.error.empty()) return 1;
+      }
+      return 0;
+    }
     if (results_sql->parsed()) {
       const results::Store store(db, results::Store::Mode::read_only);
       std::cout << results::format_query_result(store.query(sql_text),
                                                 results::output_format_from_string(sql_format));
+      return 0;
+    }
+    if (results_query->parsed()) {
+      const results::Store store(db, results::Store::Mode::read_only);
+      const results::QueryResult runs = results::query_runs(store, run_query);
+      const results::OutputFormat format = results::output_format_from_string(query_format);
+      // An empty table says nothing; csv and json stay machine-readable (a header, []).
+      if (runs.rows.empty() && format == results::OutputFormat::table) {
+        std::cerr << "no runs match\n";
+        return 0;
+      }
+      std::cout << results::format_query_result(runs, format);
+      return 0;
+    }
+    if (results_plot->parsed()) {
+      results::plot_sweep(*open_existing(db), plot_request, plot_out);
+      std::cout << "wrote " << plot_out << "\n";
+      return 0;
+    }
+    if (report->parsed()) {
+      results::write_report(*open_existing(report_db), report_request, report_out);
+      std::cout << "wrote " << report_out << "\n";
       return 0;
     }
     if (sample->parsed()) {

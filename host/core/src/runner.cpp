@@ -4,10 +4,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <iostream>
 #include <ostream>
 #include <sstream>
@@ -21,6 +23,7 @@
 #include "msd/loss.h"
 #include "msd/metric.h"
 #include "msd/partition.h"
+#include "msd/results/pictures.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
 
@@ -230,14 +233,69 @@ struct Compute {
     rows.push_back({"train.samples", 0, static_cast<double>(samples), scope});
     rows.push_back({"train.seconds", 0, seconds, scope});
   }
+  torch::Tensor to_tensor() const {
+    return torch::tensor({static_cast<double>(iterations), static_cast<double>(student_updates),
+                          static_cast<double>(samples), seconds}, torch::kFloat64);
+  }
+  static Compute from_tensor(const torch::Tensor& t) {
+    const auto v = t.accessor<double, 1>();
+    return {static_cast<std::int64_t>(v[0]), static_cast<std::int64_t>(v[1]), static_cast<std::int64_t>(v[2]), v[3]};
+  }
 };
+
+/// Where a run's distillation stands. Saved to <run folder>/checkpoint.pt every
+/// experiment.checkpoint_seconds, when the run is interrupted, and after each student, with the
+/// student's weights, its optimizer, its losses' auxiliary state and the random generators, so that a
+/// resumed run continues exactly where the interrupted one stopped.
+struct Progress {
+  std::int64_t student = 0;    ///< students before this one are finished (weights in student-<k>.pt)
+  std::int64_t stage = 0;      ///< stages of `student` before this one are finished
+  std::int64_t iteration = 0;  ///< the next iteration of `stage`
+  std::int64_t updates = 0;    ///< student updates made so far in `stage`
+  double stage_seconds = 0.0;  ///< training time spent so far in `stage`
+  Compute student_spent;       ///< compute of the finished stages of `student`
+  std::vector<Compute> students_spent;  ///< compute of each finished student
+};
+
+void write_int(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
+  archive.write(key, torch::tensor(value, torch::kInt64));
+}
+std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key) {
+  torch::Tensor t;
+  archive.read(key, t);
+  return t.item<std::int64_t>();
+}
+
+/// The state of torch's default CPU generator (and the CUDA one when training there).
+torch::Tensor generator_state(const torch::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+void set_generator_state(const torch::Device& device, const torch::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+/// Copies a loss's auxiliary state into another loss (stage to stage, see Loss::resumes_from).
+void hand_on(const Loss& from, Loss& to) {
+  torch::serialize::OutputArchive out;
+  from.save(out);
+  std::stringstream buffer;
+  out.save_to(buffer);
+  torch::serialize::InputArchive in;
+  in.load_from(buffer);
+  to.load(in);
+}
 
 /// Everything one run builds, in the order it builds it.
 class RunExecution {
  public:
   RunExecution(const PluginRegistry& registry, results::Store& store, const Workspace& workspace,
-               const RunConfig& config, std::int64_t run_id, std::ostream& log)
-      : registry_(registry),
+               const RunConfig& config, std::int64_t run_id, bool resume, std::ostream& log)
+      : resume_(resume),
+        registry_(registry),
         store_(store),
         workspace_(workspace),
         config_(config),
@@ -254,6 +312,8 @@ class RunExecution {
     store_.set_tag(run_id_, "threads", std::to_string(threads));
 
     data_ = registry_.make<Dataset>(PluginKind::dataset, config_.dataset.plugin, config_.dataset.params);
+    seed_phase(config_.seed, "dataset");
+    data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
     teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
     obtain_teacher();
 
@@ -273,6 +333,9 @@ class RunExecution {
 
   void flush() { monitor_.flush(); }
 
+  /// A finished run needs no checkpoint: its students are saved on their own.
+  void remove_checkpoint() { std::filesystem::remove(checkpoint_file()); }
+
  private:
   void obtain_teacher() {
     // Seed before build(): the initial weights are part of what the teacher hash promises.
@@ -284,7 +347,8 @@ class RunExecution {
     if (std::filesystem::exists(file)) {
       load_weights(*teacher_, file);
       log_ << "teacher: reusing " << file.string() << "\n";
-      rows.push_back({"teacher.cached", 0, 1.0, ""});
+      // A resumed run keeps what its first attempt recorded (it may have trained this teacher).
+      if (!resume_) rows.push_back({"teacher.cached", 0, 1.0, ""});
     } else {
       teacher_->to(device_);
       const auto start = Clock::now();
@@ -371,24 +435,44 @@ class RunExecution {
     std::vector<StudentSlot> slots;
     Compute total;
     std::vector<results::MetricRow> rows;
+    Progress progress = resume_ ? read_progress() : Progress{};
     for (size_t k = 0; k < cells.size(); ++k) {
+      const auto index = static_cast<std::int64_t>(k);
       seed_phase(config_.seed, "student/" + std::to_string(k));
       std::shared_ptr<Denoiser> net = student_plugin->build(
-          student_context(*teacher_, *data_, *teacher_plugin_, static_cast<std::int64_t>(k), cells[k]));
-      net->to(device_);
-      net->train();
-      const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cells[k]) : TeacherPairs{};
+          student_context(*teacher_, *data_, *teacher_plugin_, index, cells[k]));
+      const std::filesystem::path file = run_dir_ / ("student-" + std::to_string(k) + ".pt");
       Compute spent;
-      for (const StageConfig& stage : config_.stages) {
-        spent.add(train_stage(stage, static_cast<std::int64_t>(k), cells[k], *student_plugin, *net, pairs));
+      if (index < progress.student) {
+        load_weights(*net, file);
+        net->to(device_);
+        spent = progress.students_spent.at(k);
+        log_ << "student " << k << ": finished before the interruption, loaded from " << file.string() << "\n";
+      } else {
+        net->to(device_);
+        net->train();
+        const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cells[k]) : TeacherPairs{};
+        spent = progress.student_spent;
+        std::vector<std::unique_ptr<Loss>> previous_losses;
+        for (std::int64_t s = progress.stage; s < static_cast<std::int64_t>(config_.stages.size()); ++s) {
+          progress.stage = s;
+          progress.student_spent = spent;
+          spent.add(train_stage(s, cells[k], *student_plugin, *net, pairs, progress, previous_losses));
+          progress.iteration = progress.updates = 0;
+          progress.stage_seconds = 0.0;
+        }
+        save_weights(*net, file);
+        progress.students_spent.push_back(spent);
+        progress.student = index + 1;
+        progress.stage = 0;
+        progress.student_spent = Compute{};
+        save_progress(progress, nullptr, nullptr, {});
       }
       net->eval();
       const std::string scope = "student:" + std::to_string(k);
       spent.log(rows, scope);
       rows.push_back({"params", 0, static_cast<double>(count_parameters(*net)), scope});
       total.add(spent);
-      const std::filesystem::path file = run_dir_ / ("student-" + std::to_string(k) + ".pt");
-      save_weights(*net, file);
       store_.add_artifact(run_id_, {"student", file.string()});
       slots.push_back({cells[k], net});
     }
@@ -397,8 +481,14 @@ class RunExecution {
     return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
   }
 
-  Compute train_stage(const StageConfig& stage, std::int64_t k, const Cell& cell, const Student& student_plugin,
-                      Denoiser& student, const TeacherPairs& pairs) {
+  /// Trains the student through stage `stage_index`, from `progress.iteration` on when resuming (the
+  /// checkpoint then restores the student, its optimizer, the losses and the generators). Losses whose
+  /// resumes_from() names a loss of the previous stage start from its state; this stage's losses are
+  /// left in `losses_out` for the next stage.
+  Compute train_stage(std::int64_t stage_index, const Cell& cell, const Student& student_plugin, Denoiser& student,
+                      const TeacherPairs& pairs, Progress& progress, std::vector<std::unique_ptr<Loss>>& losses_out) {
+    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
+    const std::int64_t k = progress.student;
     const auto [steps, batch] = steps_and_batch(stage);
     const std::string scope = "student:" + std::to_string(k);
     const std::string what = "student " + std::to_string(k) + " of " + std::to_string(config_.k) + ", " + stage.name;
@@ -419,14 +509,28 @@ class RunExecution {
 
     std::vector<std::unique_ptr<Loss>> losses;
     std::vector<torch::Tensor> trained = student.parameters();
+    const std::vector<LossConfig>* previous =
+        stage_index > 0 ? &config_.stages[static_cast<size_t>(stage_index - 1)].losses : nullptr;
     for (const LossConfig& l : stage.losses) {
       losses.push_back(registry_.make<Loss>(PluginKind::loss, l.plugin, l.params));
       losses.back()->setup(setup);
+      for (size_t j = 0; previous != nullptr && j < losses_out.size(); ++j) {
+        const std::vector<std::string> from = losses.back()->resumes_from();
+        if (std::find(from.begin(), from.end(), (*previous)[j].plugin) != from.end()) {
+          hand_on(*losses_out[j], *losses.back());
+          log_ << stage.name << "." << l.plugin << ": starts from the state of " << (*previous)[j].plugin << "\n";
+          break;
+        }
+      }
       for (const torch::Tensor& p : losses.back()->extra_parameters()) trained.push_back(p);
     }
     torch::optim::AdamW optimizer(trained, torch::optim::AdamWOptions(stage.lr)
                                                .betas({stage.beta1, stage.beta2})
                                                .weight_decay(stage.weight_decay));
+    if (progress.iteration > 0) {
+      restore_checkpoint(student, optimizer, losses);
+      log_ << what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
+    }
     StepContextImpl::Fixed fixed{data_.get(), teacher_.get(), &student, &cell, student_plugin.type(),
                                  student_plugin.generator_sigma(), config_.distill.outside_cell_p, batch,
                                  device_, pairs.labels.defined() ? &pairs : nullptr};
@@ -436,8 +540,20 @@ class RunExecution {
     const std::int64_t log_every = std::max<std::int64_t>(1, expected_updates / 100);
     Compute spent;
     const auto start = Clock::now();
-    std::int64_t updates = 0;
-    for (std::int64_t it = 0; it < steps; ++it) {
+    auto last_checkpoint = start;
+    std::int64_t updates = progress.updates;
+    // Saves the state after `done` iterations (the next to run is `done`).
+    const auto checkpoint = [&](std::int64_t done) {
+      progress.iteration = done;
+      progress.updates = updates;
+      const double before = progress.stage_seconds;
+      progress.stage_seconds += seconds_since(start);
+      monitor_.flush();  // curve points up to here are in the store before the state that follows them
+      save_progress(progress, &student, &optimizer, losses);
+      progress.stage_seconds = before;
+      last_checkpoint = Clock::now();
+    };
+    for (std::int64_t it = progress.iteration; it < steps; ++it) {
       StepContextImpl ctx(fixed, it, it % stage.update_every == 0);
       const bool log_now =
           ctx.updates_student() && (updates % log_every == 0 || it + stage.update_every >= steps);
@@ -463,24 +579,119 @@ class RunExecution {
       for (auto& loss : losses) {
         for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
       }
+      double shown = 0.0;
       if (log_now) {
-        double shown = 0.0;
         for (size_t i = 0; i < losses.size(); ++i) {
           monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
           shown += stage.losses[i].weight * values[i];
         }
         for (const auto& [name, value] : aux) monitor_.metric("train." + stage.name + "." + name, it, value, scope);
-        monitor_.progress(what, it + 1, steps, shown);
-      } else {
-        check_stop();
+      }
+      try {
+        if (log_now) {
+          monitor_.progress(what, it + 1, steps, shown);
+        } else {
+          check_stop();
+        }
+      } catch (const Interrupted&) {
+        checkpoint(it + 1);
+        throw;
+      }
+      if (config_.checkpoint_seconds > 0 && seconds_since(last_checkpoint) >= config_.checkpoint_seconds &&
+          it + 1 < steps) {
+        checkpoint(it + 1);
       }
     }
     progress_.finish();
     spent.iterations = steps;
     spent.student_updates = updates;
     spent.samples = steps * batch;
-    spent.seconds = seconds_since(start);
+    spent.seconds = progress.stage_seconds + seconds_since(start);
+    losses_out = std::move(losses);
     return spent;
+  }
+
+  std::filesystem::path checkpoint_file() const { return run_dir_ / "checkpoint.pt"; }
+
+  /// Writes `progress` (and, mid-stage, the training state) to checkpoint.pt, atomically: a kill
+  /// while writing leaves the previous checkpoint intact.
+  void save_progress(const Progress& progress, const Denoiser* student, torch::optim::Optimizer* optimizer,
+                     const std::vector<std::unique_ptr<Loss>>& losses) {
+    torch::serialize::OutputArchive archive;
+    write_int(archive, "student", progress.student);
+    write_int(archive, "stage", progress.stage);
+    write_int(archive, "iteration", progress.iteration);
+    write_int(archive, "updates", progress.updates);
+    archive.write("stage_seconds", torch::tensor(progress.stage_seconds, torch::kFloat64));
+    archive.write("student_spent", progress.student_spent.to_tensor());
+    write_int(archive, "students_done", static_cast<std::int64_t>(progress.students_spent.size()));
+    for (size_t k = 0; k < progress.students_spent.size(); ++k) {
+      archive.write("spent." + std::to_string(k), progress.students_spent[k].to_tensor());
+    }
+    if (student != nullptr) {
+      torch::serialize::OutputArchive net, opt;
+      student->save(net);
+      optimizer->save(opt);
+      archive.write("net", net);
+      archive.write("optimizer", opt);
+      for (size_t i = 0; i < losses.size(); ++i) {
+        torch::serialize::OutputArchive loss;
+        losses[i]->save(loss);
+        archive.write("loss." + std::to_string(i), loss);
+      }
+      archive.write("rng", generator_state(device_));
+    }
+    std::filesystem::create_directories(run_dir_);
+    const std::filesystem::path partial = checkpoint_file().string() + ".partial";
+    archive.save_to(partial.string());
+    std::filesystem::rename(partial, checkpoint_file());
+  }
+
+  /// The progress of the interrupted attempt; none (start over) when it left no checkpoint.
+  Progress read_progress() {
+    Progress progress;
+    if (!std::filesystem::exists(checkpoint_file())) {
+      log_ << "resuming: no checkpoint in " << run_dir_.string() << ", starting the students over\n";
+      return progress;
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint_file().string());
+    progress.student = read_int(archive, "student");
+    progress.stage = read_int(archive, "stage");
+    progress.iteration = read_int(archive, "iteration");
+    progress.updates = read_int(archive, "updates");
+    torch::Tensor t;
+    archive.read("stage_seconds", t);
+    progress.stage_seconds = t.item<double>();
+    archive.read("student_spent", t);
+    progress.student_spent = Compute::from_tensor(t);
+    const std::int64_t done = read_int(archive, "students_done");
+    for (std::int64_t k = 0; k < done; ++k) {
+      archive.read("spent." + std::to_string(k), t);
+      progress.students_spent.push_back(Compute::from_tensor(t));
+    }
+    log_ << "resuming from " << checkpoint_file().string() << ": student " << progress.student << ", stage "
+         << progress.stage << ", iteration " << progress.iteration << "\n";
+    return progress;
+  }
+
+  /// Loads the mid-stage training state saved by save_progress into freshly set-up objects.
+  void restore_checkpoint(Denoiser& student, torch::optim::Optimizer& optimizer,
+                          std::vector<std::unique_ptr<Loss>>& losses) {
+    torch::serialize::InputArchive archive, net, opt;
+    archive.load_from(checkpoint_file().string(), device_);
+    archive.read("net", net);
+    student.load(net);
+    archive.read("optimizer", opt);
+    optimizer.load(opt);
+    for (size_t i = 0; i < losses.size(); ++i) {
+      torch::serialize::InputArchive loss;
+      archive.read("loss." + std::to_string(i), loss);
+      losses[i]->load(loss);
+    }
+    torch::Tensor rng;
+    archive.read("rng", rng);
+    set_generator_state(device_, rng.to(torch::kCPU));
   }
 
   using Sampler = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
@@ -502,6 +713,17 @@ class RunExecution {
     write_npy(generated.x, run_dir_ / "samples.npy");
     write_npy(generated.labels, run_dir_ / "samples_labels.npy");
     store_.add_artifact(run_id_, {"samples", (run_dir_ / "samples.npy").string()});
+    // Pictures of the samples help a reader but are no result: failing to draw one is a warning.
+    try {
+      const torch::Tensor x = generated.x.to(torch::kCPU, torch::kFloat).contiguous();
+      const torch::Tensor y = generated.labels.to(torch::kCPU, torch::kInt64).contiguous();
+      for (const results::Artifact& picture :
+           results::draw_sample_pictures({x.data_ptr<float>(), y.data_ptr<std::int64_t>(), x.sizes().vec()}, run_dir_)) {
+        store_.add_artifact(run_id_, picture);
+      }
+    } catch (const std::exception& e) {
+      log_ << "warning: sample pictures not drawn: " << e.what() << "\n";
+    }
 
     EvalContext ctx;
     ctx.data = data_.get();
@@ -526,6 +748,7 @@ class RunExecution {
     store_.set_tag(run_id_, "model", model);
   }
 
+  bool resume_;  ///< continuing an interrupted attempt of the same run
   const PluginRegistry& registry_;
   results::Store& store_;
   const Workspace& workspace_;
@@ -557,7 +780,7 @@ std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunCo
 Runner::Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log)
     : registry_(registry), store_(store), workspace_(std::move(workspace)), log_(log) {}
 
-RunReport Runner::run(const RunConfig& config) {
+results::NewRun Runner::new_run(const RunConfig& config, std::string& device_error) const {
   results::NewRun row;
   row.experiment = config.experiment;
   row.name = config.name;
@@ -571,28 +794,60 @@ RunReport Runner::run(const RunConfig& config) {
   row.coords = config.coords;
   row.sweep_id = config.sweep_id;
   row.sweep_index = config.sweep_index;
-  RunReport report;
-  report.name = config.name;
   try {
     row.device = resolve_device(workspace_.device.empty() ? config.device : workspace_.device).str();
   } catch (const std::exception& e) {
     row.device = config.device;
-    report.error = e.what();
+    device_error = e.what();
   }
-  report.run_id = store_.begin_run(row);
-  log_ << "== run " << report.run_id << ": " << config.experiment << " / " << config.name << " (config " << config.hash
-       << ", device " << row.device << ")\n";
+  return row;
+}
+
+RunReport Runner::run(const RunConfig& config) {
+  std::string device_error;
+  const results::NewRun row = new_run(config, device_error);
+  return execute(config, row.device, store_.begin_run(row), false, device_error);
+}
+
+RunReport Runner::claim_and_run(const RunConfig& config, std::int64_t after_id) {
+  std::string device_error;
+  const results::NewRun row = new_run(config, device_error);
+  const results::RunClaim claim = store_.claim_run(row, after_id);
+  if (claim.outcome == results::RunClaim::Outcome::finished || claim.outcome == results::RunClaim::Outcome::running) {
+    RunReport report;
+    report.run_id = claim.run_id;
+    report.name = config.name;
+    report.outcome = claim.outcome;
+    report.status = claim.outcome == results::RunClaim::Outcome::finished ? results::RunStatus::finished
+                                                                          : results::RunStatus::running;
+    return report;
+  }
+  RunReport report = execute(config, row.device, claim.run_id, claim.outcome == results::RunClaim::Outcome::resumed,
+                             device_error);
+  report.outcome = claim.outcome;
+  return report;
+}
+
+RunReport Runner::execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume,
+                          const std::string& device_error) {
+  RunReport report;
+  report.name = config.name;
+  report.run_id = run_id;
+  report.error = device_error;
+  log_ << "== run " << report.run_id << (resume ? " (resumed)" : "") << ": " << config.experiment << " / "
+       << config.name << " (config " << config.hash << ", device " << device << ")\n";
   if (!report.error.empty()) {
     store_.finish_run(report.run_id, results::RunStatus::failed, report.error);
     report.status = results::RunStatus::failed;
     return report;
   }
   const auto start = Clock::now();
-  RunExecution execution(registry_, store_, workspace_, config, report.run_id, log_);
+  RunExecution execution(registry_, store_, workspace_, config, report.run_id, resume, log_);
   try {
     execution.execute();
     execution.flush();
     store_.log_metrics(report.run_id, {{"run.seconds", 0, seconds_since(start), ""}});
+    execution.remove_checkpoint();
     report.status = results::RunStatus::finished;
   } catch (const Interrupted& e) {
     report.status = results::RunStatus::interrupted;

@@ -40,6 +40,10 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
   const torch::Device device = resolve_device(request.device);
 
   auto data = registry.make<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.params);
+  // The run's default cache (msd run --cache elsewhere: a dataset's cached networks are made again here).
+  seed_phase(config.seed, "dataset");
+  data->prepare({std::filesystem::path(store.path()).parent_path() / "cache", device, nullptr,
+                 static_cast<std::uint64_t>(config.seed)});
   torch::Tensor labels = torch::arange(request.n, torch::kInt64) % data->num_classes();
   seed_phase(request.seed, "sample/" + request.from);
   torch::Tensor x;

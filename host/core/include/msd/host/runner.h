@@ -30,6 +30,7 @@ struct RunReport {
   std::string name;
   results::RunStatus status = results::RunStatus::failed;
   std::string error;
+  results::RunClaim::Outcome outcome = results::RunClaim::Outcome::started;  ///< see Runner::claim_and_run
 };
 
 /// Set by SIGINT/SIGTERM handlers: training loops stop at the next iteration and the run is
@@ -39,10 +40,18 @@ extern std::atomic<bool> g_stop_requested;
 class Runner {
  public:
   Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log);
-  /// Runs one config. Never throws for a failure inside the run: it is recorded and reported.
+  /// Runs one config as a new run. Never throws for a failure inside the run: it is recorded and reported.
   RunReport run(const RunConfig& config);
+  /// For sweeps and their workers: claims the config in the store (Store::claim_run) and runs it, or
+  /// resumes its interrupted run from the last checkpoint, or reports (outcome finished or running,
+  /// nothing done) that it is finished or being run by another process.
+  RunReport claim_and_run(const RunConfig& config, std::int64_t after_id);
 
  private:
+  results::NewRun new_run(const RunConfig& config, std::string& device_error) const;
+  RunReport execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume,
+                    const std::string& device_error);
+
   const PluginRegistry& registry_;
   results::Store& store_;
   Workspace workspace_;

@@ -1,0 +1,204 @@
+// image_unet: the class-conditional EDM UNet teacher for images ([C, H, W]) and the one-step UNet
+// student distilled from it (MSD): a copy of the teacher, or a fresh UNet scaled down in width and
+// depth that starts with a TSM stage (kd_prediction) before DM.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "msd/edm.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+#include "unet.h"
+
+namespace {
+
+unet::UNetOptions image_options(const std::string& plugin, const std::vector<std::int64_t>& sample_shape,
+                                std::int64_t num_classes, double sigma_data) {
+  if (sample_shape.size() != 3) {
+    std::string shape;
+    for (size_t i = 0; i < sample_shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(sample_shape[i]);
+    throw std::invalid_argument(plugin + ": needs image samples [C, H, W]; the dataset's sample shape is [" + shape + "]");
+  }
+  unet::UNetOptions o;
+  o.channels = sample_shape[0];
+  o.height = sample_shape[1];
+  o.width = sample_shape[2];
+  o.num_classes = num_classes;
+  o.sigma_data = sigma_data;
+  return o;
+}
+
+class EdmUNetTeacher final : public msd::Teacher {
+ public:
+  static msd::PluginInfo info() {
+    return {msd::PluginKind::teacher, "edm_unet", "1.0",
+            "class-conditional EDM-preconditioned UNet for images, EDM loss, Heun sampler",
+            {msd::key_int("base_channels", 32, "channels of the full-resolution level", 1, 4096),
+             {"channel_mult", msd::KeyType::integer_list, msd::Value{std::vector<std::int64_t>{1, 2, 2}},
+              "channel multiplier per level; each level after the first halves the resolution (28 -> 14 -> 7)",
+              1.0, 64.0, {}},
+             msd::key_int("res_blocks", 1, "residual blocks per level (the decoder has one more per level)", 1, 16),
+             msd::key_bool("attention", false, "self-attention in the bottleneck (lowest resolution)"),
+             msd::key_real("dropout", 0.1, "dropout probability in the residual blocks (EDM CIFAR-10: 0.13)", 0.0, 0.99),
+             msd::key_int("embed", 128, "width of the noise-level + class embedding (even)", 2, 4096),
+             msd::key_real("sigma_data", 0.5, "EDM data standard deviation sigma_data", 1e-6),
+             msd::key_int("steps", 2000, "training iterations", 1),
+             msd::key_int("batch_size", 64, "images per iteration", 1),
+             msd::key_real("lr", 5e-4, "Adam learning rate", 0.0),
+             msd::key_int("warmup", 200, "linear learning-rate warm-up, iterations", 0),
+             msd::key_real("ema_halflife_kimg", 10.0,
+                           "half-life of the weight EMA in thousands of images (EDM: 500 for CIFAR-10, "
+                           "scaled down for short runs); 0 disables the EMA",
+                           0.0),
+             msd::key_real("p_mean", msd::edm::kPMean, "mean of ln(sigma) during training (EDM P_mean)"),
+             msd::key_real("p_std", msd::edm::kPStd, "std of ln(sigma) during training (EDM P_std)", 1e-6),
+             msd::sampling(msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000)),
+             msd::sampling(msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9)),
+             msd::sampling(msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6)),
+             msd::sampling(msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3))}};
+  }
+
+  explicit EdmUNetTeacher(const msd::Params& params) : params_(params) {
+    sampler_.num_steps = params.get_int("sampler_steps");
+    sampler_.sigma_min = params.get_real("sigma_min");
+    sampler_.sigma_max = params.get_real("sigma_max");
+    sampler_.rho = params.get_real("rho");
+    if (!(sampler_.sigma_min < sampler_.sigma_max)) {
+      throw std::invalid_argument("edm_unet: sigma_min must be below sigma_max");
+    }
+    if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_unet: embed must be even");
+    if (params.get_int_list("channel_mult").empty()) {
+      throw std::invalid_argument("edm_unet: channel_mult must list at least one level");
+    }
+  }
+
+  std::shared_ptr<msd::Denoiser> build(const std::vector<std::int64_t>& sample_shape,
+                                       std::int64_t num_classes) override {
+    unet::UNetOptions o = image_options("edm_unet", sample_shape, num_classes, sigma_data());
+    o.base_channels = params_.get_int("base_channels");
+    o.channel_mult = params_.get_int_list("channel_mult");
+    o.res_blocks = params_.get_int("res_blocks");
+    o.attention = params_.get_bool("attention");
+    o.dropout = params_.get_real("dropout");
+    o.embed = params_.get_int("embed");
+    unet::validate(o, "edm_unet");
+    return std::make_shared<unet::UNetDenoiser>(o);
+  }
+
+  void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
+    const std::int64_t steps = params_.get_int("steps");
+    const std::int64_t batch = params_.get_int("batch_size");
+    const std::int64_t warmup = params_.get_int("warmup");
+    const double lr = params_.get_real("lr");
+    const double halflife = params_.get_real("ema_halflife_kimg") * 1000.0;
+    const double sd = sigma_data();
+    // EMA decay per iteration so that the weight of old parameters halves every `halflife` images.
+    const double beta = halflife > 0 ? std::pow(0.5, static_cast<double>(batch) / halflife) : 0.0;
+    std::shared_ptr<msd::Denoiser> ema = net.clone_denoiser();
+    msd::set_trainable(*ema, false);
+
+    torch::optim::Adam optimizer(net.parameters(), torch::optim::AdamOptions(lr));
+    net.train();
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const double scale = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * scale);
+      }
+      msd::Batch b = ctx.data->sample(batch, {});
+      torch::Tensor x = b.x.to(ctx.device);
+      torch::Tensor labels = b.labels.to(ctx.device);
+      torch::Tensor sigma = msd::edm::sample_training_sigma(batch, params_.get_real("p_mean"),
+                                                            params_.get_real("p_std"), ctx.device);
+      torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * sigma.view({-1, 1, 1, 1}), sigma, labels);
+      torch::Tensor loss = msd::edm::weighted_denoising_loss(denoised, x, sigma, sd);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      {
+        torch::NoGradGuard no_grad;
+        auto target = ema->parameters();
+        auto source = net.parameters();
+        for (size_t i = 0; i < target.size(); ++i) target[i].mul_(beta).add_(source[i], 1.0 - beta);
+      }
+      if (ctx.monitor != nullptr) ctx.monitor->progress("teacher", step + 1, steps, loss.item<double>());
+    }
+    msd::copy_weights(*ema, net);
+    net.eval();
+  }
+
+  msd::edm::SamplerOptions sampler() const override { return sampler_; }
+  double sigma_data() const override { return params_.get_real("sigma_data"); }
+
+ private:
+  msd::Params params_;
+  msd::edm::SamplerOptions sampler_;
+};
+
+/// Rounds `value * mult` to an integer of at least `floor`.
+std::int64_t scaled(std::int64_t value, double mult, std::int64_t floor) {
+  return std::max(floor, static_cast<std::int64_t>(std::lround(static_cast<double>(value) * mult)));
+}
+
+class UNetGenerator final : public msd::Student {
+ public:
+  static msd::PluginInfo info() {
+    return {msd::PluginKind::student, "unet_generator", "1.0",
+            "one-step UNet generator G(z, c) = D(sigma_gen z; sigma_gen, c): a copy of the teacher, or a "
+            "fresh UNet scaled down in width/depth (train it with a TSM stage, kd_prediction, before DM)",
+            {msd::key_real("generator_sigma", 80.0,
+                           "noise level the generator is evaluated at: G(z) = D(generator_sigma z; generator_sigma) "
+                           "(DMD: the teacher's sigma_max)",
+                           1e-6),
+             msd::key_real("width_mult", 1.0,
+                           "channels (and embedding width) relative to the teacher; with depth_mult = 1, 1 the "
+                           "student is a copy of the teacher's weights, otherwise a fresh, randomly initialised UNet",
+                           0.01, 1.0),
+             msd::key_real("depth_mult", 1.0, "residual blocks per level relative to the teacher (at least 1)", 0.01, 1.0),
+             msd::key_real("dropout", 0.0,
+                           "dropout of the student's residual blocks; 0 makes G deterministic given (z, c) "
+                           "(applies to UNet teachers' copies too)",
+                           0.0, 0.99)}};
+  }
+
+  explicit UNetGenerator(const msd::Params& params) : params_(params) {}
+
+  msd::StudentType type() const override { return msd::StudentType::one_step; }
+  double generator_sigma() const override { return params_.get_real("generator_sigma"); }
+
+  std::shared_ptr<msd::Denoiser> build(const msd::StudentContext& ctx) override {
+    if (ctx.teacher == nullptr) throw std::invalid_argument("unet_generator: needs the trained teacher");
+    const double width = params_.get_real("width_mult");
+    const double depth = params_.get_real("depth_mult");
+    const double dropout = params_.get_real("dropout");
+    const auto* teacher = dynamic_cast<const unet::UNetDenoiser*>(ctx.teacher);
+    if (width == 1.0 && depth == 1.0) {
+      std::shared_ptr<msd::Denoiser> copy = ctx.teacher->clone_denoiser();
+      copy->to(torch::kCPU);
+      msd::set_trainable(*copy, true);
+      if (auto* net = dynamic_cast<unet::UNetDenoiser*>(copy.get())) net->set_dropout(dropout);
+      return copy;
+    }
+    if (teacher == nullptr) {
+      throw std::invalid_argument(
+          "unet_generator: width_mult/depth_mult below 1 scale the teacher's UNet, but the teacher is not an "
+          "edm_unet network; use width_mult = depth_mult = 1 (a copy of the teacher)");
+    }
+    unet::UNetOptions o = teacher->options();
+    o.base_channels = scaled(o.base_channels, width, 1);
+    o.embed = 2 * scaled(o.embed / 2, width, 1);
+    o.res_blocks = scaled(o.res_blocks, depth, 1);
+    o.dropout = dropout;
+    return std::make_shared<unet::UNetDenoiser>(o);
+  }
+
+ private:
+  msd::Params params_;
+};
+
+}  // namespace
+
+MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"image_unet",
+                                       {msd::describe<EdmUNetTeacher>(), msd::describe<UNetGenerator>()}}))

@@ -1,0 +1,173 @@
+// A sweep run by worker processes, killed with SIGKILL (supervisor and workers at once) and run again:
+// the second command resumes the interrupted runs from their checkpoints and finishes the rest, with
+// every run and row recorded exactly once. This is the "must show" on the 2-D data.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "helpers.h"
+
+namespace msd_integration {
+namespace {
+
+using ::testing::HasSubstr;
+using msd::results::RunStatus;
+using msd::results::Store;
+
+/// K in {1, 2, 4, 8} x 3 seeds on 8 classes of 2-D points; a total budget, so runs cost alike.
+std::string k_sweep() {
+  TinyOptions options;
+  options.name = "k_sweep";
+  options.stage_steps = 480;
+  std::string text = tiny_msd_config(options);
+  const auto replace = [&](const std::string& from, const std::string& to) {
+    const std::size_t at = text.find(from);
+    if (at == std::string::npos) throw std::logic_error("tiny config has no '" + from + "'");
+    text.replace(at, from.size(), to);
+  };
+  replace("scope = \"per_student\"", "scope = \"total\"");
+  replace("plugin = \"gaussian_grid\"", "plugin = \"gaussian_grid\"\nclasses = 8");
+  replace("[experiment]\n", "[experiment]\ncheckpoint_seconds = 0.2\n");
+  return text +
+         "[sweep]\n"
+         "seeds = [0, 1, 2]\n"
+         "\n"
+         "[sweep.grid]\n"
+         "\"partition.k\" = [1, 2, 4, 8]\n";
+}
+
+/// Kills the process group of a still-running child when the test ends early.
+struct GroupGuard {
+  pid_t pid;
+  ~GroupGuard() {
+    if (pid > 0 && !wait_for_exit(pid, 0).has_value()) {
+      kill(-pid, SIGKILL);
+      wait_for_exit(pid, 30);
+    }
+  }
+};
+
+struct Snapshot {
+  int finished = 0;
+  bool running_with_checkpoint = false;
+};
+
+Snapshot look(const fs::path& db) {
+  Snapshot s;
+  if (!fs::exists(db)) return s;
+  try {
+    Store store(db.string(), Store::Mode::read_only);
+    for (const auto& run : store.list_runs()) {
+      if (run.status == RunStatus::finished) ++s.finished;
+      if (run.status == RunStatus::running &&
+          fs::exists(db.parent_path() / "runs" / ("run-" + std::to_string(run.id)) / "checkpoint.pt")) {
+        s.running_with_checkpoint = true;
+      }
+    }
+  } catch (const std::exception&) {
+    // The first worker may still be creating the schema.
+  }
+  return s;
+}
+
+std::int64_t count(const fs::path& db, const std::string& sql) {
+  Store store(db.string(), Store::Mode::read_only);
+  return static_cast<std::int64_t>(store.query(sql).rows.at(0).at(0).real);
+}
+
+TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
+  TempDir tmp;
+  const fs::path file = tmp / "k_sweep.toml";
+  write_text(file, k_sweep());
+  const fs::path db = tmp / "out" / "results.db";
+  const std::vector<std::string> sweep{"sweep", file.string(), "--db", db.string(), "--jobs", "2"};
+
+  // Kill everything once some runs are finished and another is mid-training with a checkpoint.
+  {
+    GroupGuard first{spawn_msd(sweep, tmp.path(), tmp / "first.log")};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    bool ready = false;
+    while (!ready && std::chrono::steady_clock::now() < deadline) {
+      const Snapshot s = look(db);
+      ready = s.finished >= 3 && s.running_with_checkpoint;
+      ASSERT_FALSE(wait_for_exit(first.pid, 0).has_value()) << "the sweep ended before it could be killed:\n"
+                                                            << read_text(tmp / "first.log");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(ready) << read_text(tmp / "first.log");
+    ASSERT_EQ(kill(-first.pid, SIGKILL), 0);
+    ASSERT_EQ(wait_for_exit(first.pid, 30), 128 + SIGKILL);
+  }
+  const std::int64_t finished_before = count(db, "SELECT count(*) FROM runs WHERE status = 'finished'");
+  ASSERT_LT(finished_before, 12);
+
+  const RunResult second = run_msd(sweep, tmp.path(), 600);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("12 of 12 runs finished"));
+
+  // Exactly 12 runs, all finished, one per config; the interrupted ones were resumed, not restarted.
+  const std::vector<RunView> runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 12u);
+  std::set<std::string> hashes;
+  std::int64_t resumed = 0;
+  for (const RunView& run : runs) {
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+    hashes.insert(run.record.config_hash);
+    if (run.record.attempts > 1) ++resumed;
+  }
+  EXPECT_EQ(hashes.size(), 12u);
+  EXPECT_GE(resumed, 1);
+  std::string worker_logs;
+  for (const auto& entry : fs::recursive_directory_iterator(db.parent_path() / "logs")) {
+    if (entry.is_regular_file()) worker_logs += read_text(entry.path());
+  }
+  EXPECT_THAT(worker_logs, HasSubstr("resumed at iteration"));
+  for (const RunView& run : runs) {
+    EXPECT_FALSE(fs::exists(db.parent_path() / "runs" / ("run-" + std::to_string(run.record.id)) / "checkpoint.pt"))
+        << "a finished run keeps no checkpoint";
+  }
+
+  // No duplicated rows, and no missing ones: every seed of a K logged the same rows, resumed or not.
+  EXPECT_EQ(count(db, "SELECT count(*) FROM (SELECT run_id, kind, path FROM artifacts GROUP BY 1, 2, 3 HAVING count(*) > 1)"), 0);
+  std::map<std::string, std::set<std::int64_t>> rows_per_k;
+  for (const RunView& run : runs) rows_per_k[*run.param("partition.k")].insert(static_cast<std::int64_t>(run.all_metrics.size()));
+  ASSERT_EQ(rows_per_k.size(), 4u);
+  for (const auto& [k, sizes] : rows_per_k) EXPECT_EQ(sizes.size(), 1u) << "K=" << k << ": metric row counts differ";
+
+  // A resumed run computes what an uninterrupted one does: rerun one in a fresh database and compare.
+  const RunView* resumed_run = nullptr;
+  for (const RunView& run : runs) {
+    if (run.record.attempts > 1) resumed_run = &run;
+  }
+  ASSERT_NE(resumed_run, nullptr);
+  const fs::path fresh = tmp / "fresh" / "results.db";
+  const RunResult again = run_msd({"sweep", file.string(), "--db", fresh.string(), "--index",
+                                   std::to_string(resumed_run->record.sweep_index)},
+                                  tmp.path(), 300);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  const RunView reference = read_runs(fresh).at(0);
+  EXPECT_EQ(reference.record.config_hash, resumed_run->record.config_hash);
+  for (const char* metric : {"swd", "mmd", "mode_coverage"}) {
+    EXPECT_EQ(reference.metric(metric), resumed_run->metric(metric)) << metric;
+  }
+
+  // The comparison researchers read: mean +- std over the 3 seeds, one row per K.
+  const RunResult compare = run_msd({"results", "compare", "k_sweep", "--by", "partition.k", "--metric", "swd",
+                                     "--db", db.string()});
+  ASSERT_EQ(compare.exit_code, 0) << compare.output;
+  for (const char* k : {"1", "2", "4", "8"}) EXPECT_THAT(compare.output, HasSubstr(k));
+  EXPECT_THAT(compare.output, HasSubstr("±"));
+  std::cout << compare.output;
+}
+
+}  // namespace
+}  // namespace msd_integration
