@@ -71,7 +71,7 @@ struct SplitTensors {
 
 /// Shape of the classifier.
 struct ClassifierOptions {
-  std::int64_t width = 32;      ///< channels of the first convolution; the second has twice as many
+  std::int64_t width = 16;      ///< channels of the first convolution; the second has twice as many
   std::int64_t features = 128;  ///< width of the penultimate layer, the feature space metrics use
 };
 
@@ -200,7 +200,9 @@ class FashionMnist final : public msd::Dataset {
                           "use only the first n training images, for smoke runs; 0 = all 60000", 0, 60000),
              msd::key_int("classifier_epochs", 4, "training passes of the feature network over the training split",
                           1, 1000),
-             msd::key_int("classifier_width", 32, "channels of the feature network's first convolution (second: 2x)",
+             msd::key_int("classifier_width", 16,
+                          "channels of the feature network's first convolution (second: 2x); 16 with 4 epochs "
+                          "reaches 91.4% test accuracy in ~100 CPU-seconds",
                           1, 1024),
              msd::key_int("classifier_features", 128, "dimension of the feature space the image metrics use", 2, 4096),
              msd::key_int("classifier_batch", 128, "images per step of the feature network's training", 1, 60000),

@@ -1,7 +1,7 @@
 #include "unet.h"
 
+#include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 namespace msd::results {
 
@@ -591,8 +593,13 @@ QueryResult query_runs(const Store& store, const RunQuery& query) {
       "WHERE c.run_id = r.id) AS coords";
   for (std::size_t i = 0; i < query.metrics.size(); ++i) {
     const std::string& metric = query.metrics[i];
-    // A bad --metric is reported like a bad field, with the metric as the "filter".
-    const auto [name, scope] = split_metric(metric, 0, metric, metric);
+    std::pair<std::string, std::string> name_and_scope;
+    try {
+      name_and_scope = split_metric(metric, 0, metric, metric);
+    } catch (const FilterError& error) {
+      throw std::invalid_argument("metric column '" + metric + "': " + error.problem());
+    }
+    const auto& [name, scope] = name_and_scope;
     const std::string name_param = bind(name);
     const std::string scope_param = bind(scope);
     sql += ", " + final_metric_sql(name_param, scope_param, "'nan'") + " AS metric_" + std::to_string(i + 1);

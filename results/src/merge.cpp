@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <optional>
@@ -49,12 +50,17 @@ void bind_value(SQLite::Statement& statement, int index, const Value& value) {
 // The columns of a run that travel with it; id and experiment_id are each database's own.
 const std::vector<std::string>& run_columns() {
   static const std::vector<std::string> columns = {
-      "name",     "status",     "config_text", "config_hash", "seed",     "git_commit",
-      "git_dirty", "host",      "device",      "pid",         "started_at", "ended_at",
-      "heartbeat_at", "error",  "sweep_id",    "sweep_index", "uuid",     "attempts"};
+      "name", "status", "config_text", "config_hash", "seed", "git_commit", "git_dirty", "host",
+      "device", "pid", "started_at", "ended_at", "heartbeat_at", "error", "sweep_id", "sweep_index",
+      "uuid", "attempts"};
   return columns;
 }
-constexpr std::size_t kUuidColumn = 16;
+
+std::size_t uuid_column() {
+  static const std::size_t index = static_cast<std::size_t>(
+      std::find(run_columns().begin(), run_columns().end(), "uuid") - run_columns().begin());
+  return index;
+}
 
 /// A table whose rows belong to one run (run_id) and are copied with it.
 struct ChildTable {
@@ -76,9 +82,10 @@ const std::array<ChildTable, 5>& child_tables() {
 constexpr std::size_t kArtifactsTable = 4;
 constexpr std::size_t kArtifactPathColumn = 1;
 
-std::string joined(const std::vector<std::string>& columns, const char* suffix = "") {
+/// "a, b, c", each column written as prefix + column + suffix.
+std::string joined(const std::vector<std::string>& columns, const char* suffix = "", const char* prefix = "") {
   std::string text;
-  for (const std::string& column : columns) text += (text.empty() ? "" : ", ") + column + suffix;
+  for (const std::string& column : columns) text += (text.empty() ? "" : ", ") + std::string(prefix) + column + suffix;
   return text;
 }
 
@@ -104,7 +111,7 @@ struct RunContent {
 /// `folder`; they are made absolute so that they stay right in a database elsewhere.
 RunContent read_run(SQLite::Database& db, std::int64_t run_id, const fs::path& folder) {
   RunContent content;
-  SQLite::Statement run(db, "SELECT e.name, e.created_at, " + joined(run_columns()) +
+  SQLite::Statement run(db, "SELECT e.name, e.created_at, " + joined(run_columns(), "", "runs.") +
                                 " FROM runs JOIN experiments e ON e.id = runs.experiment_id WHERE runs.id = ?");
   run.bind(1, run_id);
   if (!run.executeStep()) throw std::runtime_error("run " + std::to_string(run_id) + " vanished while merging");
@@ -203,7 +210,7 @@ void merge_shard(SQLite::Database& out, const fs::path& out_folder, const std::s
     while (runs.executeStep()) {
       const std::int64_t shard_id = runs.getColumn(0).getInt64();
       const RunContent content = read_run(shard, shard_id, shard_folder);
-      const Value& uuid = content.run[kUuidColumn];
+      const Value& uuid = content.run[uuid_column()];
       if (!std::holds_alternative<std::string>(uuid) || std::get<std::string>(uuid).empty()) {
         throw std::runtime_error("run " + std::to_string(shard_id) + " has no uuid");
       }

@@ -150,7 +150,7 @@ void plot_sweep(const Store& store, const PlotRequest& request, const std::files
   script += "set title " + detail::gnuplot_string(title) + "\n";
   script += "set xlabel " + detail::gnuplot_string(request.x) + "\n";
   script += "set ylabel " + detail::gnuplot_string(request.y + (request.scope.empty() ? "" : " (" + request.scope + ")")) + "\n";
-  script += "set grid\nset key outside right top\nset bars small\n";
+  script += "set grid\nset key below\nset bars small\n";  // below: long line titles leave the plot its width
   std::string tics;
   if (numeric && powers_of_two && xs.size() > 1) {
     script += "set logscale x 2\n";

@@ -123,7 +123,8 @@ std::vector<std::string> default_metrics(const std::vector<RunInfo>& runs, std::
     if (!is_finished(run)) continue;
     std::set<std::string> names;
     for (const MetricRow& row : run.final_metrics) {
-      if (row.scope.empty() && row.step == 0) names.insert(row.name);
+      // Dotted names are bookkeeping (run.seconds, train.*, teacher.*), not scores of the model.
+      if (row.scope.empty() && row.step == 0 && row.name.find('.') == std::string::npos) names.insert(row.name);
     }
     if (!shared) {
       shared = names;
@@ -279,7 +280,7 @@ std::string render_report(const Store& store, const ReportRequest& request) {
                      html_escape("msd-lab report: " + name) + "</title>\n<style>" + style + "</style>\n</head>\n<body>\n";
   html += "<h1>" + html_escape("msd-lab report: " + joined({experiments.begin(), experiments.end()})) + "</h1>\n";
   html += "<table class=\"meta\">\n";
-  html += "<tr><th>database</th>" + cell(store.path()) + "</tr>\n";
+  html += "<tr><th>database</th>" + cell(std::filesystem::absolute(store.path()).string()) + "</tr>\n";
   html += "<tr><th>" + html_escape(selection.kind) + "</th>" + cell(selection.value) + "</tr>\n";
   html += "<tr><th>experiment</th>" + cell(joined({experiments.begin(), experiments.end()})) + "</tr>\n";
   html += "<tr><th>runs</th>" + cell(std::to_string(runs.size()) + " (" + status_text + ")") + "</tr>\n";

@@ -199,8 +199,8 @@ TEST(Merge, RemapsIdsToTheOutputsOwn) {
     EXPECT_EQ(run.name, i == 1 ? "k1" : "k2");
     const std::vector<MetricRow> metrics = merged.metrics(run.id);
     ASSERT_EQ(metrics.size(), 2u);
-    EXPECT_EQ(metrics[1].name, "swd");
-    EXPECT_EQ(metrics[1].value, 0.25 * static_cast<double>(i));
+    EXPECT_EQ(metrics[0].name, "swd");  // scope "" sorts first
+    EXPECT_EQ(metrics[0].value, 0.25 * static_cast<double>(i));
     EXPECT_EQ(merged.params(run.id).size(), 2u);
     EXPECT_EQ(merged.coords(run.id).size(), 1u);
     EXPECT_EQ(merged.tags(run.id).at(0).second, "node-" + std::to_string(i - 1));

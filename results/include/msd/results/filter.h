@@ -61,7 +61,8 @@ struct RunQuery {
 /// The runs matching `query.filter`, ordered by id, with the columns id, experiment, name, status,
 /// sweep_index (NULL outside sweeps), coords ("key=value, ..." in key order, NULL when none) and
 /// one per `query.metrics`, named as written there (NULL when the run has no such metric, the text
-/// "nan" for NaN, ±9e999 for ±inf). Throws FilterError for a bad filter or metric name.
+/// "nan" for NaN, ±9e999 for ±inf). Throws FilterError for a bad filter, std::invalid_argument
+/// for a bad metric (an empty name or scope).
 QueryResult query_runs(const Store& store, const RunQuery& query);
 
 }  // namespace msd::results

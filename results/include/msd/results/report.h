@@ -17,9 +17,10 @@ struct ReportRequest {
   /// A sweep id, a unique prefix of one (at least 4 characters), or an experiment name.
   std::string selection;
   /// Metrics to compare; empty: every final whole-model metric (step 0, scope "") that all the
-  /// finished runs have, in name order, at most max_default_metrics of them.
+  /// finished runs have, in name order, at most max_default_metrics of them. Names with a dot
+  /// (run.seconds, train.*, teacher.*: bookkeeping) are left out of the default.
   std::vector<std::string> metrics;
-  std::size_t max_default_metrics = 8;  ///< the cap on the default metrics
+  std::size_t max_default_metrics = 10;  ///< the cap on the default metrics
 };
 
 /// Background colour of table headers and line colour of the first plot line (kPalette[0]): what
