@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <random>
@@ -158,7 +159,18 @@ bool process_alive(std::int64_t pid) {
   // pid 0 and negative pids address process groups in kill(); they never name a run's process.
   if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
   // EPERM means the process exists but belongs to someone else.
-  return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  // A killed process whose parent died too stays a zombie until an init that reaps it does (some
+  // containers' init never does): it exists for kill() but runs nothing.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (std::getline(stat, line)) {
+    const std::size_t end_of_name = line.rfind(')');
+    if (end_of_name != std::string::npos && end_of_name + 2 < line.size() && line[end_of_name + 2] == 'Z') {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string text(const SQLite::Column& column) {

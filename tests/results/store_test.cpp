@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -519,6 +520,34 @@ TEST(Claims, ArtifactIsRecordedOncePerRun) {
   store.add_artifact(id, {"student", "/tmp/student-0.pt"});
   store.add_artifact(id, {"student", "/tmp/student-1.pt"});
   EXPECT_EQ(store.artifacts(id).size(), 2u);
+}
+
+// A killed worker whose supervisor died too can stay a zombie (not reaped by a container's init):
+// its pid still answers kill(), but its run is as dead as any.
+TEST(Claims, RunOfAZombieProcessIsResumed) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  Store store(path);
+  const RunClaim first = store.claim_run(sample_run());
+  const pid_t zombie = fork();
+  ASSERT_GE(zombie, 0);
+  if (zombie == 0) _exit(0);
+  // Not reaped until the end: wait until it has exited.
+  for (int i = 0; i < 200 && std::ifstream("/proc/" + std::to_string(zombie) + "/stat").peek() != EOF; ++i) {
+    std::string stat;
+    std::getline(std::ifstream("/proc/" + std::to_string(zombie) + "/stat"), stat);
+    if (stat.find(") Z") != std::string::npos) break;
+    usleep(10000);
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("UPDATE runs SET pid = " + std::to_string(zombie));
+  }
+  const RunClaim again = store.claim_run(sample_run());
+  int status = 0;
+  waitpid(zombie, &status, 0);
+  EXPECT_EQ(again.outcome, RunClaim::Outcome::resumed);
+  EXPECT_EQ(again.run_id, first.run_id);
 }
 
 // Workers of one sweep claim the same list of configs at the same time: each config runs once.
