@@ -43,4 +43,21 @@ class Teacher : public Plugin {
   virtual std::int64_t nfe() const { return edm::heun_nfe(sampler()); }
 };
 
+/// EDM's training recipe for a teacher network, shared by the built-in teachers.
+struct EdmTrainingOptions {
+  std::int64_t steps = 4000;            ///< iterations
+  std::int64_t batch_size = 512;        ///< samples per iteration
+  double lr = 1e-3;                     ///< Adam learning rate after warm-up
+  std::int64_t warmup = 200;            ///< iterations of linear learning-rate warm-up
+  double ema_halflife_kimg = 50.0;      ///< half-life of the weight EMA in thousands of samples; 0: no EMA
+  double p_mean = edm::kPMean;          ///< mean of ln(sigma) of the training noise levels
+  double p_std = edm::kPStd;            ///< standard deviation of ln(sigma)
+  double sigma_data = 0.5;              ///< the preconditioning constant of the loss weight
+};
+
+/// Trains `net` with the EDM loss: Adam with warm-up, log-normal noise levels, the EDM-weighted
+/// denoising loss on batches of ctx.data (all classes), progress to ctx.monitor as "teacher"; at the
+/// end the EMA of the weights is copied into `net`, which is left in eval mode.
+void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTrainingOptions& options);
+
 }  // namespace msd

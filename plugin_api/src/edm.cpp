@@ -1,9 +1,13 @@
 #include "msd/edm.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <stdexcept>
 
 #include <torch/torch.h>
+
+#include "msd/teacher.h"
 
 namespace msd::edm {
 
@@ -88,3 +92,44 @@ torch::Tensor training_grid(std::int64_t levels, double sigma_min, double sigma_
 }
 
 }  // namespace msd::edm
+
+namespace msd {
+
+void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTrainingOptions& o) {
+  const double halflife = o.ema_halflife_kimg * 1000.0;
+  // EMA decay per iteration so that the weight of old parameters halves every `halflife` samples.
+  const double beta = halflife > 0 ? std::pow(0.5, static_cast<double>(o.batch_size) / halflife) : 0.0;
+  std::shared_ptr<Denoiser> ema = net.clone_denoiser();
+  set_trainable(*ema, false);
+
+  torch::optim::Adam optimizer(net.parameters(), torch::optim::AdamOptions(o.lr));
+  net.train();
+  for (std::int64_t step = 0; step < o.steps; ++step) {
+    const double scale = o.warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / o.warmup) : 1.0;
+    for (auto& group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(o.lr * scale);
+    }
+    Batch b = ctx.data->sample(o.batch_size, {});
+    torch::Tensor x = b.x.to(ctx.device);
+    torch::Tensor labels = b.labels.to(ctx.device);
+    torch::Tensor sigma = edm::sample_training_sigma(o.batch_size, o.p_mean, o.p_std, ctx.device);
+    std::vector<std::int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[0] = x.size(0);
+    torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * sigma.view(shape), sigma, labels);
+    torch::Tensor loss = edm::weighted_denoising_loss(denoised, x, sigma, o.sigma_data);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    {
+      torch::NoGradGuard no_grad;
+      auto target = ema->parameters();
+      auto source = net.parameters();
+      for (size_t i = 0; i < target.size(); ++i) target[i].mul_(beta).add_(source[i], 1.0 - beta);
+    }
+    if (ctx.monitor != nullptr) ctx.monitor->progress("teacher", step + 1, o.steps, loss.item<double>());
+  }
+  copy_weights(*ema, net);
+  net.eval();
+}
+
+}  // namespace msd

@@ -89,44 +89,16 @@ class EdmUNetTeacher final : public msd::Teacher {
   }
 
   void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
-    const std::int64_t steps = params_.get_int("steps");
-    const std::int64_t batch = params_.get_int("batch_size");
-    const std::int64_t warmup = params_.get_int("warmup");
-    const double lr = params_.get_real("lr");
-    const double halflife = params_.get_real("ema_halflife_kimg") * 1000.0;
-    const double sd = sigma_data();
-    // EMA decay per iteration so that the weight of old parameters halves every `halflife` images.
-    const double beta = halflife > 0 ? std::pow(0.5, static_cast<double>(batch) / halflife) : 0.0;
-    std::shared_ptr<msd::Denoiser> ema = net.clone_denoiser();
-    msd::set_trainable(*ema, false);
-
-    torch::optim::Adam optimizer(net.parameters(), torch::optim::AdamOptions(lr));
-    net.train();
-    for (std::int64_t step = 0; step < steps; ++step) {
-      const double scale = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
-      for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * scale);
-      }
-      msd::Batch b = ctx.data->sample(batch, {});
-      torch::Tensor x = b.x.to(ctx.device);
-      torch::Tensor labels = b.labels.to(ctx.device);
-      torch::Tensor sigma = msd::edm::sample_training_sigma(batch, params_.get_real("p_mean"),
-                                                            params_.get_real("p_std"), ctx.device);
-      torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * sigma.view({-1, 1, 1, 1}), sigma, labels);
-      torch::Tensor loss = msd::edm::weighted_denoising_loss(denoised, x, sigma, sd);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      {
-        torch::NoGradGuard no_grad;
-        auto target = ema->parameters();
-        auto source = net.parameters();
-        for (size_t i = 0; i < target.size(); ++i) target[i].mul_(beta).add_(source[i], 1.0 - beta);
-      }
-      if (ctx.monitor != nullptr) ctx.monitor->progress("teacher", step + 1, steps, loss.item<double>());
-    }
-    msd::copy_weights(*ema, net);
-    net.eval();
+    msd::EdmTrainingOptions o;
+    o.steps = params_.get_int("steps");
+    o.batch_size = params_.get_int("batch_size");
+    o.lr = params_.get_real("lr");
+    o.warmup = params_.get_int("warmup");
+    o.ema_halflife_kimg = params_.get_real("ema_halflife_kimg");
+    o.p_mean = params_.get_real("p_mean");
+    o.p_std = params_.get_real("p_std");
+    o.sigma_data = sigma_data();
+    msd::train_edm_teacher(net, ctx, o);
   }
 
   msd::edm::SamplerOptions sampler() const override { return sampler_; }

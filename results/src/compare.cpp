@@ -57,13 +57,10 @@ std::vector<std::string> first_column(const QueryResult& result) {
   return values;
 }
 
-struct Selection {
-  std::string kind;  // "sweep" or "experiment"
-  std::string value;
-};
+}  // namespace
 
-Selection resolve(const Store& store, const std::string& selection) {
-  if (selection.empty()) throw std::runtime_error("compare needs a sweep id or an experiment name");
+SweepSelection resolve_sweep(const Store& store, const std::string& selection, const std::string& command) {
+  if (selection.empty()) throw std::runtime_error(command + " needs a sweep id or an experiment name");
   if (count(store, "SELECT count(*) FROM runs WHERE sweep_id = ?1", selection) > 0) {
     return {"sweep", selection};
   }
@@ -89,6 +86,8 @@ Selection resolve(const Store& store, const std::string& selection) {
              "; experiments: " + (experiments.empty() ? std::string("none") : joined(experiments));
   throw std::runtime_error(message);
 }
+
+namespace {
 
 struct GroupLess {
   bool operator()(const std::vector<std::string>& a, const std::vector<std::string>& b) const {
@@ -152,7 +151,7 @@ bool by_value_less(const std::string& a, const std::string& b) {
 ComparisonTable compare_runs(const Store& store, const CompareRequest& request) {
   if (request.by.empty()) throw std::runtime_error("compare needs at least one --by key");
   if (request.metrics.empty()) throw std::runtime_error("compare needs at least one --metric");
-  const Selection selection = resolve(store, request.selection);
+  const SweepSelection selection = resolve_sweep(store, request.selection, "compare");
 
   ComparisonTable table;
   table.description = selection.kind + " " + selection.value;

@@ -22,10 +22,6 @@ namespace {
 
 constexpr const char* kSeedKey = "experiment.seed";
 
-struct Selection {
-  std::string kind;   // "sweep" or "experiment"
-  std::string value;  // the full sweep id or the experiment name
-};
 
 std::vector<std::string> first_column(const QueryResult& result) {
   std::vector<std::string> values;
@@ -39,31 +35,6 @@ std::string joined(const std::vector<std::string>& items) {
   return text.empty() ? "none" : text;
 }
 
-/// Accepts what compare_runs accepts: a sweep id, a unique prefix of 4+ characters, an experiment name.
-Selection resolve(const Store& store, const std::string& selection) {
-  if (selection.empty()) throw std::runtime_error("report needs a sweep id or an experiment name");
-  if (!store.query("SELECT 1 FROM runs WHERE sweep_id = ?1 LIMIT 1", {selection}).rows.empty()) {
-    return {"sweep", selection};
-  }
-  if (!store.query("SELECT 1 FROM experiments WHERE name = ?1", {selection}).rows.empty()) {
-    return {"experiment", selection};
-  }
-  const std::vector<std::string> matches = first_column(store.query(
-      "SELECT DISTINCT sweep_id FROM runs WHERE sweep_id IS NOT NULL AND length(?1) >= 4 "
-      "AND substr(sweep_id, 1, length(?1)) = ?1 ORDER BY sweep_id",
-      {selection}));
-  if (matches.size() == 1) return {"sweep", matches.front()};
-  if (matches.size() > 1) {
-    throw std::runtime_error("'" + selection + "' is a prefix of several sweep ids: " + joined(matches) +
-                             "; give more characters");
-  }
-  throw std::runtime_error(
-      "no sweep id or experiment name matches '" + selection + "' in " + store.path() +
-      (selection.size() < 4 ? " (a sweep id prefix needs at least 4 characters)" : "") + "; sweeps: " +
-      joined(first_column(store.query("SELECT DISTINCT sweep_id FROM runs WHERE sweep_id IS NOT NULL ORDER BY 1")))
-      + "; experiments: " + joined(first_column(store.query("SELECT name FROM experiments ORDER BY name"))));
-}
-
 struct RunInfo {
   RunRecord record;
   std::map<std::string, std::string> params;
@@ -72,7 +43,7 @@ struct RunInfo {
   std::vector<Artifact> pictures;  // scatter and image_grid artifacts
 };
 
-std::vector<RunInfo> load_runs(const Store& store, const Selection& selection) {
+std::vector<RunInfo> load_runs(const Store& store, const SweepSelection& selection) {
   const std::vector<std::string> ids = first_column(store.query(
       "SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id "
       "WHERE CASE ?1 WHEN 'sweep' THEN r.sweep_id = ?2 ELSE e.name = ?2 END ORDER BY r.id",
@@ -254,7 +225,7 @@ std::string base64_encode(const std::string& bytes) {
 }
 
 std::string render_report(const Store& store, const ReportRequest& request) {
-  const Selection selection = resolve(store, request.selection);
+  const SweepSelection selection = resolve_sweep(store, request.selection, "report");
   const std::vector<RunInfo> runs = load_runs(store, selection);
   const std::vector<std::string> axes = sweep_axes(runs);
   const std::vector<std::string> metrics =

@@ -480,11 +480,11 @@ TEST(ConfigVariants, SetOverridesApplyAfterTheVariant) {
 }
 
 TEST(ConfigVariants, BadOverrideReportsTheVariantsLine) {
-  const std::string text = std::string(kBase) + edit(kSweep, "stage.0.steps = 50", "stage.0.steps = 0");
+  const std::string text = std::string(kBase) + edit(kSweep, "stage.0.steps = 50", "stage.0.steps = -1");
   const ConfigIssue issue = issue_of(text);
   EXPECT_EQ(issue.key, "stage.0.steps");
-  EXPECT_EQ(issue.message, "must be >= 1, got 0");
-  EXPECT_EQ(issue.where.line, line_of(text, "stage.0.steps = 0"));
+  EXPECT_EQ(issue.message, "must be >= 0, got -1");
+  EXPECT_EQ(issue.where.line, line_of(text, "stage.0.steps = -1"));
 
   const std::string typo = std::string(kBase) + edit(kSweep, "partition.k = 1", "partiton.k = 1");
   const ConfigIssue unknown = issue_of(typo);

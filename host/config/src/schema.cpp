@@ -70,7 +70,8 @@ std::vector<SectionSchema> make_schema() {
        "one training stage (TSM, DM, ADM, KD, ...), run in file order",
        {
            key_required("name", KeyType::string, "names the stage in checkpoints and metrics"),
-           required_int("steps", "iterations, per student or in total (see [budget])", 1),
+           required_int("steps", "iterations, per student or in total (see [budget]); 0 skips the stage, so an "
+                        "ablation can switch it off", 0),
            key_real("lr", 1e-4, "student learning rate", 0),
            key_real("beta1", 0.9, "AdamW beta1", 0, 1),
            key_real("beta2", 0.999, "AdamW beta2", 0, 1),

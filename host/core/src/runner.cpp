@@ -373,7 +373,7 @@ class RunExecution {
   std::pair<std::int64_t, std::int64_t> steps_and_batch(const StageConfig& stage) const {
     std::int64_t steps = stage.steps;
     std::int64_t batch = config_.budget.batch_size;
-    if (config_.budget.scope == "total") {
+    if (config_.budget.scope == "total" && steps > 0) {
       if (config_.budget.divide == "steps") steps = std::max<std::int64_t>(1, steps / config_.k);
       else batch = std::max<std::int64_t>(1, batch / config_.k);
     }

@@ -84,7 +84,7 @@ std::string format_plugin_details(const LoadedPlugin& plugin) {
   std::vector<Row> rows{{"NAME", "TYPE", "DEFAULT", "ALLOWED", "DOC"}};
   for (const KeySpec& key : info.keys) {
     const std::string default_text = key.default_value ? to_toml(*key.default_value) : "required";
-    rows.push_back({key.name, to_string(key.type), default_text, allowed_values(key), key.doc});
+    rows.push_back({key.name, to_string(key.type), default_text, allowed_values(key), key.sampling_only ? key.doc + " (sampling only: not part of the teacher hash)" : key.doc});
   }
   return out + "keys:\n" + format_table(rows, "  ");
 }

@@ -45,6 +45,16 @@ struct ComparisonTable {
 /// candidates), or when by or metrics is empty.
 ComparisonTable compare_runs(const Store& store, const CompareRequest& request);
 
+/// What a SWEEP argument of compare, plot and report names.
+struct SweepSelection {
+  std::string kind;   ///< "sweep" or "experiment"
+  std::string value;  ///< the full sweep id, or the experiment name
+};
+/// Resolves a sweep id, a unique prefix of 4+ characters of one, or an experiment name. Throws a
+/// message that lists the sweeps and experiments the database has when nothing matches; `command`
+/// names the command in the message for an empty selection.
+SweepSelection resolve_sweep(const Store& store, const std::string& selection, const std::string& command);
+
 /// Orders two by-values: numerically when both parse as numbers, else as text; numbers first.
 bool by_value_less(const std::string& a, const std::string& b);
 

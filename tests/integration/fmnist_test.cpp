@@ -1,0 +1,110 @@
+// The image pipeline end to end at smoke size: experiments/fmnist_msd.toml with the overrides its
+// header lists (Fashion-MNIST from the Debian package, the feature classifier, a small EDM UNet teacher
+// at four NFE, MSD K=4 and K=1 one-step students through DM then ADM, every image metric).
+#include <algorithm>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "helpers.h"
+
+namespace msd_integration {
+namespace {
+
+using ::testing::HasSubstr;
+using msd::results::RunStatus;
+
+/// The smoke size of the image experiments (the same list is in experiments/fmnist_msd.toml).
+const std::vector<std::string> kSmoke = {
+    "teacher.base_channels=16", "teacher.channel_mult=[1,2]", "teacher.embed=64", "teacher.steps=150",
+    "teacher.batch_size=32",    "budget.batch_size=16",       "stage.0.steps=16",
+    "stage.1.steps=8",          "distill.pairs=64",           "evaluate.samples=500",
+    "evaluate.metric.0.kid_subset_size=200", "evaluate.metric.0.samples=500",
+    "evaluate.metric.0.kid_subsets=10"};
+
+std::vector<std::string> with_smoke(std::vector<std::string> args) {
+  for (const std::string& set : kSmoke) {
+    args.push_back("--set");
+    args.push_back(set);
+  }
+  return args;
+}
+
+const RunView& named(const std::vector<RunView>& runs, const std::string& name) {
+  for (const RunView& run : runs) {
+    if (run.record.name == name) return run;
+  }
+  throw std::runtime_error("no run named " + name);
+}
+
+TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
+  TempDir tmp;
+  const fs::path db = tmp / "out" / "results.db";
+  const RunResult sweep =
+      run_msd(with_smoke({"sweep", (experiments_dir() / "fmnist_msd.toml").string(), "--db", db.string()}),
+              tmp.path(), 1500);
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
+  EXPECT_THAT(sweep.output, HasSubstr("adm.adm: starts from the state of dm"));
+
+  const std::vector<RunView> runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 6u);
+  int trained_teachers = 0;
+  for (const RunView& run : runs) {
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
+    if (run.metric("teacher.cached") == 0.0) ++trained_teachers;
+    // Every evaluation is measured in the platform's feature space, with that space's accuracy.
+    ASSERT_TRUE(run.metric("feature_net.test_accuracy").has_value()) << run.record.name;
+    EXPECT_GE(*run.metric("feature_net.test_accuracy"), 0.90) << "the feature classifier must reach 90%";
+    for (const char* name : {"fd", "kid", "precision", "recall", "cond_accuracy", "floor.fd", "floor.kid",
+                             "floor.precision", "floor.recall", "floor.cond_accuracy"}) {
+      EXPECT_TRUE(run.metric(name).has_value()) << run.record.name << " lacks " << name;
+    }
+    for (int c = 0; c < 10; ++c) {
+      EXPECT_TRUE(run.metric("fd", "class:" + std::to_string(c)).has_value()) << run.record.name << " class " << c;
+    }
+    EXPECT_GT(*run.metric("fd"), 0.0);
+    EXPECT_LT(*run.metric("floor.fd"), *run.metric("fd")) << "real images must score better than a smoke model";
+    const std::vector<fs::path> grids = run.artifact_paths("image_grid");
+    ASSERT_EQ(grids.size(), 1u) << run.record.name;
+    EXPECT_TRUE(fs::exists(grids[0]));
+  }
+  // The four teacher runs differ only in sampler steps: one teacher trained, reused by every run.
+  EXPECT_EQ(trained_teachers, 1);
+  EXPECT_EQ(named(runs, "teacher_nfe3").metric("nfe"), 3.0);
+  EXPECT_EQ(named(runs, "teacher_nfe7").metric("nfe"), 7.0);
+  EXPECT_EQ(named(runs, "teacher_nfe15").metric("nfe"), 15.0);
+  EXPECT_EQ(named(runs, "teacher").metric("nfe"), 35.0);
+  const RunView& msd = named(runs, "msd_k4");
+  EXPECT_EQ(msd.metric("nfe"), 1.0);
+  EXPECT_EQ(msd.metric("students"), 4.0);
+  for (int k = 0; k < 4; ++k) {
+    const std::string scope = "student:" + std::to_string(k);
+    bool dm_curve = false, adm_curve = false;
+    for (const auto& row : msd.all_metrics) {
+      dm_curve = dm_curve || (row.scope == scope && row.name == "train.dm.dm");
+      adm_curve = adm_curve || (row.scope == scope && row.name == "train.adm.adm");
+    }
+    EXPECT_TRUE(dm_curve && adm_curve) << scope << " lacks a DM or ADM training curve";
+  }
+
+  // The ablation file shares the teacher (its [dataset] and [teacher] must stay those of fmnist_msd).
+  std::set<std::string> teacher_hashes;
+  for (const char* file : {"fmnist_msd.toml", "fmnist_ablations.toml"}) {
+    const RunResult validate = run_msd({"validate", (experiments_dir() / file).string()});
+    ASSERT_EQ(validate.exit_code, 0) << validate.output;
+    const std::regex row(R"(\s([0-9a-f]{16})\s+([0-9a-f]{16})\s)");
+    for (auto it = std::sregex_iterator(validate.output.begin(), validate.output.end(), row);
+         it != std::sregex_iterator(); ++it) {
+      teacher_hashes.insert((*it)[2]);
+    }
+  }
+  EXPECT_EQ(teacher_hashes.size(), 1u);
+}
+
+}  // namespace
+}  // namespace msd_integration
