@@ -25,7 +25,7 @@ const std::vector<std::string> kSmoke = {
     "teacher.batch_size=32",    "budget.batch_size=16",       "stage.0.steps=16",
     "stage.1.steps=8",          "distill.pairs=64",           "evaluate.samples=500",
     "evaluate.metric.0.kid_subset_size=200", "evaluate.metric.0.samples=500",
-    "evaluate.metric.0.kid_subsets=10"};
+    "evaluate.metric.0.kid_subsets=10",      "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
 
 std::vector<std::string> with_smoke(std::vector<std::string> args) {
   for (const std::string& set : kSmoke) {
