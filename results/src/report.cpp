@@ -252,7 +252,8 @@ std::string render_report(const Store& store, const ReportRequest& request) {
   html += "<h1>" + html_escape("msd-lab report: " + joined({experiments.begin(), experiments.end()})) + "</h1>\n";
   html += "<table class=\"meta\">\n";
   html += "<tr><th>database</th>" + cell(std::filesystem::absolute(store.path()).string()) + "</tr>\n";
-  html += "<tr><th>" + html_escape(selection.kind) + "</th>" + cell(selection.value) + "</tr>\n";
+  // An experiment selection is the experiment row below; a sweep gets its own row.
+  if (selection.kind == "sweep") html += "<tr><th>sweep</th>" + cell(selection.value) + "</tr>\n";
   html += "<tr><th>experiment</th>" + cell(joined({experiments.begin(), experiments.end()})) + "</tr>\n";
   html += "<tr><th>runs</th>" + cell(std::to_string(runs.size()) + " (" + status_text + ")") + "</tr>\n";
   html += "<tr><th>axes</th>" + cell(axes.empty() ? "none (runs differ by seed only)" : joined(axes)) + "</tr>\n";

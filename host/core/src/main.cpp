@@ -310,7 +310,12 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
   std::vector<std::int64_t> ids;
   bool all_finished = true;
   std::size_t ran = 0, skipped = 0, elsewhere = 0;
-  for (const RunConfig& run : runs) {
+  for (std::size_t position = 0; position < runs.size(); ++position) {
+    const RunConfig& run = runs[position];
+    if (runs.size() > 1) {
+      std::cout << "-- sweep " << sweep_id << ": run " << position + 1 << " of " << runs.size() << " ("
+                << ran + skipped << " done so far)\n";
+    }
     const RunReport report = runner.claim_and_run(run, after_id);
     using Outcome = results::RunClaim::Outcome;
     if (report.outcome == Outcome::finished || report.outcome == Outcome::running) {
