@@ -27,7 +27,7 @@ using msd::results::Store;
 std::string k_sweep() {
   TinyOptions options;
   options.name = "k_sweep";
-  options.stage_steps = 480;
+  options.stage_steps = 960;
   std::string text = tiny_msd_config(options);
   const auto replace = [&](const std::string& from, const std::string& to) {
     const std::size_t at = text.find(from);
@@ -91,8 +91,12 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
   const fs::path db = tmp / "out" / "results.db";
   const std::vector<std::string> sweep{"sweep", file.string(), "--db", db.string(), "--jobs", "2"};
 
-  // Kill everything once some runs are finished and another is mid-training with a checkpoint.
-  {
+  // Kill everything once some runs are finished and another has a checkpoint. The run seen with a
+  // checkpoint may finish (and drop it) in the instant before the kill; then the kill left nothing to
+  // resume from a checkpoint, and the scenario starts over in a fresh database.
+  bool killed_with_checkpoint = false;
+  for (int attempt = 0; attempt < 5 && !killed_with_checkpoint; ++attempt) {
+    fs::remove_all(db.parent_path());
     GroupGuard first{spawn_msd(sweep, tmp.path(), tmp / "first.log")};
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
     bool ready = false;
@@ -106,7 +110,9 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
     ASSERT_TRUE(ready) << read_text(tmp / "first.log");
     ASSERT_EQ(kill(-first.pid, SIGKILL), 0);
     ASSERT_EQ(wait_for_exit(first.pid, 30), 128 + SIGKILL);
+    killed_with_checkpoint = look(db).running_with_checkpoint;
   }
+  ASSERT_TRUE(killed_with_checkpoint) << "five kills in a row left no run with a checkpoint";
   const std::int64_t finished_before = count(db, "SELECT count(*) FROM runs WHERE status = 'finished'");
   ASSERT_LT(finished_before, 12);
 
@@ -130,7 +136,8 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
   for (const auto& entry : fs::recursive_directory_iterator(db.parent_path() / "logs")) {
     if (entry.is_regular_file()) worker_logs += read_text(entry.path());
   }
-  EXPECT_THAT(worker_logs, HasSubstr("resumed at iteration"));
+  // From a mid-stage checkpoint ("resumed at iteration") or one written after a student.
+  EXPECT_THAT(worker_logs, HasSubstr("resuming from "));
   for (const RunView& run : runs) {
     EXPECT_FALSE(fs::exists(db.parent_path() / "runs" / ("run-" + std::to_string(run.record.id)) / "checkpoint.pt"))
         << "a finished run keeps no checkpoint";

@@ -13,6 +13,7 @@
 //   msd results plot SWEEP --x KEY --y METRIC [--scope S] [--by KEY]... --out FILE.png
 //   msd report SWEEP --out FILE.html [--metric NAME]... [--db PATH]
 //   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -203,6 +205,7 @@ struct SweepOptions {
   int jobs = 1;                 ///< --jobs: worker processes
   int worker = -1;              ///< set by the supervisor: this process is worker W of --jobs
   std::int64_t after_run = -1;  ///< set by the supervisor under --force: runs up to this id do not count
+  std::int64_t worker_threads = 0;  ///< set by the supervisor: threads of a run with experiment.threads = 0
 };
 
 /// The id of the latest finished run with this config hash, if the database has one.
@@ -219,7 +222,7 @@ std::optional<std::int64_t> finished_run(const results::Store* store, const std:
 std::vector<std::string> g_command_line;
 
 /// The worker command line: this program with the supervisor's arguments, less --jobs.
-std::vector<std::string> worker_command(std::int64_t after_id) {
+std::vector<std::string> worker_command(std::int64_t after_id, int jobs) {
   std::vector<std::string> command{std::filesystem::read_symlink("/proc/self/exe").string()};
   for (std::size_t i = 1; i < g_command_line.size(); ++i) {
     const std::string& arg = g_command_line[i];
@@ -232,6 +235,9 @@ std::vector<std::string> worker_command(std::int64_t after_id) {
   }
   command.push_back("--after-run");
   command.push_back(std::to_string(after_id));
+  // experiment.threads = 0 means every core: N workers share them rather than each taking all.
+  command.push_back("--worker-threads");
+  command.push_back(std::to_string(std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(jobs))));
   return command;
 }
 
@@ -280,7 +286,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
 
   if (options.jobs > 1 && options.worker < 0) {
     WorkerPoolOptions pool;
-    pool.command = worker_command(after_id);
+    pool.command = worker_command(after_id, options.jobs);
     pool.jobs = options.jobs;
     pool.database = db;
     pool.log_folder = std::filesystem::absolute(db).parent_path() / "logs" / ("sweep-" + sweep_id);
@@ -306,7 +312,9 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
     return workers_ok && all_finished ? 0 : 1;
   }
 
-  Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
+  Workspace workspace = prepare_workspace(db, options.cache, options.device);
+  workspace.cores = options.worker_threads;
+  Runner runner(registry, store, std::move(workspace), std::cout);
   std::vector<std::int64_t> ids;
   bool all_finished = true;
   std::size_t ran = 0, skipped = 0, elsewhere = 0;
@@ -400,6 +408,7 @@ int main(int argc, char** argv) {
   // Set by the supervisor of --jobs on its workers' command lines; not for people.
   sweep->add_option("--worker", sweep_options.worker)->group("");
   sweep->add_option("--after-run", sweep_options.after_run)->group("");
+  sweep->add_option("--worker-threads", sweep_options.worker_threads)->group("");
   SlurmOptions slurm_options;
   std::string sweep_launcher;
   CLI::Option* launcher = sweep->add_option("--launcher", sweep_launcher,

@@ -307,7 +307,9 @@ class RunExecution {
         run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
 
   void execute() {
-    const std::int64_t threads = config_.threads > 0 ? config_.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
+                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const std::int64_t threads = config_.threads > 0 ? config_.threads : all_cores;
     torch::set_num_threads(static_cast<int>(threads));
     store_.set_tag(run_id_, "threads", std::to_string(threads));
 
@@ -466,6 +468,7 @@ class RunExecution {
         progress.student = index + 1;
         progress.stage = 0;
         progress.student_spent = Compute{};
+        monitor_.flush();  // a resumed run does not train this student again: its curves must be stored now
         save_progress(progress, nullptr, nullptr, {});
       }
       net->eval();

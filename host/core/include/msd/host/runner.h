@@ -22,6 +22,8 @@ struct Workspace {
   std::string device;               ///< overrides experiment.device when not empty
   std::string git_commit;           ///< recorded with each run
   bool git_dirty = false;
+  std::int64_t cores = 0;           ///< threads of a run whose experiment.threads is 0; 0: every core
+                                    ///< (sweep workers get their share, so N workers do not oversubscribe)
 };
 
 /// The outcome of one run, for the summary table.
