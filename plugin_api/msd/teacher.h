@@ -55,6 +55,10 @@ struct EdmTrainingOptions {
   double sigma_data = 0.5;              ///< the preconditioning constant of the loss weight
 };
 
+/// The options from a teacher's keys of the same names: steps, batch_size, lr, warmup,
+/// ema_halflife_kimg, p_mean and p_std.
+EdmTrainingOptions edm_training_options(const Params& params, double sigma_data);
+
 /// Trains `net` with the EDM loss: Adam with warm-up, log-normal noise levels, the EDM-weighted
 /// denoising loss on batches of ctx.data (all classes), progress to ctx.monitor as "teacher"; at the
 /// end the EMA of the weights is copied into `net`, which is left in eval mode.

@@ -95,6 +95,19 @@ torch::Tensor training_grid(std::int64_t levels, double sigma_min, double sigma_
 
 namespace msd {
 
+EdmTrainingOptions edm_training_options(const Params& params, double sigma_data) {
+  EdmTrainingOptions o;
+  o.steps = params.get_int("steps");
+  o.batch_size = params.get_int("batch_size");
+  o.lr = params.get_real("lr");
+  o.warmup = params.get_int("warmup");
+  o.ema_halflife_kimg = params.get_real("ema_halflife_kimg");
+  o.p_mean = params.get_real("p_mean");
+  o.p_std = params.get_real("p_std");
+  o.sigma_data = sigma_data;
+  return o;
+}
+
 void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTrainingOptions& o) {
   const double halflife = o.ema_halflife_kimg * 1000.0;
   // EMA decay per iteration so that the weight of old parameters halves every `halflife` samples.

@@ -79,16 +79,7 @@ class EdmMlpTeacher final : public msd::Teacher {
   }
 
   void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
-    msd::EdmTrainingOptions o;
-    o.steps = params_.get_int("steps");
-    o.batch_size = params_.get_int("batch_size");
-    o.lr = params_.get_real("lr");
-    o.warmup = params_.get_int("warmup");
-    o.ema_halflife_kimg = params_.get_real("ema_halflife_kimg");
-    o.p_mean = params_.get_real("p_mean");
-    o.p_std = params_.get_real("p_std");
-    o.sigma_data = sigma_data();
-    msd::train_edm_teacher(net, ctx, o);
+    msd::train_edm_teacher(net, ctx, msd::edm_training_options(params_, sigma_data()));
   }
 
   msd::edm::SamplerOptions sampler() const override { return sampler_; }
