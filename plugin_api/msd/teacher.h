@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/types.h>
@@ -55,9 +56,17 @@ struct EdmTrainingOptions {
   double sigma_data = 0.5;              ///< the preconditioning constant of the loss weight
 };
 
-/// The options from a teacher's keys of the same names: steps, batch_size, lr, warmup,
-/// ema_halflife_kimg, p_mean and p_std.
+/// The keys of an EDM teacher besides its architecture, with `training` and `sampler` as defaults:
+/// sigma_data, steps, batch_size, lr, warmup, ema_halflife_kimg, p_mean, p_std and the sampling-only
+/// sampler_steps, sigma_min, sigma_max and rho.
+std::vector<KeySpec> edm_teacher_keys(const EdmTrainingOptions& training, const edm::SamplerOptions& sampler = {});
+
+/// The options from the keys edm_teacher_keys declares.
 EdmTrainingOptions edm_training_options(const Params& params, double sigma_data);
+
+/// The sampler from the keys edm_teacher_keys declares; throws std::invalid_argument naming `plugin`
+/// when sigma_min is not below sigma_max.
+edm::SamplerOptions edm_sampler_options(const Params& params, const std::string& plugin);
 
 /// Trains `net` with the EDM loss: Adam with warm-up, log-normal noise levels, the EDM-weighted
 /// denoising loss on batches of ctx.data (all classes), progress to ctx.monitor as "teacher"; at the

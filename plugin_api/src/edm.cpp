@@ -95,6 +95,34 @@ torch::Tensor training_grid(std::int64_t levels, double sigma_min, double sigma_
 
 namespace msd {
 
+std::vector<KeySpec> edm_teacher_keys(const EdmTrainingOptions& t, const edm::SamplerOptions& s) {
+  return {key_real("sigma_data", t.sigma_data, "EDM data standard deviation sigma_data", 1e-6),
+          key_int("steps", t.steps, "training iterations", 1),
+          key_int("batch_size", t.batch_size, "samples per iteration", 1),
+          key_real("lr", t.lr, "Adam learning rate", 0.0),
+          key_int("warmup", t.warmup, "linear learning-rate warm-up, iterations", 0),
+          key_real("ema_halflife_kimg", t.ema_halflife_kimg,
+                   "half-life of the weight EMA in thousands of samples (EDM: 500 for CIFAR-10); 0 disables "
+                   "the EMA",
+                   0.0),
+          key_real("p_mean", t.p_mean, "mean of ln(sigma) during training (EDM P_mean)"),
+          key_real("p_std", t.p_std, "std of ln(sigma) during training (EDM P_std)", 1e-6),
+          sampling(key_int("sampler_steps", s.num_steps, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000)),
+          sampling(key_real("sigma_min", s.sigma_min, "lowest sampler noise level", 1e-9)),
+          sampling(key_real("sigma_max", s.sigma_max, "highest sampler noise level", 1e-6)),
+          sampling(key_real("rho", s.rho, "sampler schedule exponent", 1e-3))};
+}
+
+edm::SamplerOptions edm_sampler_options(const Params& params, const std::string& plugin) {
+  edm::SamplerOptions s;
+  s.num_steps = params.get_int("sampler_steps");
+  s.sigma_min = params.get_real("sigma_min");
+  s.sigma_max = params.get_real("sigma_max");
+  s.rho = params.get_real("rho");
+  if (!(s.sigma_min < s.sigma_max)) throw std::invalid_argument(plugin + ": sigma_min must be below sigma_max");
+  return s;
+}
+
 EdmTrainingOptions edm_training_options(const Params& params, double sigma_data) {
   EdmTrainingOptions o;
   o.steps = params.get_int("steps");

@@ -34,41 +34,28 @@ unet::UNetOptions image_options(const std::string& plugin, const std::vector<std
 class EdmUNetTeacher final : public msd::Teacher {
  public:
   static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> keys = {
+        msd::key_int("base_channels", 32, "channels of the full-resolution level", 1, 4096),
+        {"channel_mult", msd::KeyType::integer_list, msd::Value{std::vector<std::int64_t>{1, 2, 2}},
+         "channel multiplier per level; each level after the first halves the resolution (28 -> 14 -> 7)",
+         1.0, 64.0, {}},
+        msd::key_int("res_blocks", 1, "residual blocks per level (the decoder has one more per level)", 1, 16),
+        msd::key_bool("attention", false, "self-attention in the bottleneck (lowest resolution)"),
+        msd::key_real("dropout", 0.1, "dropout probability in the residual blocks (EDM CIFAR-10: 0.13)", 0.0, 0.99),
+        msd::key_int("embed", 128, "width of the noise-level + class embedding (even)", 2, 4096)};
+    msd::EdmTrainingOptions training;  // defaults for 28x28 images on a CPU
+    training.steps = 2000;
+    training.batch_size = 64;
+    training.lr = 5e-4;
+    training.ema_halflife_kimg = 10.0;  // EDM's 500 (CIFAR-10) scaled down for short runs
+    const std::vector<msd::KeySpec> more = msd::edm_teacher_keys(training);
+    keys.insert(keys.end(), more.begin(), more.end());
     return {msd::PluginKind::teacher, "edm_unet", "1.0",
-            "class-conditional EDM-preconditioned UNet for images, EDM loss, Heun sampler",
-            {msd::key_int("base_channels", 32, "channels of the full-resolution level", 1, 4096),
-             {"channel_mult", msd::KeyType::integer_list, msd::Value{std::vector<std::int64_t>{1, 2, 2}},
-              "channel multiplier per level; each level after the first halves the resolution (28 -> 14 -> 7)",
-              1.0, 64.0, {}},
-             msd::key_int("res_blocks", 1, "residual blocks per level (the decoder has one more per level)", 1, 16),
-             msd::key_bool("attention", false, "self-attention in the bottleneck (lowest resolution)"),
-             msd::key_real("dropout", 0.1, "dropout probability in the residual blocks (EDM CIFAR-10: 0.13)", 0.0, 0.99),
-             msd::key_int("embed", 128, "width of the noise-level + class embedding (even)", 2, 4096),
-             msd::key_real("sigma_data", 0.5, "EDM data standard deviation sigma_data", 1e-6),
-             msd::key_int("steps", 2000, "training iterations", 1),
-             msd::key_int("batch_size", 64, "images per iteration", 1),
-             msd::key_real("lr", 5e-4, "Adam learning rate", 0.0),
-             msd::key_int("warmup", 200, "linear learning-rate warm-up, iterations", 0),
-             msd::key_real("ema_halflife_kimg", 10.0,
-                           "half-life of the weight EMA in thousands of images (EDM: 500 for CIFAR-10, "
-                           "scaled down for short runs); 0 disables the EMA",
-                           0.0),
-             msd::key_real("p_mean", msd::edm::kPMean, "mean of ln(sigma) during training (EDM P_mean)"),
-             msd::key_real("p_std", msd::edm::kPStd, "std of ln(sigma) during training (EDM P_std)", 1e-6),
-             msd::sampling(msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000)),
-             msd::sampling(msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9)),
-             msd::sampling(msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6)),
-             msd::sampling(msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3))}};
+            "class-conditional EDM-preconditioned UNet for images, EDM loss, Heun sampler", keys};
   }
 
-  explicit EdmUNetTeacher(const msd::Params& params) : params_(params) {
-    sampler_.num_steps = params.get_int("sampler_steps");
-    sampler_.sigma_min = params.get_real("sigma_min");
-    sampler_.sigma_max = params.get_real("sigma_max");
-    sampler_.rho = params.get_real("rho");
-    if (!(sampler_.sigma_min < sampler_.sigma_max)) {
-      throw std::invalid_argument("edm_unet: sigma_min must be below sigma_max");
-    }
+  explicit EdmUNetTeacher(const msd::Params& params)
+      : params_(params), sampler_(msd::edm_sampler_options(params, "edm_unet")) {
     if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_unet: embed must be even");
     if (params.get_int_list("channel_mult").empty()) {
       throw std::invalid_argument("edm_unet: channel_mult must list at least one level");

@@ -40,35 +40,19 @@ class EdmMlpTeacher final : public msd::Teacher {
  public:
   static msd::PluginInfo info() {
     std::vector<msd::KeySpec> keys = architecture_keys(128, 3);
-    std::vector<msd::KeySpec> more = {
-        msd::key_real("sigma_data", 0.5, "EDM data standard deviation sigma_data", 1e-6),
-        msd::key_int("steps", 4000, "training iterations", 1),
-        msd::key_int("batch_size", 512, "samples per iteration", 1),
-        msd::key_real("lr", 1e-3, "Adam learning rate", 0.0),
-        msd::key_int("warmup", 200, "linear learning-rate warm-up, iterations", 0),
-        msd::key_real("ema_halflife_kimg", 50.0,
-                      "half-life of the weight EMA in thousands of samples (EDM: 500 for CIFAR-10); "
-                      "0 disables the EMA",
-                      0.0),
-        msd::key_real("p_mean", msd::edm::kPMean, "mean of ln(sigma) during training (EDM P_mean)"),
-        msd::key_real("p_std", msd::edm::kPStd, "std of ln(sigma) during training (EDM P_std)", 1e-6),
-        msd::sampling(msd::key_int("sampler_steps", 18, "Heun sampler noise levels N (NFE = 2N - 1)", 1, 10000)),
-        msd::sampling(msd::key_real("sigma_min", 0.002, "lowest sampler noise level", 1e-9)),
-        msd::sampling(msd::key_real("sigma_max", 80.0, "highest sampler noise level", 1e-6)),
-        msd::sampling(msd::key_real("rho", 7.0, "sampler schedule exponent", 1e-3))};
+    msd::EdmTrainingOptions training;  // defaults for the 2-D toy data
+    training.steps = 4000;
+    training.batch_size = 512;
+    training.lr = 1e-3;
+    training.ema_halflife_kimg = 50.0;
+    const std::vector<msd::KeySpec> more = msd::edm_teacher_keys(training);
     keys.insert(keys.end(), more.begin(), more.end());
     return {msd::PluginKind::teacher, "edm_mlp", "1.0",
             "EDM-preconditioned residual MLP trained with the EDM loss; Heun sampler", keys};
   }
 
-  explicit EdmMlpTeacher(const msd::Params& params) : params_(params) {
-    sampler_.num_steps = params.get_int("sampler_steps");
-    sampler_.sigma_min = params.get_real("sigma_min");
-    sampler_.sigma_max = params.get_real("sigma_max");
-    sampler_.rho = params.get_real("rho");
-    if (!(sampler_.sigma_min < sampler_.sigma_max)) {
-      throw std::invalid_argument("edm_mlp: sigma_min must be below sigma_max");
-    }
+  explicit EdmMlpTeacher(const msd::Params& params)
+      : params_(params), sampler_(msd::edm_sampler_options(params, "edm_mlp")) {
     if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_mlp: embed must be even");
   }
 

@@ -50,14 +50,12 @@ struct Point {
 };
 
 /// The metric names the selection's finished runs have at `scope`, for the error message.
-std::string metrics_present(const Store& store, const std::string& description, const std::string& scope) {
-  // description is "sweep <id>" or "experiment <name>" (ComparisonTable::description).
-  const std::size_t space = description.find(' ');
+std::string metrics_present(const Store& store, const SweepSelection& selection, const std::string& scope) {
   const QueryResult names = store.query(
       "SELECT DISTINCT m.name FROM metrics m JOIN runs r ON r.id = m.run_id "
       "JOIN experiments e ON e.id = r.experiment_id WHERE r.status = 'finished' AND m.scope = ?3 "
       "AND CASE ?1 WHEN 'sweep' THEN r.sweep_id = ?2 ELSE e.name = ?2 END ORDER BY m.name",
-      {description.substr(0, space), description.substr(space + 1), scope});
+      {selection.kind, selection.value, scope});
   std::string list;
   for (const auto& row : names.rows) list += (list.empty() ? "" : ", ") + row[0].text;
   return list.empty() ? "none" : list;
@@ -87,7 +85,7 @@ void plot_sweep(const Store& store, const PlotRequest& request, const std::files
   if (!has_values) {
     throw std::runtime_error("no finished run of " + table.description + " has metric '" + request.y + "'" +
                              scope_text + "; metrics there: " +
-                             metrics_present(store, table.description, request.scope));
+                             metrics_present(store, resolve_sweep(store, request.selection, "plot"), request.scope));
   }
   if (!has_finite) {
     throw std::runtime_error("metric '" + request.y + "'" + scope_text + " of " + table.description +

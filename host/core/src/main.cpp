@@ -208,12 +208,14 @@ struct SweepOptions {
   std::int64_t worker_threads = 0;  ///< set by the supervisor: threads of a run with experiment.threads = 0
 };
 
-/// The id of the latest finished run with this config hash, if the database has one.
-std::optional<std::int64_t> finished_run(const results::Store* store, const std::string& hash) {
+/// The id of the latest finished run with this config hash and an id above `after_id`, if the
+/// database has one.
+std::optional<std::int64_t> finished_run(const results::Store* store, const std::string& hash,
+                                         std::int64_t after_id = 0) {
   if (store == nullptr) return std::nullopt;
   std::optional<std::int64_t> id;
   for (const results::RunRecord& record : store->runs_with_hash(hash)) {
-    if (record.status == results::RunStatus::finished) id = record.id;
+    if (record.id > after_id && record.status == results::RunStatus::finished) id = record.id;
   }
   return id;
 }
@@ -299,10 +301,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
     std::vector<std::int64_t> ids;
     bool all_finished = true;
     for (const RunConfig& run : runs) {
-      std::optional<std::int64_t> id;
-      for (const results::RunRecord& record : store.runs_with_hash(run.hash)) {
-        if (record.id > after_id && record.status == results::RunStatus::finished) id = record.id;
-      }
+      const std::optional<std::int64_t> id = finished_run(&store, run.hash, after_id);
       all_finished = all_finished && id.has_value();
       if (id) ids.push_back(*id);
     }
