@@ -19,6 +19,7 @@
 
 #include "idx.h"
 #include "image_metrics.h"
+#include "msd/cache_lock.h"
 #include "msd/dataset.h"
 #include "msd/plugin.h"
 
@@ -237,6 +238,9 @@ class FashionMnist final : public msd::Dataset {
     const std::string id = classifier_id(ctx.device);
     const std::filesystem::path file = ctx.cache / "fashion_mnist" / ("classifier-" + id + ".pt");
     Classifier net(shape_);
+    // Runs started together (sweep workers) wait for the one training the classifier: on a GPU two
+    // trainings differ, and runs measured in different feature spaces could not be compared.
+    const msd::CacheLock lock(file.string() + ".lock");
     if (std::filesystem::exists(file)) {
       torch::load(net, file.string());
     } else {

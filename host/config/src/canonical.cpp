@@ -48,10 +48,12 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);
   run.hash = hash_text(to_text(hashed));
 
-  // A trained teacher is reused by every run whose data, teacher and seed agree, whatever they distil.
+  // A trained teacher is reused by every run whose data, teacher, seed and precision agree, whatever
+  // they distil.
   CanonicalSection seed{"experiment", false, "experiment", {}};
   if (const CanonicalSection* experiment = find(sections, "experiment")) {
     seed.values.emplace("seed", experiment->values.at("seed"));
+    seed.values.emplace("precision", experiment->values.at("precision"));
   }
   // Keys that only change how the trained teacher samples are left out: a sweep over them reuses it.
   std::vector<CanonicalSection> trained;

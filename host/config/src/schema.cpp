@@ -28,6 +28,10 @@ std::vector<SectionSchema> make_schema() {
                     "resumes from the last one); 0: only when interrupted and after each student", 0.0),
            key_string("device", "auto", "where tensors live; auto: cuda when available, else cpu",
                       {"auto", "cpu", "cuda"}),
+           key_string("precision", "fp32",
+                      "arithmetic of the networks' forward passes in training and sampling: fp32, or bf16 "
+                      "autocast (weights, optimizers and metrics stay fp32)",
+                      {"fp32", "bf16"}),
            key_string("results", "",
                       "results database path, relative to this file's folder; empty: the command line's default"),
            KeySpec{"plugin_paths", KeyType::string_list, Value{std::vector<std::string>{}},

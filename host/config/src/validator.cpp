@@ -482,6 +482,7 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   run.threads = value_or(*experiment, "threads", run.threads);
   run.checkpoint_seconds = value_or(*experiment, "checkpoint_seconds", run.checkpoint_seconds);
   run.device = value_or(*experiment, "device", run.device);
+  run.precision = value_or(*experiment, "precision", run.precision);
   run.results = value_or(*experiment, "results", run.results);
   run.dataset = dataset->section;
   run.teacher = teacher->section;

@@ -7,9 +7,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "msd/edm.h"
 #include "msd/host/config.h"
@@ -196,6 +198,48 @@ torch::Device resolve_device(const std::string& requested) {
     return torch::Device(torch::kCUDA, 0);
   }
   return gpu ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+// LibTorch 2.4 replaced the CUDA-specific autocast switches by ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+namespace {
+at::DeviceType autocast_device(bool cuda) { return cuda ? at::kCUDA : at::kCPU; }
+bool autocast_enabled(bool cuda) { return at::autocast::is_autocast_enabled(autocast_device(cuda)); }
+void set_autocast(bool cuda, bool on) { at::autocast::set_autocast_enabled(autocast_device(cuda), on); }
+at::ScalarType autocast_dtype(bool cuda) { return at::autocast::get_autocast_dtype(autocast_device(cuda)); }
+void set_autocast_dtype(bool cuda, at::ScalarType t) { at::autocast::set_autocast_dtype(autocast_device(cuda), t); }
+}  // namespace
+#else
+namespace {
+bool autocast_enabled(bool cuda) { return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
+void set_autocast(bool cuda, bool on) { cuda ? at::autocast::set_enabled(on) : at::autocast::set_cpu_enabled(on); }
+at::ScalarType autocast_dtype(bool cuda) {
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void set_autocast_dtype(bool cuda, at::ScalarType t) {
+  cuda ? at::autocast::set_autocast_gpu_dtype(t) : at::autocast::set_autocast_cpu_dtype(t);
+}
+}  // namespace
+#endif
+
+MixedPrecision::MixedPrecision(const torch::Device& device, const std::string& precision) {
+  if (precision == "fp32") return;
+  if (precision != "bf16") throw std::invalid_argument("unknown precision '" + precision + "' (fp32 or bf16)");
+  active_ = true;
+  cuda_ = device.is_cuda();
+  was_enabled_ = autocast_enabled(cuda_);
+  was_dtype_ = autocast_dtype(cuda_);
+  was_caching_ = at::autocast::is_autocast_cache_enabled();
+  set_autocast_dtype(cuda_, torch::kBFloat16);
+  set_autocast(cuda_, true);
+  at::autocast::set_autocast_cache_enabled(false);
+}
+
+MixedPrecision::~MixedPrecision() {
+  if (!active_) return;
+  set_autocast(cuda_, was_enabled_);
+  set_autocast_dtype(cuda_, was_dtype_);
+  at::autocast::set_autocast_cache_enabled(was_caching_);
 }
 
 void seed_phase(std::int64_t seed, const std::string& phase) {

@@ -1,9 +1,5 @@
 #include "msd/host/runner.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "msd/cache_lock.h"
 #include "msd/dataset.h"
 #include "msd/host/models.h"
 #include "msd/host/progress.h"
@@ -38,27 +35,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
-
-/// An exclusive lock on a file, held while alive: processes that need the same cached teacher wait
-/// for the one training it and then load its file, so a teacher is trained once per cache.
-class FileLock {
- public:
-  FileLock(const std::filesystem::path& file, std::ostream& log) {
-    std::filesystem::create_directories(file.parent_path());
-    fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error("cannot open lock file " + file.string());
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      log << "waiting for another process to finish " << file.stem().string() << "\n";
-      if (::flock(fd_, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + file.string());
-    }
-  }
-  ~FileLock() { ::close(fd_); }  // closing releases the lock
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 struct Interrupted : std::runtime_error {
   Interrupted() : std::runtime_error("interrupted by a signal") {}
@@ -344,7 +320,7 @@ class RunExecution {
     seed_phase(config_.seed, "teacher");
     teacher_ = teacher_plugin_->build(data_->sample_shape(), data_->num_classes());
     const std::filesystem::path file = teacher_cache_file(workspace_, config_);
-    const FileLock lock(file.string() + ".lock", log_);
+    const CacheLock lock(file.string() + ".lock", &log_);
     std::vector<results::MetricRow> rows;
     if (std::filesystem::exists(file)) {
       load_weights(*teacher_, file);
@@ -354,7 +330,10 @@ class RunExecution {
     } else {
       teacher_->to(device_);
       const auto start = Clock::now();
-      teacher_plugin_->train(*teacher_, TeacherContext{data_.get(), device_, &monitor_});
+      {
+        const MixedPrecision precision(device_, config_.precision);
+        teacher_plugin_->train(*teacher_, TeacherContext{data_.get(), device_, &monitor_});
+      }
       progress_.finish();
       rows.push_back({"teacher.cached", 0, 0.0, ""});
       rows.push_back({"teacher.train_seconds", 0, seconds_since(start), ""});
@@ -406,12 +385,13 @@ class RunExecution {
     torch::Tensor target;
     {
       torch::NoGradGuard no_grad;
+      const MixedPrecision precision(device_, config_.precision);
       std::vector<torch::Tensor> parts;
       for (std::int64_t i = 0; i < n; i += 2048) {
         const std::int64_t m = std::min<std::int64_t>(2048, n - i);
         parts.push_back(teacher_plugin_->sample(fn, noise.slice(0, i, i + m).to(device_), labels.slice(0, i, i + m).to(device_)));
       }
-      target = torch::cat(parts, 0);
+      target = torch::cat(parts, 0).to(torch::kFloat32);
     }
     pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target};
     store_.log_metrics(run_id_, {{"teacher_pairs.count", 0, static_cast<double>(n), ""},
@@ -556,6 +536,7 @@ class RunExecution {
       progress.stage_seconds = before;
       last_checkpoint = Clock::now();
     };
+    const MixedPrecision precision(device_, config_.precision);
     for (std::int64_t it = progress.iteration; it < steps; ++it) {
       StepContextImpl ctx(fixed, it, it % stage.update_every == 0);
       const bool log_now =
@@ -708,8 +689,13 @@ class RunExecution {
     seed_phase(config_.seed, "evaluate/reference");
     Batch reference{data_->sample_given(labels), labels};
     seed_phase(config_.seed, "evaluate/samples");
+    // The model samples at the run's precision (the latency metric times it so too); metrics see fp32.
+    const Sampler sample_at_precision = [&](const torch::Tensor& noise, const torch::Tensor& l) {
+      const MixedPrecision precision(device_, config_.precision);
+      return sampler(noise, l).to(torch::kFloat32);
+    };
     const auto start = Clock::now();
-    Batch generated{sample_in_chunks(sampler, data_->sample_shape(), labels, device_), labels};
+    Batch generated{sample_in_chunks(sample_at_precision, data_->sample_shape(), labels, device_), labels};
     log_ << model << ": " << n << " samples in " << seconds_since(start) << " s\n";
 
     std::filesystem::create_directories(run_dir_);
@@ -734,7 +720,7 @@ class RunExecution {
     ctx.reference = reference;
     ctx.sample = [&](std::int64_t m) {
       torch::Tensor l = torch::arange(m, torch::kInt64) % classes;
-      return Batch{sample_in_chunks(sampler, data_->sample_shape(), l, device_, m), l};
+      return Batch{sample_in_chunks(sample_at_precision, data_->sample_shape(), l, device_, m), l};
     };
     ctx.nfe = nfe;
     ctx.params_per_sample = params_per_sample;

@@ -100,6 +100,7 @@ struct RunConfig {
   std::int64_t threads = 0;            ///< 0: every core
   double checkpoint_seconds = 60.0;    ///< between student checkpoints; 0: at interrupts and student ends
   std::string device = "auto";         ///< "auto", "cpu", "cuda"
+  std::string precision = "fp32";      ///< "fp32", or "bf16": autocast of forward passes (DMD2 trains in bf16)
   std::string results;                 ///< database path from experiment.results (may be empty)
   PluginSection dataset;
   PluginSection teacher;

@@ -82,6 +82,26 @@ void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file);
 /// "auto" -> cuda if available else cpu; "cuda" without a GPU is an error saying so.
 torch::Device resolve_device(const std::string& requested);
 
+/// While alive, the forward passes of this thread on `device` run under bf16 autocast when `precision`
+/// is "bf16" (matrix products and convolutions in bf16, reductions and normalisations in fp32, as
+/// PyTorch's autocast lists them); "fp32" leaves everything as it is. The cast cache is off, because
+/// the guarded code steps optimizers in between and cached casts of the old weights would be reused.
+/// Restores the previous autocast state when destroyed.
+class MixedPrecision {
+ public:
+  MixedPrecision(const torch::Device& device, const std::string& precision);
+  ~MixedPrecision();
+  MixedPrecision(const MixedPrecision&) = delete;
+  MixedPrecision& operator=(const MixedPrecision&) = delete;
+
+ private:
+  bool active_ = false;
+  bool cuda_ = false;
+  bool was_enabled_ = false;
+  bool was_caching_ = true;
+  torch::ScalarType was_dtype_ = torch::kFloat32;
+};
+
 /// Seeds torch's default generators for one phase of a run, so that each phase's numbers depend only
 /// on (seed, phase) and not on what ran before (a cached teacher must not shift the students' noise).
 void seed_phase(std::int64_t seed, const std::string& phase);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST study on one GPU machine (see docs/RESULTS.md and docs/GPU.md):
+#
+#   scripts/gpu_study.sh run  [DIR]        build, then fmnist_msd.toml and fmnist_ablations.toml into DIR
+#   scripts/gpu_study.sh pack [DIR] DEST   a consistent copy of DIR's database, the cached teacher and
+#                                          feature classifier, the sample grids and the logs -> DEST/study.tgz
+#
+# DIR defaults to `study` (git-ignored). `run` can be stopped at any time and started again: finished
+# runs are skipped, interrupted ones resume from their checkpoints. Steps of `run`:
+#   1. scripts/gpu_build.sh build-gpu (PyTorch 2.x CUDA wheel, see docs/GPU.md);
+#   2. the teacher run alone: it trains the feature classifier and the teacher that every run shares,
+#      on an otherwise idle GPU, so teacher.train_seconds is the fp32 training figure;
+#   3. the same teacher trained for 1000 steps with experiment.precision = "bf16" (DIR/bench.db), for
+#      the fp32/bf16 comparison in docs/BENCHMARKS.md;
+#   4. the rest of fmnist_msd.toml (MSD_MAIN_JOBS workers, default 5) and fmnist_ablations.toml
+#      (MSD_ABLATION_JOBS workers, default 3) at the same time: the networks are small enough that one
+#      process leaves the GPU mostly idle, waiting for kernel launches.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+MODE="${1:?usage: scripts/gpu_study.sh run|pack [DIR] [DEST]}"
+DIR="${2:-study}"
+MSD="$ROOT/build-gpu/host/core/msd"
+mkdir -p "$DIR"
+
+if [[ "$MODE" == "pack" ]]; then
+  DEST="${3:?usage: scripts/gpu_study.sh pack DIR DEST}"
+  STAGE="$(mktemp -d)"
+  trap 'rm -rf "$STAGE"' EXIT
+  mkdir -p "$STAGE/study"
+  # SQLite's online backup: a consistent copy even while workers are writing.
+  for db in results.db bench.db; do
+    [[ -f "$DIR/$db" ]] && "${PYTHON:-python3}" -c \
+      "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()" \
+      "$DIR/$db" "$STAGE/study/$db"
+  done
+  (cd "$DIR" && find . \( -path './cache/*' -o -name '*.png' -o -name '*.log' -o -name '*.txt' -o -name '*.html' \) \
+      -type f ! -name '*.lock' -print0 | tar --null -cf - -T - 2>/dev/null) | tar -xf - -C "$STAGE/study"
+  tar -czf "$DEST/study.tgz" -C "$STAGE" study
+  ls -l "$DEST/study.tgz"
+  exit 0
+fi
+[[ "$MODE" == "run" ]] || { echo "gpu_study.sh: unknown mode '$MODE' (run or pack)" >&2; exit 2; }
+
+say() { echo "[$(date +%H:%M:%S)] $*"; }
+say "build"
+JOBS="${JOBS:-$(nproc)}" scripts/gpu_build.sh build-gpu >"$DIR/build.log" 2>&1 || { tail -30 "$DIR/build.log"; exit 1; }
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) | tee "$DIR/gpu.txt"
+
+DB="$DIR/results.db"
+COMMON=(--db "$DB" --device cuda)
+say "teacher (classifier, teacher training, NFE 35 evaluation)"
+"$MSD" sweep experiments/fmnist_msd.toml --index 0 "${COMMON[@]}"
+
+say "bf16 teacher-training benchmark"
+"$MSD" run experiments/fmnist_msd.toml --only teacher --db "$DIR/bench.db" --cache "$DIR/cache" --device cuda \
+  --set teacher.steps=1000 --set 'experiment.precision="bf16"' --set evaluate.samples=2000 || say "bf16 benchmark failed"
+
+say "fmnist_msd.toml and fmnist_ablations.toml"
+"$MSD" sweep experiments/fmnist_msd.toml --jobs "${MSD_MAIN_JOBS:-5}" "${COMMON[@]}" >"$DIR/main.log" 2>&1 &
+MAIN=$!
+"$MSD" sweep experiments/fmnist_ablations.toml --jobs "${MSD_ABLATION_JOBS:-3}" "${COMMON[@]}" >"$DIR/ablations.log" 2>&1 &
+ABLATIONS=$!
+wait $MAIN && say "fmnist_msd.toml finished" || say "fmnist_msd.toml failed (see $DIR/main.log)"
+wait $ABLATIONS && say "fmnist_ablations.toml finished" || say "fmnist_ablations.toml failed (see $DIR/ablations.log)"
+"$MSD" results --db "$DB" list | tee "$DIR/list.txt"
+for sweep in fmnist_msd fmnist_ablations; do "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
+say "done"
