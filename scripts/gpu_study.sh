@@ -43,18 +43,29 @@ fi
 [[ "$MODE" == "run" ]] || { echo "gpu_study.sh: unknown mode '$MODE' (run or pack)" >&2; exit 2; }
 
 say() { echo "[$(date +%H:%M:%S)] $*"; }
+# The last line says how it ended ("done" or "failed"), so that whoever polls the log can stop waiting.
+trap 'status=$?; [[ $status -eq 0 ]] && say "done" || say "failed (exit $status)"' EXIT
+DATA=/usr/share/datasets/fashion-mnist
+if [[ ! -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
+  echo "gpu_study.sh: $DATA is missing. A GPU machine without Debian's dataset-fashion-mnist needs the four" >&2
+  echo "gzip IDX files copied there (carry them from a Debian machine, see docs/GPU.md)" >&2
+  exit 1
+fi
+# Extra overrides for every run, e.g. MSD_SET="--set teacher.steps=3000" to fit a shorter session.
+read -r -a EXTRA <<<"${MSD_SET:-}"
 say "build"
-JOBS="${JOBS:-$(nproc)}" scripts/gpu_build.sh build-gpu >"$DIR/build.log" 2>&1 || { tail -30 "$DIR/build.log"; exit 1; }
+JOBS="${JOBS:-$(nproc)}" scripts/gpu_build.sh build-gpu >"$DIR/build.log" 2>&1 || { grep -B2 -A6 "error" "$DIR/build.log" | head -60; exit 1; }
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) | tee "$DIR/gpu.txt"
 
 DB="$DIR/results.db"
-COMMON=(--db "$DB" --device cuda)
+COMMON=(--db "$DB" --device cuda "${EXTRA[@]}")
 say "teacher (classifier, teacher training, NFE 35 evaluation)"
 "$MSD" sweep experiments/fmnist_msd.toml --index 0 "${COMMON[@]}"
 
 say "bf16 teacher-training benchmark"
 "$MSD" run experiments/fmnist_msd.toml --only teacher --db "$DIR/bench.db" --cache "$DIR/cache" --device cuda \
-  --set teacher.steps=1000 --set 'experiment.precision="bf16"' --set evaluate.samples=2000 || say "bf16 benchmark failed"
+  "${EXTRA[@]}" --set teacher.steps=1000 --set 'experiment.precision="bf16"' --set evaluate.samples=2000 \
+  || say "bf16 benchmark failed"
 
 say "fmnist_msd.toml and fmnist_ablations.toml"
 "$MSD" sweep experiments/fmnist_msd.toml --jobs "${MSD_MAIN_JOBS:-5}" "${COMMON[@]}" >"$DIR/main.log" 2>&1 &
@@ -65,4 +76,3 @@ wait $MAIN && say "fmnist_msd.toml finished" || say "fmnist_msd.toml failed (see
 wait $ABLATIONS && say "fmnist_ablations.toml finished" || say "fmnist_ablations.toml failed (see $DIR/ablations.log)"
 "$MSD" results --db "$DB" list | tee "$DIR/list.txt"
 for sweep in fmnist_msd fmnist_ablations; do "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
-say "done"

@@ -15,7 +15,7 @@ torch::Tensor as_f64(const torch::Tensor& x) { return x.detach().to(torch::kCPU,
 
 // Square root of a symmetric PSD matrix through its eigendecomposition.
 torch::Tensor sqrt_psd(const torch::Tensor& m) {
-  auto [values, vectors] = torch::linalg::eigh(0.5 * (m + m.t()), "L");
+  auto [values, vectors] = torch::linalg_eigh(0.5 * (m + m.t()), "L");
   return vectors.mm(torch::diag(values.clamp_min(0.0).sqrt())).mm(vectors.t());
 }
 
@@ -63,7 +63,7 @@ Gaussian fit_gaussian(const torch::Tensor& features) {
 double frechet_distance(const Gaussian& a, const Gaussian& b) {
   const torch::Tensor root_a = sqrt_psd(a.cov);
   const torch::Tensor m = root_a.mm(b.cov).mm(root_a);
-  const torch::Tensor eigen = torch::linalg::eigvalsh(0.5 * (m + m.t()), "L");
+  const torch::Tensor eigen = torch::linalg_eigvalsh(0.5 * (m + m.t()), "L");
   const double cross = eigen.clamp_min(0.0).sqrt().sum().item<double>();
   return (a.mean - b.mean).pow(2).sum().item<double>() + a.cov.trace().item<double>() +
          b.cov.trace().item<double>() - 2.0 * cross;

@@ -287,6 +287,14 @@ TEST(ConfigErrors, StringNotAmongChoices) {
   EXPECT_EQ(issue.message, "must be one of \"auto\", \"cpu\", \"cuda\"; got \"gpu\" (did you mean \"cpu\"?)");
 }
 
+TEST(ConfigErrors, PrecisionIsFp32OrBf16) {
+  const ConfigIssue issue = issue_of(edit(kBase, "seed = 3", "precision = \"fp16\""));
+  EXPECT_EQ(issue.key, "experiment.precision");
+  EXPECT_EQ(issue.message, "must be one of \"fp32\", \"bf16\"; got \"fp16\" (did you mean \"fp32\"?)");
+  EXPECT_EQ(resolve(kBase)[0].precision, "fp32");
+  EXPECT_EQ(resolve(edit(kBase, "seed = 3", "seed = 3\nprecision = \"bf16\""))[0].precision, "bf16");
+}
+
 TEST(ConfigErrors, MissingRequiredKeyAtSectionHeader) {
   const std::string text = edit(kBase, "steps = 100\n", "");
   const ConfigIssue issue = issue_of(text);
@@ -677,7 +685,7 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
   EXPECT_NE(resolve(edit(kBase, "hidden = 64", "hidden = 65"))[0].hash, base.hash);
 }
 
-TEST(ConfigCanonical, TeacherHashDependsOnDatasetTeacherAndSeedOnly) {
+TEST(ConfigCanonical, TeacherHashDependsOnDatasetTeacherSeedAndPrecisionOnly) {
   const RunConfig base = resolve(kBase)[0];
   const RunConfig other_stage = resolve(edit(kBase, "steps = 100", "steps = 200"))[0];
   EXPECT_NE(other_stage.hash, base.hash);
@@ -687,6 +695,10 @@ TEST(ConfigCanonical, TeacherHashDependsOnDatasetTeacherAndSeedOnly) {
   EXPECT_NE(resolve(edit(kBase, "seed = 3", "seed = 4"))[0].teacher_hash, base.teacher_hash);
   EXPECT_NE(resolve(edit(kBase, "plugin = \"toy2d\"", "plugin = \"toy2d\"\nmodes = 3"))[0].teacher_hash,
             base.teacher_hash);
+  // A teacher trained in bf16 is another teacher.
+  const RunConfig bf16 = resolve(edit(kBase, "seed = 3", "seed = 3\nprecision = \"bf16\""))[0];
+  EXPECT_NE(bf16.hash, base.hash);
+  EXPECT_NE(bf16.teacher_hash, base.teacher_hash);
   // A sampling-only key changes the run, not the trained teacher: a sweep over it reuses one teacher.
   const RunConfig fewer_steps = resolve(edit(kBase, "hidden = 64", "hidden = 64\nsampler_steps = 4"))[0];
   EXPECT_NE(fewer_steps.hash, base.hash);

@@ -255,6 +255,30 @@ TEST(EndToEnd, CpuRunsWithTheSameTeacherAreBitReproducible) {
   EXPECT_TRUE(same_file_contents(trained.artifact_paths("samples")[0], reused.artifact_paths("samples")[0]));
 }
 
+// bf16 autocast on the CPU: the run finishes, its teacher is another cache entry, and its numbers
+// differ from the fp32 run's (which are bit-reproducible, so a precision switch that did nothing
+// would give identical samples).
+TEST(EndToEnd, Bf16PrecisionTrainsItsOwnTeacherAndChangesTheNumbers) {
+  TempDir tmp;
+  write_text(tmp / "tiny.toml", tiny_msd_config());
+  const fs::path db = tmp / "results.db";
+  const RunResult fp32 = run_msd({"run", (tmp / "tiny.toml").string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.output;
+  const RunResult bf16 = run_msd({"run", (tmp / "tiny.toml").string(), "--db", db.string(), "--set",
+                                  "experiment.precision=\"bf16\""},
+                                 tmp.path());
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.output;
+  EXPECT_THAT(bf16.output, HasSubstr("trained and cached"));
+
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].record.status, RunStatus::finished) << runs[1].record.error;
+  EXPECT_NE(runs[0].record.config_hash, runs[1].record.config_hash);
+  ASSERT_EQ(runs[0].artifact_paths("samples").size(), 1u);
+  ASSERT_EQ(runs[1].artifact_paths("samples").size(), 1u);
+  EXPECT_FALSE(same_file_contents(runs[0].artifact_paths("samples")[0], runs[1].artifact_paths("samples")[0]));
+}
+
 TEST(EndToEnd, TeacherTrainingIsBitReproducibleAcrossProcesses) {
   TempDir a, b;
   write_text(a / "tiny.toml", tiny_msd_config());

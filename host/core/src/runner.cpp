@@ -1,5 +1,7 @@
 #include "msd/host/runner.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
