@@ -74,6 +74,23 @@ TEST(Cli, ValidateListsKnownPluginsForAnUnknownPluginName) {
   }
 }
 
+// Two variants that resolve to one config are one run; msd says so, and names the --set overrides
+// as the likely cause when there are any.
+TEST(Cli, VariantsThatResolveToOneConfigAreReported) {
+  TempDir tmp;
+  const fs::path file = tmp / "twins.toml";
+  write_text(file, tiny_msd_config() + "\n[[sweep.variant]]\nname = \"two\"\npartition.k = 2\n\n"
+                                       "[[sweep.variant]]\nname = \"three\"\npartition.k = 3\n");
+  const RunResult distinct = run_msd({"validate", file.string()}, tmp.path());
+  EXPECT_EQ(distinct.exit_code, 0) << distinct.output;
+  EXPECT_THAT(distinct.output, Not(HasSubstr("same config")));
+
+  const RunResult erased = run_msd({"validate", file.string(), "--set", "partition.k=2"}, tmp.path());
+  EXPECT_EQ(erased.exit_code, 0) << erased.output;
+  EXPECT_THAT(erased.output, HasSubstr("'three' is the same config as 'two'"));
+  EXPECT_THAT(erased.output, HasSubstr("a --set override may have replaced the key that told them apart"));
+}
+
 TEST(Cli, ValidateAcceptsValidFilesAndTheRepositoryExperiments) {
   TempDir tmp;
   const fs::path file = tmp / "tiny.toml";

@@ -20,6 +20,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 #include <thread>
@@ -114,7 +115,18 @@ std::vector<RunConfig> load_experiment(const std::string& file, const std::vecto
   for (const auto& s : sets) experiment.set_override(s);
   load_plugins(registry, plugin_options, experiment.plugin_paths());
   folder = experiment.path().parent_path();
-  return experiment.resolve(registry);
+  std::vector<RunConfig> runs = experiment.resolve(registry);
+  // Two variants that resolve to one config are one run: say so, since it is rarely meant (a --set
+  // override applies after the variants' keys and can erase what set two of them apart).
+  std::map<std::string, const RunConfig*> first_with_hash;
+  for (const RunConfig& run : runs) {
+    const auto [earlier, added] = first_with_hash.emplace(run.hash, &run);
+    if (added) continue;
+    std::cerr << "warning: " << file << ": '" << run.name << "' is the same config as '" << earlier->second->name
+              << "' (" << run.hash << "), so it is one run"
+              << (sets.empty() ? "" : "; a --set override may have replaced the key that told them apart") << "\n";
+  }
+  return runs;
 }
 
 std::string coordinates_text(const RunConfig& run) {
