@@ -8,6 +8,8 @@
 #include <tuple>
 #include <utility>
 
+#include "msd/host/edit_distance.h"
+
 namespace msd::results {
 
 namespace {
@@ -26,27 +28,12 @@ std::string joined(const std::vector<std::string>& items) {
   return text;
 }
 
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // The candidate closest to `word`, when it is close enough to be a likely typo.
 std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& candidates) {
   std::optional<std::string> best;
   std::size_t best_distance = 0;
   for (const std::string& candidate : candidates) {
-    const std::size_t distance = edit_distance(lowercase(word), candidate);
+    const std::size_t distance = host::edit_distance(lowercase(word), candidate);
     if (distance <= std::max<std::size_t>(1, candidate.size() / 3) && (!best || distance < best_distance)) {
       best = candidate;
       best_distance = distance;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "msd/host/config.h"
+#include "msd/host/edit_distance.h"
 
 namespace msd::host {
 
@@ -44,24 +45,6 @@ std::string hash_text(const std::string& text) {
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
   return hex;
 }
-
-namespace {
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  // One row of the Levenshtein table at a time: keys are short, so this is plenty fast.
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-}  // namespace
 
 std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates) {
   const std::size_t limit = std::max<std::size_t>(2, word.size() / 3);

@@ -9,6 +9,8 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include "msd/host/edit_distance.h"
+
 namespace msd::host {
 
 namespace fs = std::filesystem;
@@ -30,28 +32,13 @@ std::string join(const std::vector<std::string>& items, const char* separator) {
   return out;
 }
 
-/// Edit distance (insert, delete, substitute), for "did you mean" suggestions on short names.
-size_t levenshtein(const std::string& a, const std::string& b) {
-  std::vector<size_t> previous(b.size() + 1), current(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) previous[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    current[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t substitute = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitute});
-    }
-    std::swap(previous, current);
-  }
-  return previous[b.size()];
-}
-
 /// The closest of `candidates` to `name` within two edits; empty when none is that close.
 std::string closest_name(const std::string& name, const std::vector<std::string>& candidates) {
   constexpr size_t max_distance = 2;
   std::string best;
   size_t best_distance = max_distance + 1;
   for (const std::string& candidate : candidates) {
-    const size_t distance = levenshtein(name, candidate);
+    const size_t distance = edit_distance(name, candidate);
     if (distance < best_distance) {
       best = candidate;
       best_distance = distance;
