@@ -73,4 +73,24 @@ edm::SamplerOptions edm_sampler_options(const Params& params, const std::string&
 /// end the EMA of the weights is copied into `net`, which is left in eval mode.
 void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTrainingOptions& options);
 
+/// A teacher trained by train_edm_teacher and sampled by the EDM Heun sampler, both configured by the
+/// keys edm_teacher_keys declares (list them in the plugin's PluginInfo). A plugin derives from it and
+/// writes build(), its architecture, reading its own keys through params().
+class EdmTeacher : public Teacher {
+ public:
+  void train(Denoiser& net, const TeacherContext& ctx) override;
+  edm::SamplerOptions sampler() const override { return sampler_; }
+  double sigma_data() const override;
+
+ protected:
+  /// Reads the sampler keys at once, so that a bad sigma range is an error naming `plugin` when the
+  /// plugin is made, not when it first samples.
+  EdmTeacher(const Params& params, const std::string& plugin);
+  const Params& params() const { return params_; }
+
+ private:
+  Params params_;
+  edm::SamplerOptions sampler_;
+};
+
 }  // namespace msd

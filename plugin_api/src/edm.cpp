@@ -173,4 +173,13 @@ void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTraini
   net.eval();
 }
 
+EdmTeacher::EdmTeacher(const Params& params, const std::string& plugin)
+    : params_(params), sampler_(edm_sampler_options(params, plugin)) {}
+
+void EdmTeacher::train(Denoiser& net, const TeacherContext& ctx) {
+  train_edm_teacher(net, ctx, edm_training_options(params_, sigma_data()));
+}
+
+double EdmTeacher::sigma_data() const { return params_.get_real("sigma_data"); }
+
 }  // namespace msd

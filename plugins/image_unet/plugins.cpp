@@ -31,7 +31,7 @@ unet::UNetOptions image_options(const std::string& plugin, const std::vector<std
   return o;
 }
 
-class EdmUNetTeacher final : public msd::Teacher {
+class EdmUNetTeacher final : public msd::EdmTeacher {
  public:
   static msd::PluginInfo info() {
     std::vector<msd::KeySpec> keys = {
@@ -54,8 +54,7 @@ class EdmUNetTeacher final : public msd::Teacher {
             "class-conditional EDM-preconditioned UNet for images, EDM loss, Heun sampler", keys};
   }
 
-  explicit EdmUNetTeacher(const msd::Params& params)
-      : params_(params), sampler_(msd::edm_sampler_options(params, "edm_unet")) {
+  explicit EdmUNetTeacher(const msd::Params& params) : EdmTeacher(params, "edm_unet") {
     if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_unet: embed must be even");
     if (params.get_int_list("channel_mult").empty()) {
       throw std::invalid_argument("edm_unet: channel_mult must list at least one level");
@@ -65,26 +64,15 @@ class EdmUNetTeacher final : public msd::Teacher {
   std::shared_ptr<msd::Denoiser> build(const std::vector<std::int64_t>& sample_shape,
                                        std::int64_t num_classes) override {
     unet::UNetOptions o = image_options("edm_unet", sample_shape, num_classes, sigma_data());
-    o.base_channels = params_.get_int("base_channels");
-    o.channel_mult = params_.get_int_list("channel_mult");
-    o.res_blocks = params_.get_int("res_blocks");
-    o.attention = params_.get_bool("attention");
-    o.dropout = params_.get_real("dropout");
-    o.embed = params_.get_int("embed");
+    o.base_channels = params().get_int("base_channels");
+    o.channel_mult = params().get_int_list("channel_mult");
+    o.res_blocks = params().get_int("res_blocks");
+    o.attention = params().get_bool("attention");
+    o.dropout = params().get_real("dropout");
+    o.embed = params().get_int("embed");
     unet::validate(o, "edm_unet");
     return std::make_shared<unet::UNetDenoiser>(o);
   }
-
-  void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
-    msd::train_edm_teacher(net, ctx, msd::edm_training_options(params_, sigma_data()));
-  }
-
-  msd::edm::SamplerOptions sampler() const override { return sampler_; }
-  double sigma_data() const override { return params_.get_real("sigma_data"); }
-
- private:
-  msd::Params params_;
-  msd::edm::SamplerOptions sampler_;
 };
 
 /// Rounds `value * mult` to an integer of at least `floor`.

@@ -36,7 +36,7 @@ toy::MlpDenoiserOptions architecture(const msd::Params& p, std::int64_t dim, std
   return o;
 }
 
-class EdmMlpTeacher final : public msd::Teacher {
+class EdmMlpTeacher final : public msd::EdmTeacher {
  public:
   static msd::PluginInfo info() {
     std::vector<msd::KeySpec> keys = architecture_keys(128, 3);
@@ -51,27 +51,15 @@ class EdmMlpTeacher final : public msd::Teacher {
             "EDM-preconditioned residual MLP trained with the EDM loss; Heun sampler", keys};
   }
 
-  explicit EdmMlpTeacher(const msd::Params& params)
-      : params_(params), sampler_(msd::edm_sampler_options(params, "edm_mlp")) {
+  explicit EdmMlpTeacher(const msd::Params& params) : EdmTeacher(params, "edm_mlp") {
     if (params.get_int("embed") % 2 != 0) throw std::invalid_argument("edm_mlp: embed must be even");
   }
 
   std::shared_ptr<msd::Denoiser> build(const std::vector<std::int64_t>& sample_shape,
                                        std::int64_t num_classes) override {
     return std::make_shared<toy::MlpDenoiser>(
-        architecture(params_, flat_size(sample_shape), num_classes, sigma_data()));
+        architecture(params(), flat_size(sample_shape), num_classes, sigma_data()));
   }
-
-  void train(msd::Denoiser& net, const msd::TeacherContext& ctx) override {
-    msd::train_edm_teacher(net, ctx, msd::edm_training_options(params_, sigma_data()));
-  }
-
-  msd::edm::SamplerOptions sampler() const override { return sampler_; }
-  double sigma_data() const override { return params_.get_real("sigma_data"); }
-
- private:
-  msd::Params params_;
-  msd::edm::SamplerOptions sampler_;
 };
 
 /// Shared by both students: copy the teacher, or build a fresh (usually smaller) MLP.
