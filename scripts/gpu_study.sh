@@ -14,7 +14,7 @@
 #      the fp32/bf16 comparison in docs/BENCHMARKS.md;
 #   4. the rest of fmnist_msd.toml (MSD_MAIN_JOBS workers, default 5) and fmnist_ablations.toml
 #      (MSD_ABLATION_JOBS workers, default 3) at the same time: the networks are small enough that one
-#      process leaves the GPU mostly idle, waiting for kernel launches.
+#      process is expected to leave the GPU mostly idle (docs/BENCHMARKS.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
