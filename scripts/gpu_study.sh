@@ -8,13 +8,13 @@
 # DIR defaults to `study` (git-ignored). `run` can be stopped at any time and started again: finished
 # runs are skipped, interrupted ones resume from their checkpoints. Steps of `run`:
 #   1. scripts/gpu_build.sh build-gpu (PyTorch 2.x CUDA wheel, see docs/GPU.md);
-#   2. the teacher run alone: it trains the feature classifier and the teacher that every run shares,
-#      on an otherwise idle GPU, so teacher.train_seconds is the fp32 training figure;
-#   3. the same teacher trained for 1000 steps with experiment.precision = "bf16" (DIR/bench.db), for
-#      the fp32/bf16 comparison in docs/BENCHMARKS.md;
-#   4. the rest of fmnist_msd.toml (MSD_MAIN_JOBS workers, default 5) and fmnist_ablations.toml
-#      (MSD_ABLATION_JOBS workers, default 3) at the same time: the networks are small enough that one
-#      process is expected to leave the GPU mostly idle (docs/BENCHMARKS.md).
+#   2. the teacher run of fmnist_msd.toml alone: it trains (or finds in DIR/cache) the feature
+#      classifier and the teacher every run shares, on an otherwise idle GPU;
+#   3. fp32 against bf16 on an otherwise idle GPU (DIR/bench.db): msd_k4 with a 200-step teacher and
+#      300 distillation iterations, once per precision, for the times in docs/BENCHMARKS.md;
+#   4. fmnist_msd.toml, fmnist_tuning.toml and fmnist_ablations.toml at the same time, with
+#      MSD_MAIN_JOBS (default 4), MSD_TUNING_JOBS (5) and MSD_ABLATION_JOBS (5) workers: one process
+#      leaves the GPU mostly idle (docs/BENCHMARKS.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -62,17 +62,26 @@ COMMON=(--db "$DB" --device cuda "${EXTRA[@]}")
 say "teacher (classifier, teacher training, NFE 35 evaluation)"
 "$MSD" sweep experiments/fmnist_msd.toml --index 0 "${COMMON[@]}"
 
-say "bf16 teacher-training benchmark"
-"$MSD" run experiments/fmnist_msd.toml --only teacher --db "$DIR/bench.db" --cache "$DIR/cache" --device cuda \
-  "${EXTRA[@]}" --set teacher.steps=1000 --set 'experiment.precision="bf16"' --set evaluate.samples=2000 \
-  || say "bf16 benchmark failed"
+say "fp32 and bf16 benchmark"
+BENCH=(--set teacher.steps=200 --set stage.0.steps=200 --set stage.1.steps=100 --set distill.pairs=512
+       --set evaluate.samples=1000 --set evaluate.metric.0.samples=1000 --set evaluate.metric.0.kid_subset_size=200
+       --set evaluate.metric.0.kid_subsets=10 --set evaluate.metric.1.repeats=1)
+for precision in fp32 bf16; do
+  "$MSD" run experiments/fmnist_msd.toml --only msd_k4 --db "$DIR/bench.db" --cache "$DIR/cache" --device cuda \
+    "${EXTRA[@]}" "${BENCH[@]}" --set "experiment.precision=\"$precision\"" >"$DIR/bench-$precision.log" 2>&1 \
+    || say "$precision benchmark failed (see $DIR/bench-$precision.log)"
+done
 
-say "fmnist_msd.toml and fmnist_ablations.toml"
-"$MSD" sweep experiments/fmnist_msd.toml --jobs "${MSD_MAIN_JOBS:-5}" "${COMMON[@]}" >"$DIR/main.log" 2>&1 &
-MAIN=$!
-"$MSD" sweep experiments/fmnist_ablations.toml --jobs "${MSD_ABLATION_JOBS:-3}" "${COMMON[@]}" >"$DIR/ablations.log" 2>&1 &
-ABLATIONS=$!
-wait $MAIN && say "fmnist_msd.toml finished" || say "fmnist_msd.toml failed (see $DIR/main.log)"
-wait $ABLATIONS && say "fmnist_ablations.toml finished" || say "fmnist_ablations.toml failed (see $DIR/ablations.log)"
+say "fmnist_msd.toml, fmnist_tuning.toml and fmnist_ablations.toml"
+pids=()
+for sweep in fmnist_msd:${MSD_MAIN_JOBS:-4} fmnist_tuning:${MSD_TUNING_JOBS:-5} fmnist_ablations:${MSD_ABLATION_JOBS:-5}; do
+  "$MSD" sweep "experiments/${sweep%%:*}.toml" --jobs "${sweep##*:}" "${COMMON[@]}" >"$DIR/${sweep%%:*}.log" 2>&1 &
+  pids+=("$!:${sweep%%:*}")
+done
+failed=0
+for entry in "${pids[@]}"; do
+  wait "${entry%%:*}" && say "${entry#*:} finished" || { say "${entry#*:} failed (see $DIR/${entry#*:}.log)"; failed=1; }
+done
 "$MSD" results --db "$DB" list | tee "$DIR/list.txt"
-for sweep in fmnist_msd fmnist_ablations; do "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
+for sweep in fmnist_msd fmnist_tuning fmnist_ablations; do "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
+exit "$failed"

@@ -13,6 +13,7 @@
 
 #include "msd/edm.h"
 #include "msd/loss.h"
+#include "msd/optim.h"
 
 namespace {
 
@@ -43,7 +44,7 @@ class DistributionMatching : public msd::Loss {
     fake_ = setup.teacher->clone_denoiser();
     msd::set_trainable(*fake_, true);
     fake_->train();
-    optimizer_ = std::make_unique<torch::optim::AdamW>(fake_->parameters(), adamw_options());
+    optimizer_ = std::make_unique<msd::AdamW>(fake_->parameters(), adamw_options());
     grid_ = msd::edm::training_grid(params_.get_int("grid_levels"), setup.sampler.sigma_min,
                                     setup.sampler.sigma_max, 7.0)
                 .to(setup.device);
@@ -134,7 +135,7 @@ class DistributionMatching : public msd::Loss {
   /// Clips the fake network's gradients (fake_grad_clip) and steps its optimizer.
   void clip_and_step_fake() {
     const double clip = params_.get_real("fake_grad_clip");
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(fake_->parameters(), clip);
+    if (clip > 0) msd::clip_grad_norm(fake_->parameters(), clip);
     optimizer_->step();
   }
 
@@ -156,7 +157,7 @@ class DistributionMatching : public msd::Loss {
   std::string name_;  // plugin name, for messages
   msd::LossSetup setup_;
   std::shared_ptr<msd::Denoiser> fake_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<msd::AdamW> optimizer_;
 
  private:
   torch::Tensor draw_sigma(std::int64_t n, std::int64_t lo, std::int64_t hi) const {
@@ -242,7 +243,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     }
     head_ = std::make_shared<DiscriminatorHead>(bottleneck.size(1), bottleneck.size(2), bottleneck.size(3));
     head_->to(setup.device);
-    head_optimizer_ = std::make_unique<torch::optim::AdamW>(head_->parameters(), adamw_options());
+    head_optimizer_ = std::make_unique<msd::AdamW>(head_->parameters(), adamw_options());
   }
 
   std::map<std::string, double> update_auxiliary(msd::StepContext& ctx) override {
@@ -257,7 +258,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     head_optimizer_->zero_grad();
     loss.backward();
     const double clip = params_.get_real("fake_grad_clip");
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(head_->parameters(), clip);
+    if (clip > 0) msd::clip_grad_norm(head_->parameters(), clip);
     clip_and_step_fake();
     head_optimizer_->step();
     return {{"fake_score_loss", denoising.item<double>()},
@@ -306,7 +307,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
   }
 
   std::shared_ptr<DiscriminatorHead> head_;
-  std::unique_ptr<torch::optim::AdamW> head_optimizer_;
+  std::unique_ptr<msd::AdamW> head_optimizer_;
 };
 
 /// Regression on teacher pairs: the student maps the teacher's starting noise to the teacher's sample.

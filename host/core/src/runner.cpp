@@ -21,6 +21,7 @@
 #include "msd/host/progress.h"
 #include "msd/loss.h"
 #include "msd/metric.h"
+#include "msd/optim.h"
 #include "msd/partition.h"
 #include "msd/results/pictures.h"
 #include "msd/student.h"
@@ -509,9 +510,9 @@ class RunExecution {
       }
       for (const torch::Tensor& p : losses.back()->extra_parameters()) trained.push_back(p);
     }
-    torch::optim::AdamW optimizer(trained, torch::optim::AdamWOptions(stage.lr)
-                                               .betas({stage.beta1, stage.beta2})
-                                               .weight_decay(stage.weight_decay));
+    msd::AdamW optimizer(trained, torch::optim::AdamWOptions(stage.lr)
+                                      .betas({stage.beta1, stage.beta2})
+                                      .weight_decay(stage.weight_decay));
     if (progress.iteration > 0) {
       restore_checkpoint(student, optimizer, losses);
       log_ << what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
@@ -557,7 +558,7 @@ class RunExecution {
         }
         optimizer.zero_grad();
         objective.backward();
-        if (stage.grad_clip > 0) torch::nn::utils::clip_grad_norm_(trained, stage.grad_clip);
+        if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip);
         optimizer.step();
         ++updates;
       }

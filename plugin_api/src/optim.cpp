@@ -1,0 +1,110 @@
+#include "msd/optim.h"
+
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_addcdiv.h>
+#include <ATen/ops/_foreach_addcmul.h>
+#include <ATen/ops/_foreach_div.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/_foreach_sqrt.h>
+
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace msd {
+namespace {
+
+/// The key torch::optim::Optimizer files a parameter's state under: its TensorImpl address, as a
+/// string in LibTorch 1.x and as a pointer in 2.x. Using the base class's own key type keeps the
+/// state (and therefore save() and load()) interchangeable with torch::optim::AdamW in both.
+template <class StateMap>
+typename StateMap::key_type state_key(const torch::Tensor& p) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+/// The tensors of the parameters that share one step count (and so one bias correction).
+struct Bucket {
+  std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq;
+};
+
+}  // namespace
+
+AdamW::AdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options)
+    : torch::optim::AdamW(std::move(params), options) {
+  if (options.amsgrad()) throw std::invalid_argument("msd::AdamW: amsgrad is not supported");
+}
+
+torch::Tensor AdamW::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups_) {
+    const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    // A parameter that had no gradient on some earlier step has a smaller step count, hence its
+    // own bias correction; in practice there is one bucket.
+    std::map<std::int64_t, Bucket> buckets;
+    for (const torch::Tensor& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (p.grad().is_sparse()) throw std::invalid_argument("msd::AdamW: sparse gradients are not supported");
+      std::unique_ptr<torch::optim::OptimizerParamState>& slot = state_[state_key<decltype(state_)>(p)];
+      if (slot == nullptr) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& state = static_cast<torch::optim::AdamWParamState&>(*slot);
+      state.step(state.step() + 1);
+      Bucket& bucket = buckets[state.step()];
+      bucket.params.push_back(p);
+      bucket.grads.push_back(p.grad());
+      bucket.exp_avg.push_back(state.exp_avg());
+      bucket.exp_avg_sq.push_back(state.exp_avg_sq());
+    }
+    const double lr = options.lr();
+    const auto [beta1, beta2] = options.betas();
+    for (auto& [step, b] : buckets) {
+      // The order and form of torch::optim::AdamW::step, one operation at a time over all tensors.
+      if (options.weight_decay() != 0) at::_foreach_mul_(b.params, 1 - lr * options.weight_decay());
+      at::_foreach_mul_(b.exp_avg, beta1);
+      at::_foreach_add_(b.exp_avg, b.grads, 1 - beta1);
+      at::_foreach_mul_(b.exp_avg_sq, beta2);
+      at::_foreach_addcmul_(b.exp_avg_sq, b.grads, b.grads, 1 - beta2);
+      const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
+      const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
+      std::vector<torch::Tensor> denom = at::_foreach_sqrt(b.exp_avg_sq);
+      at::_foreach_div_(denom, std::sqrt(bias_correction2));
+      at::_foreach_add_(denom, options.eps());
+      at::_foreach_addcdiv_(b.params, b.exp_avg, denom, -lr / bias_correction1);
+    }
+  }
+  return loss;
+}
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  std::vector<torch::Tensor> grads;
+  for (const torch::Tensor& p : parameters) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return {};
+  torch::NoGradGuard no_grad;
+  const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+  torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  const torch::Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (torch::Tensor& g : grads) g.mul_(scale);
+  return total;
+}
+
+}  // namespace msd
