@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -24,7 +25,9 @@ template <class StateMap>
 typename StateMap::key_type state_key(const torch::Tensor& p) {
   using Key = typename StateMap::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream text;  // what c10::guts::to_string did (LibTorch 2 no longer has it)
+    text << p.unsafeGetTensorImpl();
+    return text.str();
   } else {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }
