@@ -11,10 +11,11 @@
 #   2. the teacher run of fmnist_msd.toml alone: it trains (or finds in DIR/cache) the feature
 #      classifier and the teacher every run shares, on an otherwise idle GPU;
 #   3. fp32 against bf16 on an otherwise idle GPU (DIR/bench.db): msd_k4 with a 200-step teacher and
-#      300 distillation iterations, once per precision, for the times in docs/BENCHMARKS.md;
-#   4. fmnist_msd.toml, fmnist_tuning.toml and fmnist_ablations.toml at the same time, with
-#      MSD_MAIN_JOBS (default 4), MSD_TUNING_JOBS (5) and MSD_ABLATION_JOBS (5) workers: one process
-#      leaves the GPU mostly idle (docs/BENCHMARKS.md).
+#      300 distillation iterations, once per precision, for the times in docs/BENCHMARKS.md (skipped
+#      when DIR/bench.db exists);
+#   4. the sweeps of MSD_SWEEPS, all at the same time, as FILE:WORKERS words (default
+#      "fmnist_msd:4 fmnist_ablations:5 fmnist_tuning:5"): one process alone leaves the GPU mostly
+#      idle. All three need more than one 30-minute session: docs/GPU.md says how to split them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -67,14 +68,16 @@ BENCH=(--set teacher.steps=200 --set stage.0.steps=200 --set stage.1.steps=100 -
        --set evaluate.samples=1000 --set evaluate.metric.0.samples=1000 --set evaluate.metric.0.kid_subset_size=200
        --set evaluate.metric.0.kid_subsets=10 --set evaluate.metric.1.repeats=1)
 for precision in fp32 bf16; do
+  [[ -f "$DIR/bench.db" && "$precision" == fp32 ]] && { say "benchmark skipped: $DIR/bench.db exists"; break; }
   "$MSD" run experiments/fmnist_msd.toml --only msd_k4 --db "$DIR/bench.db" --cache "$DIR/cache" --device cuda \
     "${EXTRA[@]}" "${BENCH[@]}" --set "experiment.precision=\"$precision\"" >"$DIR/bench-$precision.log" 2>&1 \
     || say "$precision benchmark failed (see $DIR/bench-$precision.log)"
 done
 
-say "fmnist_msd.toml, fmnist_tuning.toml and fmnist_ablations.toml"
+read -r -a SWEEPS <<<"${MSD_SWEEPS:-fmnist_msd:4 fmnist_ablations:5 fmnist_tuning:5}"
+say "sweeps: ${SWEEPS[*]}"
 pids=()
-for sweep in fmnist_msd:${MSD_MAIN_JOBS:-4} fmnist_tuning:${MSD_TUNING_JOBS:-5} fmnist_ablations:${MSD_ABLATION_JOBS:-5}; do
+for sweep in "${SWEEPS[@]}"; do
   "$MSD" sweep "experiments/${sweep%%:*}.toml" --jobs "${sweep##*:}" "${COMMON[@]}" >"$DIR/${sweep%%:*}.log" 2>&1 &
   pids+=("$!:${sweep%%:*}")
 done
@@ -83,5 +86,5 @@ for entry in "${pids[@]}"; do
   wait "${entry%%:*}" && say "${entry#*:} finished" || { say "${entry#*:} failed (see $DIR/${entry#*:}.log)"; failed=1; }
 done
 "$MSD" results --db "$DB" list | tee "$DIR/list.txt"
-for sweep in fmnist_msd fmnist_tuning fmnist_ablations; do "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
+for sweep in "${SWEEPS[@]}"; do sweep="${sweep%%:*}"; "$MSD" report "$sweep" --db "$DB" --out "$DIR/report-$sweep.html" || true; done
 exit "$failed"

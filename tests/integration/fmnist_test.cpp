@@ -92,9 +92,10 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     EXPECT_TRUE(dm_curve && adm_curve) << scope << " lacks a DM or ADM training curve";
   }
 
-  // The ablation file shares the teacher (its [dataset] and [teacher] must stay those of fmnist_msd).
+  // The ablation and tuning files share the teacher (their [dataset] and [teacher] must stay those of
+  // fmnist_msd).
   std::set<std::string> teacher_hashes;
-  for (const char* file : {"fmnist_msd.toml", "fmnist_ablations.toml"}) {
+  for (const char* file : {"fmnist_msd.toml", "fmnist_ablations.toml", "fmnist_tuning.toml"}) {
     const RunResult validate = run_msd({"validate", (experiments_dir() / file).string()});
     ASSERT_EQ(validate.exit_code, 0) << validate.output;
     const std::regex row(R"(\s([0-9a-f]{16})\s+([0-9a-f]{16})\s)");
