@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST study on one GPU machine (see docs/RESULTS.md and docs/GPU.md):
 #
-#   scripts/gpu_study.sh run  [DIR]        build, then fmnist_msd.toml and fmnist_ablations.toml into DIR
+#   scripts/gpu_study.sh run  [DIR]        build, then the Fashion-MNIST sweeps into DIR
 #   scripts/gpu_study.sh pack [DIR] DEST   a consistent copy of DIR's database, the cached teacher and
-#                                          feature classifier, the sample grids and the logs -> DEST/study.tgz
+#                                          feature classifier (not the teacher pairs), the sample grids
+#                                          and the logs -> DEST/study.tgz
 #
 # DIR defaults to `study` (git-ignored). `run` can be stopped at any time and started again: finished
 # runs are skipped, interrupted ones resume from their checkpoints. Steps of `run`:
@@ -36,8 +37,10 @@ if [[ "$MODE" == "pack" ]]; then
       "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()" \
       "$DIR/$db" "$STAGE/study/$db"
   done
+  # The cached teacher pairs stay behind: 63 MB, and made again in seconds.
   (cd "$DIR" && find . \( -path './cache/*' -o -name '*.png' -o -name '*.log' -o -name '*.txt' -o -name '*.html' \) \
-      -type f ! -name '*.lock' -print0 | tar --null -cf - -T - 2>/dev/null) | tar -xf - -C "$STAGE/study"
+      -type f ! -name '*.lock' ! -path './cache/teacher_pairs/*' -print0 | tar --null -cf - -T - 2>/dev/null) \
+      | tar -xf - -C "$STAGE/study"
   tar -czf "$DEST/study.tgz" -C "$STAGE" study
   ls -l "$DEST/study.tgz"
   exit 0

@@ -705,6 +705,19 @@ TEST(ConfigCanonical, TeacherHashDependsOnDatasetTeacherSeedAndPrecisionOnly) {
   EXPECT_EQ(fewer_steps.teacher_hash, base.teacher_hash);
 }
 
+TEST(ConfigCanonical, PairsHashDependsOnTheTeacherItsSamplerAndThePairCount) {
+  const RunConfig base = resolve(kBase)[0];
+  EXPECT_NE(base.pairs_hash, base.teacher_hash);
+  // What is distilled from the pairs does not change them.
+  EXPECT_EQ(resolve(edit(kBase, "steps = 100", "steps = 200"))[0].pairs_hash, base.pairs_hash);
+  EXPECT_EQ(resolve(edit(kBase, "k = 4", "k = 2"))[0].pairs_hash, base.pairs_hash);
+  // The teacher, the seed, the sampler and the count do.
+  EXPECT_NE(resolve(edit(kBase, "hidden = 64", "hidden = 65"))[0].pairs_hash, base.pairs_hash);
+  EXPECT_NE(resolve(edit(kBase, "seed = 3", "seed = 4"))[0].pairs_hash, base.pairs_hash);
+  EXPECT_NE(resolve(edit(kBase, "hidden = 64", "hidden = 64\nsampler_steps = 4"))[0].pairs_hash, base.pairs_hash);
+  EXPECT_NE(resolve(edit(kBase, "[evaluate]", "[distill]\npairs = 7\n\n[evaluate]"))[0].pairs_hash, base.pairs_hash);
+}
+
 TEST(ConfigCanonical, VariantNameIsNotHashedExperimentNameIs) {
   const std::string text = std::string(kBase) + R"(
 [[sweep.variant]]

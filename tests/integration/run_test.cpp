@@ -239,9 +239,14 @@ TEST(EndToEnd, CpuRunsWithTheSameTeacherAreBitReproducible) {
   EXPECT_EQ(trained.metric("teacher.cached"), std::optional<double>(0.0));
   EXPECT_EQ(reused.metric("teacher.cached"), std::optional<double>(1.0));
   EXPECT_EQ(copied.metric("teacher.cached"), std::optional<double>(1.0));
+  // The teacher pairs of the regression loss come from the same cache the same way.
+  EXPECT_THAT(rc.output, HasSubstr("teacher pairs: reusing"));
+  EXPECT_EQ(trained.metric("teacher_pairs.cached"), std::optional<double>(0.0));
+  EXPECT_EQ(reused.metric("teacher_pairs.cached"), std::optional<double>(1.0));
+  EXPECT_EQ(copied.metric("teacher_pairs.cached"), std::optional<double>(1.0));
 
-  // Whether the teacher was just trained (and is still in memory) or loaded from its file, every
-  // later phase is seeded on its own, so students, samples and scores are bit-identical.
+  // Whether the teacher and its pairs were just made (and are still in memory) or loaded from their
+  // files, every later phase is seeded on its own, so students, samples and scores are bit-identical.
   expect_same_scores(trained, reused, "trained vs reused (same folder)");
   expect_same_scores(trained, copied, "trained vs copied cache (another folder)");
   ASSERT_EQ(trained.artifact_paths("student").size(), 2u);

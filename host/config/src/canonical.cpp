@@ -67,6 +67,19 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   for (const CanonicalSection& section : trained) teacher_part.push_back(&section);
   run.teacher_hash = hash_text(to_text(teacher_part));
 
+  // The teacher pairs (noise drawn from the seed, sampled by the teacher) are shared the same way by
+  // every run whose teacher, sampler and pair count agree.
+  std::vector<const CanonicalSection*> pairs_part{&seed};
+  for (const char* name : {"dataset", "teacher"}) {
+    if (const CanonicalSection* section = find(sections, name)) pairs_part.push_back(section);
+  }
+  CanonicalSection count{"distill", false, "distill", {}};
+  if (const CanonicalSection* distill = find(sections, "distill")) {
+    count.values.emplace("pairs", distill->values.at("pairs"));
+  }
+  pairs_part.push_back(&count);
+  run.pairs_hash = hash_text(to_text(pairs_part));
+
   run.params.clear();
   for (const CanonicalSection& section : sections) {
     for (const auto& [key, value] : section.values) run.params.emplace_back(section.path + "." + key, to_toml(value));

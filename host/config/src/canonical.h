@@ -21,7 +21,7 @@ struct CanonicalSection {
   std::set<std::string> sampling_only;  ///< keys left out of the teacher hash (KeySpec::sampling_only)
 };
 
-/// Fills run.canonical_toml, run.hash, run.teacher_hash and run.params from the sections, which come
+/// Fills run.canonical_toml, run.hash, run.teacher_hash, run.pairs_hash and run.params from the sections, which come
 /// in canonical order (experiment, dataset, teacher, student, partition, distill, budget, each stage
 /// followed by its losses, evaluate, its metrics).
 void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& run);

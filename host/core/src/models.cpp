@@ -132,8 +132,14 @@ torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Te
   return torch::cat(parts, 0);
 }
 
+void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& file) {
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+  const std::filesystem::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
+  archive.save_to(tmp.string());
+  std::filesystem::rename(tmp, file);
+}
+
 void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
-  std::filesystem::create_directories(file.parent_path());
   // Checkpoints are always written from CPU tensors so that any device can load them.
   auto params = net.parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
@@ -141,10 +147,7 @@ void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
   torch::serialize::OutputArchive archive;
   net.save(archive);
   net.to(device);
-  // Write then rename, so a reader (or a crash) never sees half a file.
-  const std::filesystem::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
-  archive.save_to(tmp.string());
-  std::filesystem::rename(tmp, file);
+  save_archive(archive, file);
 }
 
 void load_weights(torch::nn::Module& net, const std::filesystem::path& file) {

@@ -373,33 +373,66 @@ class RunExecution {
     return false;
   }
 
+  /// The teacher's noise -> sample pairs, from the cache when a run with the same teacher, sampler,
+  /// seed and count made them (config.pairs_hash), else made here and cached. They come from their
+  /// own seed phase, so a run computes the same numbers whether it made them or loaded them.
   void make_teacher_pairs() {
     if (config_.distill.pairs <= 0) {
       throw std::runtime_error("a loss uses teacher pairs but distill.pairs = 0; set distill.pairs > 0");
     }
-    seed_phase(config_.seed, "teacher-pairs");
-    const std::int64_t n = config_.distill.pairs;
-    torch::Tensor labels = torch::arange(n, torch::kInt64) % data_->num_classes();
-    std::vector<std::int64_t> shape = data_->sample_shape();
-    shape.insert(shape.begin(), n);
-    torch::Tensor noise = torch::randn(shape);
-    const edm::DenoiseFn fn = as_denoise_fn(*teacher_);
+    const std::filesystem::path file = workspace_.cache / "teacher_pairs" / (config_.pairs_hash + ".pt");
+    const CacheLock lock(file.string() + ".lock", &log_);
     const auto start = Clock::now();
-    torch::Tensor target;
-    {
-      torch::NoGradGuard no_grad;
-      const MixedPrecision precision(device_, config_.precision);
-      std::vector<torch::Tensor> parts;
-      for (std::int64_t i = 0; i < n; i += 2048) {
-        const std::int64_t m = std::min<std::int64_t>(2048, n - i);
-        parts.push_back(teacher_plugin_->sample(fn, noise.slice(0, i, i + m).to(device_), labels.slice(0, i, i + m).to(device_)));
+    torch::Tensor noise, labels, target;
+    const bool cached = std::filesystem::exists(file);
+    if (cached) {
+      try {
+        torch::serialize::InputArchive archive;
+        archive.load_from(file.string(), torch::kCPU);
+        archive.read("noise", noise);
+        archive.read("labels", labels);
+        archive.read("target", target);
+      } catch (const c10::Error& e) {
+        throw std::runtime_error("cached teacher pairs " + file.string() + " cannot be read (" +
+                                 e.what_without_backtrace() + "); delete the file and the run makes them again");
       }
-      target = torch::cat(parts, 0).to(torch::kFloat32);
+      log_ << "teacher pairs: reusing " << file.string() << "\n";
+    } else {
+      seed_phase(config_.seed, "teacher-pairs");
+      const std::int64_t n = config_.distill.pairs;
+      labels = torch::arange(n, torch::kInt64) % data_->num_classes();
+      std::vector<std::int64_t> shape = data_->sample_shape();
+      shape.insert(shape.begin(), n);
+      noise = torch::randn(shape);
+      const edm::DenoiseFn fn = as_denoise_fn(*teacher_);
+      {
+        torch::NoGradGuard no_grad;
+        const MixedPrecision precision(device_, config_.precision);
+        std::vector<torch::Tensor> parts;
+        for (std::int64_t i = 0; i < n; i += 2048) {
+          const std::int64_t m = std::min<std::int64_t>(2048, n - i);
+          parts.push_back(teacher_plugin_->sample(fn, noise.slice(0, i, i + m).to(device_),
+                                                  labels.slice(0, i, i + m).to(device_))
+                              .to(torch::kCPU, torch::kFloat32));
+        }
+        target = torch::cat(parts, 0);
+      }
+      torch::serialize::OutputArchive archive;
+      archive.write("noise", noise);
+      archive.write("labels", labels);
+      archive.write("target", target);
+      save_archive(archive, file);
+      std::ofstream(file.string() + ".toml") << config_.canonical_toml;
+      log_ << "teacher pairs: " << n << " made in " << seconds_since(start) << " s and cached at " << file.string() << "\n";
     }
-    pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target};
-    store_.log_metrics(run_id_, {{"teacher_pairs.count", 0, static_cast<double>(n), ""},
-                                 {"teacher_pairs.seconds", 0, seconds_since(start), ""}});
-    log_ << "teacher pairs: " << n << " made in " << seconds_since(start) << " s\n";
+    pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target.to(device_)};
+    std::vector<results::MetricRow> rows{{"teacher_pairs.count", 0, static_cast<double>(labels.size(0)), ""}};
+    // A resumed run that finds them cached keeps what its first attempt recorded (it may have made them).
+    if (!(resume_ && cached)) {
+      rows.push_back({"teacher_pairs.cached", 0, cached ? 1.0 : 0.0, ""});
+      rows.push_back({"teacher_pairs.seconds", 0, seconds_since(start), ""});
+    }
+    store_.log_metrics(run_id_, rows);
   }
 
   /// This student's pairs: all of them (shared, the MSD default), or those of its cell's classes.
@@ -628,10 +661,7 @@ class RunExecution {
       }
       archive.write("rng", generator_state(device_));
     }
-    std::filesystem::create_directories(run_dir_);
-    const std::filesystem::path partial = checkpoint_file().string() + ".partial";
-    archive.save_to(partial.string());
-    std::filesystem::rename(partial, checkpoint_file());
+    save_archive(archive, checkpoint_file());
   }
 
   /// The progress of the interrupted attempt; none (start over) when it left no checkpoint.

@@ -116,6 +116,8 @@ struct RunConfig {
   std::string hash;                    ///< 16 hex digits, FNV-1a 64 of canonical_toml without the keys that
                                        ///< cannot change results (experiment.description, .results, .plugin_paths)
   std::string teacher_hash;            ///< hash of what determines the trained teacher (dataset, teacher, seed)
+  std::string pairs_hash;              ///< hash of what determines the teacher's noise->sample pairs: the
+                                       ///< teacher's, plus its sampling keys and distill.pairs
   std::vector<std::pair<std::string, std::string>> params;  ///< flattened: dotted key -> TOML value text
   std::vector<std::pair<std::string, std::string>> coords;  ///< the variant's overrides, the grid/zip values,
                                                             ///< the seed and --set overrides: key -> TOML value text

@@ -72,6 +72,10 @@ torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Te
                                const std::vector<std::int64_t>& sample_shape, const torch::Tensor& labels,
                                const torch::Device& device, std::int64_t chunk = 2048);
 
+/// Writes `archive` to `file` (creating its folder) through a temporary file and a rename, so a reader,
+/// or a crash, never sees half a file.
+void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& file);
+
 /// Saves and loads a network's weights (LibTorch archive).
 void save_weights(torch::nn::Module& net, const std::filesystem::path& file);
 void load_weights(torch::nn::Module& net, const std::filesystem::path& file);
