@@ -176,5 +176,71 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
   std::cout << compare.output;
 }
 
+
+// --student-jobs under SIGINT: the run passes the stop on to its student processes, which checkpoint;
+// the run is recorded as interrupted; the same sweep command resumes each student from its own
+// checkpoint, and the students equal those of one uninterrupted process.
+TEST(Resume, StudentProcessesStopOnSigintAndResumeToTheSameStudents) {
+  TempDir tmp;
+  TinyOptions options;
+  options.stage_steps = 2500;
+  std::string text = tiny_msd_config(options);
+  text.replace(text.find("[experiment]\n"), 13, "[experiment]\ncheckpoint_seconds = 0.2\n");
+  const fs::path file = tmp / "long.toml";
+  write_text(file, text);
+  const fs::path reference_db = tmp / "reference" / "results.db";
+  const RunResult reference = run_msd({"run", file.string(), "--db", reference_db.string()}, tmp.path(), 600);
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+
+  const fs::path db = tmp / "out" / "results.db";
+  fs::create_directories(db.parent_path());
+  fs::copy(tmp / "reference" / "cache", db.parent_path() / "cache", fs::copy_options::recursive);
+  const std::vector<std::string> sweep{"sweep", file.string(), "--db", db.string(), "--student-jobs", "2"};
+  const fs::path log = tmp / "first.log";
+  GroupGuard first{spawn_msd(sweep, tmp.path(), log)};
+  const fs::path run_dir = db.parent_path() / "runs" / "run-1";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (!(fs::exists(run_dir / "checkpoint-student-0.pt") && fs::exists(run_dir / "checkpoint-student-1.pt")) &&
+         std::chrono::steady_clock::now() < deadline) {
+    ASSERT_FALSE(wait_for_exit(first.pid, 0).has_value()) << "the run ended before it could be stopped:\n"
+                                                          << read_text(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(fs::exists(run_dir / "checkpoint-student-1.pt")) << read_text(log);
+  ASSERT_EQ(kill(first.pid, SIGINT), 0);
+  const auto code = wait_for_exit(first.pid, 60);
+  ASSERT_TRUE(code.has_value()) << "msd did not stop within 60 s of SIGINT:\n" << read_text(log);
+  first.pid = -1;
+  EXPECT_EQ(*code, 1) << read_text(log);
+  {
+    Store store(db.string(), Store::Mode::read_only);
+    const auto run = store.find_run(1);
+    ASSERT_TRUE(run.has_value());
+    EXPECT_EQ(run->status, RunStatus::interrupted) << run->error;
+  }
+  for (const char* k : {"0", "1"}) {
+    EXPECT_THAT(read_text(run_dir / ("student-" + std::string(k) + ".log")), HasSubstr("interrupted")) << k;
+    EXPECT_FALSE(fs::exists(run_dir / ("student-" + std::string(k) + ".pt"))) << "student " << k << " finished";
+  }
+
+  const RunResult second = run_msd(sweep, tmp.path(), 600);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  for (const char* k : {"0", "1"}) {
+    EXPECT_THAT(read_text(run_dir / ("student-" + std::string(k) + ".log")), HasSubstr("resumed at iteration")) << k;
+    EXPECT_FALSE(fs::exists(run_dir / ("checkpoint-student-" + std::string(k) + ".pt"))) << k;
+  }
+  const RunView resumed = read_runs(db).at(0);
+  const RunView uninterrupted = read_runs(reference_db).at(0);
+  EXPECT_EQ(resumed.record.status, RunStatus::finished) << resumed.record.error;
+  EXPECT_EQ(resumed.record.attempts, 2);
+  ASSERT_EQ(resumed.artifact_paths("student").size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_TRUE(same_file_contents(resumed.artifact_paths("student")[k], uninterrupted.artifact_paths("student")[k]))
+        << "student " << k;
+  }
+  EXPECT_EQ(resumed.metric("swd"), uninterrupted.metric("swd"));
+  EXPECT_EQ(resumed.metric("train.iterations"), std::optional<double>(5000.0));
+}
+
 }  // namespace
 }  // namespace msd_integration

@@ -1,5 +1,6 @@
 // `msd run` end to end: what a run records, the teacher cache, determinism, O2MKD-style students,
 // the teacher-only baseline and variants.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -478,6 +479,52 @@ TEST(EndToEnd, ConcurrentRunsTrainASharedTeacherOnce) {
   }
   EXPECT_EQ(trained, 1) << "exactly one worker should train the shared teacher";
   EXPECT_EQ(files_with_extension(cache / "teachers", ".pt").size(), 1u);
+}
+
+
+// --student-jobs: the students are trained in `msd train-student` processes (here 4 students, 3 at
+// a time), and they, their curves and the scores are bit-identical to those of one process.
+TEST(EndToEnd, StudentProcessesTrainTheSameStudentsAsOneProcess) {
+  TempDir a, b;
+  std::string text = tiny_msd_config();
+  text.replace(text.find("k = 2"), 5, "k = 4");
+  write_text(a / "tiny.toml", text);
+  write_text(b / "tiny.toml", text);
+  const RunResult one = run_msd({"run", (a / "tiny.toml").string(), "--db", (a / "results.db").string()}, a.path());
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  fs::copy(a / "cache", b / "cache", fs::copy_options::recursive);
+  const RunResult many = run_msd({"run", (b / "tiny.toml").string(), "--db", (b / "results.db").string(),
+                                  "--student-jobs", "3"},
+                                 b.path());
+  ASSERT_EQ(many.exit_code, 0) << many.output;
+  EXPECT_THAT(many.output, HasSubstr("training 4 students in 3 processes at once"));
+  EXPECT_THAT(one.output, Not(HasSubstr("processes at once")));
+
+  const RunView x = read_runs(a / "results.db").at(0);
+  const RunView y = read_runs(b / "results.db").at(0);
+  ASSERT_EQ(y.record.status, RunStatus::finished) << y.record.error;
+  expect_same_scores(x, y, "one process vs student processes");
+  ASSERT_EQ(x.artifact_paths("student").size(), 4u);
+  ASSERT_EQ(y.artifact_paths("student").size(), 4u);
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_TRUE(same_file_contents(x.artifact_paths("student")[k], y.artifact_paths("student")[k])) << "student " << k;
+    const fs::path folder = y.artifact_paths("student")[k].parent_path();
+    EXPECT_TRUE(fs::exists(folder / ("student-" + std::to_string(k) + ".log"))) << "student " << k;
+    EXPECT_FALSE(fs::exists(folder / ("student-" + std::to_string(k) + ".compute.pt"))) << "left behind";
+  }
+  // The processes recorded each student's curves and compute; the wall-clock ones differ, nothing else.
+  const auto rows = [](const RunView& run) {
+    std::vector<std::string> out;
+    for (const auto& m : run.all_metrics) {
+      if (m.scope.rfind("student:", 0) != 0 || m.name.find("seconds") != std::string::npos) continue;
+      out.push_back(m.scope + " " + m.name + " " + std::to_string(m.step) + " " + std::to_string(m.value));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(rows(x), rows(y));
+  EXPECT_GE(rows(y).size(), 4u * 20u);
+  EXPECT_EQ(y.metric("train.iterations", "student:3"), std::optional<double>(40.0));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 //   msd run FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda]
 //   msd sweep FILE.toml [--set key=value]... [--db PATH] [--device auto|cpu|cuda] [--dry-run] [--force]
 //             [--jobs N] [--index I]
+//             [--student-jobs N]   (run too: train a run's students in N processes at once)
 //   msd sweep FILE.toml --launcher slurm [--slurm-option OPTION]... [--slurm-max-parallel N] [--submit]
 //   msd validate FILE.toml [--set key=value]...
 //   msd plugins list | show NAME
@@ -13,7 +14,10 @@
 //   msd results plot SWEEP --x KEY --y METRIC [--scope S] [--by KEY]... --out FILE.png
 //   msd report SWEEP --out FILE.html [--metric NAME]... [--db PATH]
 //   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
+#include <time.h>
+
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +52,9 @@ using namespace msd;
 using namespace msd::host;
 
 constexpr const char* kDefaultDatabase = "msd-results/results.db";
+constexpr const char* kStudentJobsHelp =
+    "train each run's students in N processes at once, one student each (default 1: one after another in "
+    "this process). The students are the same either way; N processes keep a GPU busy that one leaves idle";
 
 /// Options shared by the subcommands that load plugins.
 struct PluginOptions {
@@ -81,11 +88,27 @@ void record_git(Workspace& workspace) {
   }
 }
 
-void request_stop(int) {
-  g_stop_requested = true;
-  // A second signal ends the process at once.
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+std::int64_t monotonic_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe, unlike std::chrono
+  return static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+}
+
+/// The first SIGINT/SIGTERM stops the run at its next iteration (checkpointed, recorded as
+/// interrupted). One that comes more than two seconds later (a second Ctrl-C) ends the process at
+/// once. Closer ones are the same request arriving twice: a Ctrl-C reaches a sweep's workers and the
+/// student processes of --student-jobs as well as their parent, which then passes SIGTERM on.
+void request_stop(int signal_number) {
+  static std::atomic<std::int64_t> first_ms{0};
+  const std::int64_t now = monotonic_ms();
+  if (!g_stop_requested.exchange(true)) {
+    first_ms = now;
+    return;
+  }
+  if (now - first_ms > 2000) {
+    std::signal(signal_number, SIG_DFL);
+    std::raise(signal_number);
+  }
 }
 
 /// Opens an existing database for the query commands: a mistyped --db must not create an empty one.
@@ -161,6 +184,31 @@ Workspace prepare_workspace(const std::filesystem::path& db, const std::string& 
   return workspace;
 }
 
+/// How the runner starts the student processes of --student-jobs: this program's `train-student`
+/// with the same experiment file, overrides, plugin folders, database, cache and device, so that it
+/// resolves the same run config.
+void set_student_command(Workspace& workspace, int student_jobs, const std::string& file,
+                         const std::vector<std::string>& sets, const PluginOptions& plugin_options,
+                         const std::filesystem::path& db) {
+  workspace.student_jobs = student_jobs;
+  std::vector<std::string>& command = workspace.student_command;
+  command = {std::filesystem::read_symlink("/proc/self/exe").string()};
+  for (const std::string& folder : plugin_options.folders) {
+    command.push_back("--plugin-path");
+    command.push_back(std::filesystem::absolute(folder).string());
+  }
+  command.insert(command.end(), {"train-student", std::filesystem::absolute(file).string(), "--db",
+                                 std::filesystem::absolute(db).string(), "--cache", workspace.cache.string()});
+  for (const std::string& set : sets) {
+    command.push_back("--set");
+    command.push_back(set);
+  }
+  if (!workspace.device.empty()) {
+    command.push_back("--device");
+    command.push_back(workspace.device);
+  }
+}
+
 struct RunOptions {
   std::string file;
   std::vector<std::string> sets;
@@ -168,6 +216,7 @@ struct RunOptions {
   std::string db;
   std::string device;
   std::string cache;
+  int student_jobs = 1;
 };
 
 int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
@@ -192,7 +241,9 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
   const std::filesystem::path db = database_for(options.db, &runs.front(), folder);
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
-  Runner runner(registry, store, prepare_workspace(db, options.cache, options.device), std::cout);
+  Workspace workspace = prepare_workspace(db, options.cache, options.device);
+  set_student_command(workspace, options.student_jobs, options.file, options.sets, plugin_options, db);
+  Runner runner(registry, store, std::move(workspace), std::cout);
   std::vector<std::int64_t> ids;
   bool all_finished = true;
   for (const RunConfig& run : runs) {
@@ -218,6 +269,7 @@ struct SweepOptions {
   int worker = -1;              ///< set by the supervisor: this process is worker W of --jobs
   std::int64_t after_run = -1;  ///< set by the supervisor under --force: runs up to this id do not count
   std::int64_t worker_threads = 0;  ///< set by the supervisor: threads of a run with experiment.threads = 0
+  int student_jobs = 1;         ///< --student-jobs: processes training one run's students at once
 };
 
 /// The id of the latest finished run with this config hash and an id above `after_id`, if the
@@ -325,6 +377,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
 
   Workspace workspace = prepare_workspace(db, options.cache, options.device);
   workspace.cores = options.worker_threads;
+  set_student_command(workspace, options.student_jobs, options.file, options.sets, plugin_options, db);
   Runner runner(registry, store, std::move(workspace), std::cout);
   std::vector<std::int64_t> ids;
   bool all_finished = true;
@@ -361,6 +414,41 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
             << (elsewhere > 0 ? ", " + std::to_string(elsewhere) + " being run by other processes" : "") << "\n"
             << format_run_summary(store, ids);
   return all_finished ? 0 : 1;
+}
+
+struct TrainStudentOptions {
+  std::string file;
+  std::vector<std::string> sets;
+  std::string db;
+  std::string cache;
+  std::string device;
+  std::int64_t run_id = 0;
+  std::int64_t student = 0;
+  std::int64_t threads = 0;
+};
+
+/// `msd train-student` (started by a run under --student-jobs, not by people): trains one student
+/// of a running run. Exit status 0: finished; 3: interrupted (checkpointed); 1: failed.
+int cmd_train_student(const TrainStudentOptions& options, const PluginOptions& plugin_options) {
+  PluginRegistry registry;
+  std::filesystem::path folder;
+  const std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
+  results::Store store(options.db);
+  const std::optional<results::RunRecord> record = store.find_run(options.run_id);
+  if (!record) throw std::runtime_error(options.db + " has no run " + std::to_string(options.run_id));
+  const auto config = std::find_if(runs.begin(), runs.end(),
+                                   [&](const RunConfig& run) { return run.hash == record->config_hash; });
+  if (config == runs.end()) {
+    throw std::runtime_error(options.file + " (with its --set overrides) no longer has the config of run " +
+                             std::to_string(options.run_id) + " (" + record->config_hash +
+                             "); was the file edited while the run was going?");
+  }
+  Workspace workspace = prepare_workspace(options.db, options.cache, options.device);
+  workspace.cores = options.threads;
+  Runner runner(registry, store, std::move(workspace), std::cout);
+  const RunReport report = runner.train_student(*config, options.run_id, options.student);
+  if (report.status == results::RunStatus::finished) return 0;
+  return report.status == results::RunStatus::interrupted ? 3 : 1;
 }
 
 /// `msd sweep --launcher slurm`: writes the sweep's job array script (and submits it with --submit).
@@ -401,6 +489,19 @@ int main(int argc, char** argv) {
   run->add_option("--device", run_options.device, "auto, cpu or cuda (default: experiment.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--cache", run_options.cache, "teacher cache folder (default: <database folder>/cache)");
+  run->add_option("--student-jobs", run_options.student_jobs, kStudentJobsHelp)->check(CLI::PositiveNumber);
+
+  // Started by a run under --student-jobs; not for people, so not in --help.
+  TrainStudentOptions train_student_options;
+  CLI::App* train_student = app.add_subcommand("train-student", "")->group("");
+  train_student->add_option("file", train_student_options.file)->required()->check(CLI::ExistingFile);
+  train_student->add_option("--set", train_student_options.sets);
+  train_student->add_option("--db", train_student_options.db)->required()->check(CLI::ExistingFile);
+  train_student->add_option("--cache", train_student_options.cache)->required();
+  train_student->add_option("--device", train_student_options.device)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  train_student->add_option("--run", train_student_options.run_id)->required();
+  train_student->add_option("--student", train_student_options.student)->required();
+  train_student->add_option("--threads", train_student_options.threads);
 
   SweepOptions sweep_options;
   CLI::App* sweep = app.add_subcommand("sweep", "run the runs of an experiment file the database has not finished");
@@ -416,6 +517,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   sweep->add_option("--jobs", sweep_options.jobs, "worker processes sharing the runs (default 1: this process)")
       ->check(CLI::PositiveNumber);
+  sweep->add_option("--student-jobs", sweep_options.student_jobs, kStudentJobsHelp)->check(CLI::PositiveNumber);
   // Set by the supervisor of --jobs on its workers' command lines; not for people.
   sweep->add_option("--worker", sweep_options.worker)->group("");
   sweep->add_option("--after-run", sweep_options.after_run)->group("");
@@ -541,6 +643,7 @@ int main(int argc, char** argv) {
 
   try {
     if (run->parsed()) return cmd_run(run_options, plugin_options);
+    if (train_student->parsed()) return cmd_train_student(train_student_options, plugin_options);
     if (sweep->parsed() && sweep_launcher == "slurm") return cmd_sweep_on_slurm(sweep_options, slurm_options, plugin_options);
     if (sweep->parsed()) return cmd_sweep(sweep_options, plugin_options);
     if (validate->parsed()) return cmd_validate(validate_file, validate_sets, plugin_options);

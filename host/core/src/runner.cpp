@@ -1,5 +1,6 @@
 #include "msd/host/runner.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <iostream>
 #include <ostream>
@@ -17,6 +19,7 @@
 
 #include "msd/cache_lock.h"
 #include "msd/dataset.h"
+#include "msd/host/child_process.h"
 #include "msd/host/models.h"
 #include "msd/host/progress.h"
 #include "msd/loss.h"
@@ -286,18 +289,7 @@ class RunExecution {
         run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
 
   void execute() {
-    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
-                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-    const std::int64_t threads = config_.threads > 0 ? config_.threads : all_cores;
-    torch::set_num_threads(static_cast<int>(threads));
-    store_.set_tag(run_id_, "threads", std::to_string(threads));
-
-    data_ = registry_.make<Dataset>(PluginKind::dataset, config_.dataset.plugin, config_.dataset.params);
-    seed_phase(config_.seed, "dataset");
-    data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
-    teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
-    obtain_teacher();
-
+    prepare();
     if (!config_.distill.enabled) {
       evaluate("teacher", [this](const torch::Tensor& noise, const torch::Tensor& labels) {
         return teacher_plugin_->sample(as_denoise_fn(*teacher_), noise, labels);
@@ -312,12 +304,58 @@ class RunExecution {
              static_cast<std::int64_t>(ensemble.students().size()));
   }
 
+  /// The work of one student process of --student-jobs (see Runner::train_student): the same
+  /// student, from the same seed phase, as the run's own process would train.
+  void train_one_student(std::int64_t k) {
+    only_student_ = k;
+    prepare();
+    auto student_plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
+    const std::vector<Cell> cells =
+        partition_cells(registry_, config_, *data_, *teacher_plugin_, student_plugin->type());
+    if (k < 0 || k >= static_cast<std::int64_t>(cells.size())) {
+      throw std::invalid_argument("student " + std::to_string(k) + ": run " + std::to_string(run_id_) + " has " +
+                                  std::to_string(cells.size()) + " students");
+    }
+    if (stages_use_pairs()) make_teacher_pairs();
+    seed_phase(config_.seed, "student/" + std::to_string(k));
+    std::shared_ptr<Denoiser> net = student_plugin->build(
+        student_context(*teacher_, *data_, *teacher_plugin_, k, cells[static_cast<size_t>(k)]));
+    Progress progress = std::filesystem::exists(checkpoint_file()) ? read_progress() : Progress{};
+    progress.student = k;
+    const Compute spent = train_student(cells[static_cast<size_t>(k)], *student_plugin, *net, progress);
+    save_weights(*net, student_file(k));
+    torch::serialize::OutputArchive archive;
+    archive.write("spent", spent.to_tensor());
+    save_archive(archive, compute_file(k));
+    monitor_.flush();
+    remove_checkpoint();
+  }
+
   void flush() { monitor_.flush(); }
 
   /// A finished run needs no checkpoint: its students are saved on their own.
-  void remove_checkpoint() { std::filesystem::remove(checkpoint_file()); }
+  void remove_checkpoint() {
+    std::filesystem::remove(checkpoint_file());
+    if (only_student_) return;
+    for (std::int64_t k = 0; k < config_.k; ++k) std::filesystem::remove(compute_file(k));
+  }
 
  private:
+  /// Threads, the dataset and the teacher: what every run and every student process starts with.
+  void prepare() {
+    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
+                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const std::int64_t threads = config_.threads > 0 ? config_.threads : all_cores;
+    torch::set_num_threads(static_cast<int>(threads));
+    if (!only_student_) store_.set_tag(run_id_, "threads", std::to_string(threads));
+
+    data_ = registry_.make<Dataset>(PluginKind::dataset, config_.dataset.plugin, config_.dataset.params);
+    seed_phase(config_.seed, "dataset");
+    data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
+    teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
+    obtain_teacher();
+  }
+
   void obtain_teacher() {
     // Seed before build(): the initial weights are part of what the teacher hash promises.
     seed_phase(config_.seed, "teacher");
@@ -349,6 +387,7 @@ class RunExecution {
     teacher_->eval();
     set_trainable(*teacher_, false);
     rows.push_back({"teacher.params", 0, static_cast<double>(count_parameters(*teacher_)), ""});
+    if (only_student_) return;  // the run's own process recorded the teacher
     store_.log_metrics(run_id_, rows);
     store_.add_artifact(run_id_, {"teacher", file.string()});
   }
@@ -426,6 +465,7 @@ class RunExecution {
       log_ << "teacher pairs: " << n << " made in " << seconds_since(start) << " s and cached at " << file.string() << "\n";
     }
     pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target.to(device_)};
+    if (only_student_) return;  // the run's own process made them and recorded them
     std::vector<results::MetricRow> rows{{"teacher_pairs.count", 0, static_cast<double>(labels.size(0)), ""}};
     // A resumed run that finds them cached keeps what its first attempt recorded (it may have made them).
     if (!(resume_ && cached)) {
@@ -454,31 +494,31 @@ class RunExecution {
     Compute total;
     std::vector<results::MetricRow> rows;
     Progress progress = resume_ ? read_progress() : Progress{};
+    take_finished_students(progress);
+    if (workspace_.student_jobs > 1 && config_.k - progress.student > 1) {
+      train_in_student_processes(progress);
+      take_finished_students(progress);
+      if (progress.student < config_.k) {
+        throw std::logic_error("student processes exited 0 but student " + std::to_string(progress.student) +
+                               " left no " + compute_file(progress.student).string());
+      }
+      monitor_.flush();
+      save_progress(progress, nullptr, nullptr, {});
+    }
     for (size_t k = 0; k < cells.size(); ++k) {
       const auto index = static_cast<std::int64_t>(k);
       seed_phase(config_.seed, "student/" + std::to_string(k));
       std::shared_ptr<Denoiser> net = student_plugin->build(
           student_context(*teacher_, *data_, *teacher_plugin_, index, cells[k]));
-      const std::filesystem::path file = run_dir_ / ("student-" + std::to_string(k) + ".pt");
+      const std::filesystem::path file = student_file(index);
       Compute spent;
       if (index < progress.student) {
         load_weights(*net, file);
         net->to(device_);
         spent = progress.students_spent.at(k);
-        log_ << "student " << k << ": finished before the interruption, loaded from " << file.string() << "\n";
+        log_ << "student " << k << ": trained earlier, loaded from " << file.string() << "\n";
       } else {
-        net->to(device_);
-        net->train();
-        const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cells[k]) : TeacherPairs{};
-        spent = progress.student_spent;
-        std::vector<std::unique_ptr<Loss>> previous_losses;
-        for (std::int64_t s = progress.stage; s < static_cast<std::int64_t>(config_.stages.size()); ++s) {
-          progress.stage = s;
-          progress.student_spent = spent;
-          spent.add(train_stage(s, cells[k], *student_plugin, *net, pairs, progress, previous_losses));
-          progress.iteration = progress.updates = 0;
-          progress.stage_seconds = 0.0;
-        }
+        spent = train_student(cells[k], *student_plugin, *net, progress);
         save_weights(*net, file);
         progress.students_spent.push_back(spent);
         progress.student = index + 1;
@@ -498,6 +538,131 @@ class RunExecution {
     total.log(rows, "");
     store_.log_metrics(run_id_, rows);
     return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+  }
+
+  /// Trains student `progress.student` through every stage, from where `progress` says it stands
+  /// (a resumed checkpoint), and returns the compute it spent in all.
+  Compute train_student(const Cell& cell, const Student& student_plugin, Denoiser& net, Progress& progress) {
+    net.to(device_);
+    net.train();
+    const TeacherPairs pairs = pairs_.labels.defined() ? pairs_for(cell) : TeacherPairs{};
+    Compute spent = progress.student_spent;
+    std::vector<std::unique_ptr<Loss>> previous_losses;
+    for (std::int64_t s = progress.stage; s < static_cast<std::int64_t>(config_.stages.size()); ++s) {
+      progress.stage = s;
+      progress.student_spent = spent;
+      spent.add(train_stage(s, cell, student_plugin, net, pairs, progress, previous_losses));
+      progress.iteration = progress.updates = 0;
+      progress.stage_seconds = 0.0;
+    }
+    return spent;
+  }
+
+  std::filesystem::path student_file(std::int64_t k) const { return run_dir_ / ("student-" + std::to_string(k) + ".pt"); }
+  /// Written by a student process beside the weights when its student is finished.
+  std::filesystem::path compute_file(std::int64_t k) const {
+    return run_dir_ / ("student-" + std::to_string(k) + ".compute.pt");
+  }
+
+  /// Counts the students that student processes finished (weights and compute file) as finished,
+  /// from `progress.student` on, in order.
+  void take_finished_students(Progress& progress) {
+    while (progress.student < config_.k && std::filesystem::exists(compute_file(progress.student))) {
+      torch::serialize::InputArchive archive;
+      archive.load_from(compute_file(progress.student).string());
+      torch::Tensor t;
+      archive.read("spent", t);
+      progress.students_spent.push_back(Compute::from_tensor(t));
+      ++progress.student;
+      progress.stage = progress.iteration = progress.updates = 0;
+      progress.stage_seconds = 0.0;
+      progress.student_spent = Compute{};
+    }
+  }
+
+  /// Trains the unfinished students from `progress.student` on in `msd train-student` processes,
+  /// workspace.student_jobs at a time, each with its share of the threads and its output in
+  /// <run folder>/student-<k>.log. Each student starts from its own seed phase, so the students are
+  /// those this process would have trained. Throws Interrupted on a stop request (passed on to the
+  /// processes, which checkpoint), and an error naming the log when a process fails (the others are
+  /// stopped and keep their checkpoints for a resume).
+  void train_in_student_processes(const Progress& progress) {
+    if (workspace_.student_command.empty()) {
+      throw std::logic_error("--student-jobs: the runner was given no student command");
+    }
+    std::vector<std::int64_t> waiting;
+    for (std::int64_t k = config_.k - 1; k >= progress.student; --k) {
+      if (!std::filesystem::exists(compute_file(k))) waiting.push_back(k);
+    }
+    const auto jobs = std::min<std::int64_t>(workspace_.student_jobs, static_cast<std::int64_t>(waiting.size()));
+    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
+                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const std::int64_t threads = std::max<std::int64_t>(1, all_cores / jobs);
+    std::filesystem::create_directories(run_dir_);
+    log_ << "training " << waiting.size() << " students in " << jobs << " processes at once (logs: "
+         << (run_dir_ / "student-*.log").string() << ")\n";
+
+    struct Child {
+      std::int64_t student;
+      pid_t pid;
+      std::filesystem::path log;
+      Clock::time_point start;
+    };
+    std::vector<Child> running;
+    std::string failure;
+    bool stopping = false;
+    const bool interactive = ProgressReporter::stdout_is_terminal() && &log_ == &std::cout;
+    LiveBlock block(log_);
+    auto last_shown = Clock::now(), last_heartbeat = Clock::now();
+    while (!running.empty() || (!waiting.empty() && !stopping)) {
+      while (!stopping && !waiting.empty() && static_cast<std::int64_t>(running.size()) < jobs) {
+        const std::int64_t k = waiting.back();
+        waiting.pop_back();
+        std::vector<std::string> command = workspace_.student_command;
+        for (const std::string& arg : {std::string("--run"), std::to_string(run_id_), std::string("--student"),
+                                       std::to_string(k), std::string("--threads"), std::to_string(threads)}) {
+          command.push_back(arg);
+        }
+        const std::filesystem::path log = run_dir_ / ("student-" + std::to_string(k) + ".log");
+        running.push_back({k, start_child(command, log), log, Clock::now()});
+        log_ << "student " << k << ": process " << running.back().pid << "\n";
+      }
+      for (auto child = running.begin(); child != running.end();) {
+        int code = 0;
+        if (!child_exited(child->pid, code)) {
+          ++child;
+          continue;
+        }
+        if (code == 0) {
+          log_ << "student " << child->student << ": finished in " << seconds_since(child->start) << " s\n";
+        } else if (!g_stop_requested.load() && failure.empty()) {
+          failure = "student " + std::to_string(child->student) + ": its process exited with status " +
+                    std::to_string(code) + " (" + last_line(child->log, 400) + "); see " + child->log.string();
+        }
+        child = running.erase(child);
+      }
+      if ((g_stop_requested.load() || !failure.empty()) && !stopping) {
+        stopping = true;
+        for (const Child& child : running) kill(child.pid, SIGTERM);
+      }
+      if (seconds_since(last_heartbeat) > 30.0) {
+        store_.heartbeat(run_id_);
+        last_heartbeat = Clock::now();
+      }
+      if (interactive || seconds_since(last_shown) > 30.0) {
+        std::vector<std::string> lines;
+        for (const Child& child : running) lines.push_back("  student " + std::to_string(child.student) + ": " + last_line(child.log));
+        if (interactive) {
+          block.draw(lines);
+        } else {
+          for (const std::string& line : lines) log_ << line << "\n";
+        }
+        last_shown = Clock::now();
+      }
+      if (!running.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(interactive ? 500 : 200));
+    }
+    if (!failure.empty()) throw std::runtime_error(failure);
+    check_stop();
   }
 
   /// Trains the student through stage `stage_index`, from `progress.iteration` on when resuming (the
@@ -631,7 +796,10 @@ class RunExecution {
     return spent;
   }
 
-  std::filesystem::path checkpoint_file() const { return run_dir_ / "checkpoint.pt"; }
+  /// The run's checkpoint, or a student process's own.
+  std::filesystem::path checkpoint_file() const {
+    return run_dir_ / (only_student_ ? "checkpoint-student-" + std::to_string(*only_student_) + ".pt" : "checkpoint.pt");
+  }
 
   /// Writes `progress` (and, mid-stage, the training state) to checkpoint.pt, atomically: a kill
   /// while writing leaves the previous checkpoint intact.
@@ -668,7 +836,9 @@ class RunExecution {
   Progress read_progress() {
     Progress progress;
     if (!std::filesystem::exists(checkpoint_file())) {
-      log_ << "resuming: no checkpoint in " << run_dir_.string() << ", starting the students over\n";
+      log_ << "resuming: no checkpoint in " << run_dir_.string()
+           << (only_student_ ? ", starting this student over\n"
+                             : "; students without one of their own (--student-jobs) start over\n");
       return progress;
     }
     torch::serialize::InputArchive archive;
@@ -771,6 +941,7 @@ class RunExecution {
   }
 
   bool resume_;  ///< continuing an interrupted attempt of the same run
+  std::optional<std::int64_t> only_student_;  ///< set in a student process: the student it trains
   const PluginRegistry& registry_;
   results::Store& store_;
   const Workspace& workspace_;
@@ -847,6 +1018,34 @@ RunReport Runner::claim_and_run(const RunConfig& config, std::int64_t after_id) 
   RunReport report = execute(config, row.device, claim.run_id, claim.outcome == results::RunClaim::Outcome::resumed,
                              device_error);
   report.outcome = claim.outcome;
+  return report;
+}
+
+RunReport Runner::train_student(const RunConfig& config, std::int64_t run_id, std::int64_t student) {
+  RunReport report;
+  report.name = config.name;
+  report.run_id = run_id;
+  log_ << "== run " << run_id << ", student " << student << ": " << config.experiment << " / " << config.name
+       << " (config " << config.hash << ")\n";
+  RunExecution execution(registry_, store_, workspace_, config, run_id, /*resume=*/true, log_);
+  try {
+    execution.train_one_student(student);
+    report.status = results::RunStatus::finished;
+  } catch (const Interrupted& e) {
+    report.status = results::RunStatus::interrupted;
+    report.error = e.what();
+  } catch (const std::exception& e) {
+    report.status = results::RunStatus::failed;
+    report.error = e.what();
+  }
+  if (report.status != results::RunStatus::finished) {
+    try {
+      execution.flush();
+    } catch (const std::exception&) {
+      // The error below matters more than curve points that could not be written.
+    }
+    log_ << "student " << student << " " << results::to_string(report.status) << ": " << report.error << "\n";
+  }
   return report;
 }
 

@@ -1,20 +1,15 @@
 #include "msd/host/worker_pool.h"
 
-#include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <csignal>
 #include <fstream>
 #include <map>
 #include <ostream>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "msd/host/child_process.h"
 #include "msd/host/progress.h"
 #include "msd/host/runner.h"
 #include "msd/results/store.h"
@@ -22,47 +17,6 @@
 namespace msd::host {
 
 namespace {
-
-/// Starts one worker with its output in `log`; returns its pid.
-pid_t start_worker(const std::vector<std::string>& command, const std::filesystem::path& log) {
-  std::vector<char*> argv;
-  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("cannot start a sweep worker: fork failed");
-  if (pid == 0) {
-    // A worker left running after its supervisor died would hold runs nobody watches: stop with it.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-/// The last non-empty line of a worker's log (its current progress line).
-std::string last_line(const std::filesystem::path& log) {
-  std::ifstream in(log, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff from = size > 4096 ? size - 4096 : 0;
-  in.seekg(from);
-  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::string line, last;
-  std::istringstream lines(tail);
-  while (std::getline(lines, line)) {
-    if (const std::size_t cr = line.find_last_of('\r'); cr != std::string::npos) line = line.substr(cr + 1);
-    if (!line.empty()) last = line;
-  }
-  return last.size() > 110 ? last.substr(0, 107) + "..." : last;
-}
 
 struct SweepCounts {
   std::size_t finished = 0, running = 0, failed = 0;
@@ -104,7 +58,7 @@ bool run_worker_pool(const WorkerPoolOptions& options, std::ostream& out) {
     command.push_back(std::to_string(w));
     logs.push_back(options.log_folder / ("worker-" + std::to_string(w) + ".log"));
     std::ofstream(logs.back(), std::ios::app) << "== msd sweep worker " << w << " of " << options.jobs << "\n";
-    workers.push_back(start_worker(command, logs.back()));
+    workers.push_back(start_child(command, logs.back()));
   }
   out << "sweep " << options.sweep_id << ": " << total << " runs, " << options.jobs << " workers (logs: "
       << options.log_folder.string() << "/worker-*.log)\n";
@@ -114,13 +68,10 @@ bool run_worker_pool(const WorkerPoolOptions& options, std::ostream& out) {
   std::size_t alive = workers.size();
   bool stop_passed_on = false;
   SweepCounts shown{~std::size_t{0}, 0, 0};
-  std::size_t drawn_lines = 0;
+  LiveBlock block(out);
   while (alive > 0) {
     for (std::size_t w = 0; w < workers.size(); ++w) {
-      if (exit_status[w] != -1) continue;
-      int status = 0;
-      if (waitpid(workers[w], &status, WNOHANG) == workers[w]) {
-        exit_status[w] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (exit_status[w] == -1 && child_exited(workers[w], exit_status[w])) {
         --alive;
         if (!interactive) out << "worker " << w << " exited with status " << exit_status[w] << "\n";
       }
@@ -137,15 +88,13 @@ bool run_worker_pool(const WorkerPoolOptions& options, std::ostream& out) {
                                 std::to_string(total) + " runs finished, " + std::to_string(counts.running) +
                                 " running" + (counts.failed > 0 ? ", " + std::to_string(counts.failed) + " failed" : "");
     if (interactive) {
-      // Redraw the block in place: the summary, then each worker's latest progress line.
-      if (drawn_lines > 0) out << "\033[" << drawn_lines << "A";
-      out << "\r\033[K" << summary << "\n";
+      // The summary, then each worker's latest progress line.
+      std::vector<std::string> lines{summary};
       for (std::size_t w = 0; w < workers.size(); ++w) {
-        out << "\r\033[K  worker " << w << ": "
-            << (exit_status[w] == -1 ? last_line(logs[w]) : "exited (" + std::to_string(exit_status[w]) + ")") << "\n";
+        lines.push_back("  worker " + std::to_string(w) + ": " +
+                        (exit_status[w] == -1 ? last_line(logs[w]) : "exited (" + std::to_string(exit_status[w]) + ")"));
       }
-      drawn_lines = workers.size() + 1;
-      out.flush();
+      block.draw(lines);
     } else if (counts != shown) {
       out << summary << "\n";
       out.flush();

@@ -24,6 +24,9 @@ struct Workspace {
   bool git_dirty = false;
   std::int64_t cores = 0;           ///< threads of a run whose experiment.threads is 0; 0: every core
                                     ///< (sweep workers get their share, so N workers do not oversubscribe)
+  int student_jobs = 1;             ///< processes training a run's students at once (--student-jobs)
+  std::vector<std::string> student_command;  ///< how to start one: `msd train-student FILE --set ...
+                                             ///< --db --cache`; the runner adds the run, student, threads
 };
 
 /// The outcome of one run, for the summary table.
@@ -48,6 +51,11 @@ class Runner {
   /// resumes its interrupted run from the last checkpoint, or reports (outcome finished or running,
   /// nothing done) that it is finished or being run by another process.
   RunReport claim_and_run(const RunConfig& config, std::int64_t after_id);
+  /// For the processes of --student-jobs (`msd train-student`): trains student `student` of the
+  /// running run `run_id` from its seed, or from its own checkpoint, and leaves its weights and
+  /// compute in the run's folder for the run's process to gather. Writes only the student's curves to
+  /// the store. The report's status is finished, interrupted or failed (with the error).
+  RunReport train_student(const RunConfig& config, std::int64_t run_id, std::int64_t student);
 
  private:
   results::NewRun new_run(const RunConfig& config, std::string& device_error) const;

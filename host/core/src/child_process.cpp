@@ -1,0 +1,70 @@
+#include "msd/host/child_process.h"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace msd::host {
+
+pid_t start_child(const std::vector<std::string>& command, const std::filesystem::path& log) {
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("cannot start " + command.front() + ": fork failed");
+  if (pid == 0) {
+    // A child left running after its parent died would hold work nobody watches: stop with it.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+bool child_exited(pid_t pid, int& exit_code) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return false;
+  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+std::string last_line(const std::filesystem::path& log, std::size_t width) {
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > 4096 ? size - 4096 : 0;
+  in.seekg(from);
+  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string line, last;
+  std::istringstream lines(tail);
+  while (std::getline(lines, line)) {
+    if (const std::size_t cr = line.find_last_of('\r'); cr != std::string::npos) line = line.substr(cr + 1);
+    if (!line.empty()) last = line;
+  }
+  return last.size() > width && width > 3 ? last.substr(0, width - 3) + "..." : last;
+}
+
+void LiveBlock::draw(const std::vector<std::string>& lines) {
+  if (drawn_ > 0) out_ << "\033[" << drawn_ << "A";
+  for (const std::string& line : lines) out_ << "\r\033[K" << line << "\n";
+  drawn_ = lines.size();
+  out_.flush();
+}
+
+}  // namespace msd::host
