@@ -14,10 +14,11 @@
 #   3. fp32 against bf16 on an otherwise idle GPU (DIR/bench.db): msd_k4 with a 200-step teacher and
 #      300 distillation iterations, once per precision, for the times in docs/BENCHMARKS.md (skipped
 #      when DIR/bench.db exists);
-#   4. the sweeps of MSD_SWEEPS, all at the same time, as FILE:WORKERS words (default
-#      "fmnist_msd:3 fmnist_ablations:4"): one process alone leaves the GPU mostly idle, and about 7
-#      make the most of it. fmnist_tuning.toml does not fit the same 30-minute session; docs/GPU.md
-#      says how to split the sweeps.
+#   4. the sweeps of MSD_SWEEPS, all at the same time, as FILE:WORKERS[:STUDENT_JOBS] words (default
+#      "fmnist_msd:1:4 fmnist_ablations:2": fmnist_msd's runs with one process per student, so that
+#      msd_k4_per_student trains its four students at once): one process alone leaves the GPU mostly
+#      idle, and about 7 make the most of it. Not everything fits one 30-minute session; docs/GPU.md
+#      says how to split the sweeps, and that DIR/results.db from the last session must come along.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -78,12 +79,14 @@ for precision in fp32 bf16; do
     || say "$precision benchmark failed (see $DIR/bench-$precision.log)"
 done
 
-read -r -a SWEEPS <<<"${MSD_SWEEPS:-fmnist_msd:3 fmnist_ablations:4}"
+read -r -a SWEEPS <<<"${MSD_SWEEPS:-fmnist_msd:1:4 fmnist_ablations:2}"
 say "sweeps: ${SWEEPS[*]}"
 pids=()
 for sweep in "${SWEEPS[@]}"; do
-  "$MSD" sweep "experiments/${sweep%%:*}.toml" --jobs "${sweep##*:}" "${COMMON[@]}" >"$DIR/${sweep%%:*}.log" 2>&1 &
-  pids+=("$!:${sweep%%:*}")
+  IFS=: read -r file workers student_jobs <<<"$sweep"
+  "$MSD" sweep "experiments/$file.toml" --jobs "${workers:-1}" --student-jobs "${student_jobs:-1}" "${COMMON[@]}" \
+    >"$DIR/$file.log" 2>&1 &
+  pids+=("$!:$file")
 done
 failed=0
 for entry in "${pids[@]}"; do

@@ -1,6 +1,7 @@
 // The image pipeline end to end at smoke size: experiments/fmnist_msd.toml with the overrides its
 // header lists (Fashion-MNIST from the Debian package, the feature classifier, a small EDM UNet teacher
-// at four NFE, MSD K=4 and K=1 one-step students through DM then ADM, every image metric).
+// at four NFE, MSD K=4 and K=1 one-step students through DM then ADM, every image metric). The sweep
+// runs with --student-jobs 2, so MSD's students train in student processes, two at a time.
 #include <algorithm>
 #include <optional>
 #include <regex>
@@ -46,13 +47,14 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   TempDir tmp;
   const fs::path db = tmp / "out" / "results.db";
   const RunResult sweep =
-      run_msd(with_smoke({"sweep", (experiments_dir() / "fmnist_msd.toml").string(), "--db", db.string()}),
+      run_msd(with_smoke({"sweep", (experiments_dir() / "fmnist_msd.toml").string(), "--db", db.string(),
+                          "--student-jobs", "2"}),
               tmp.path(), 1500);
   ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
-  EXPECT_THAT(sweep.output, HasSubstr("adm.adm: starts from the state of dm"));
+  EXPECT_THAT(sweep.output, HasSubstr("training 4 students in 2 processes at once"));
 
   const std::vector<RunView> runs = read_runs(db);
-  ASSERT_EQ(runs.size(), 6u);
+  ASSERT_EQ(runs.size(), 7u);
   int trained_teachers = 0;
   for (const RunView& run : runs) {
     EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
@@ -79,18 +81,28 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   EXPECT_EQ(named(runs, "teacher_nfe7").metric("nfe"), 7.0);
   EXPECT_EQ(named(runs, "teacher_nfe15").metric("nfe"), 15.0);
   EXPECT_EQ(named(runs, "teacher").metric("nfe"), 35.0);
-  const RunView& msd = named(runs, "msd_k4");
-  EXPECT_EQ(msd.metric("nfe"), 1.0);
-  EXPECT_EQ(msd.metric("students"), 4.0);
-  for (int k = 0; k < 4; ++k) {
-    const std::string scope = "student:" + std::to_string(k);
-    bool dm_curve = false, adm_curve = false;
-    for (const auto& row : msd.all_metrics) {
-      dm_curve = dm_curve || (row.scope == scope && row.name == "train.dm.dm");
-      adm_curve = adm_curve || (row.scope == scope && row.name == "train.adm.adm");
+  for (const char* name : {"msd_k4", "msd_k4_per_student"}) {
+    const RunView& msd = named(runs, name);
+    EXPECT_EQ(msd.metric("nfe"), 1.0) << name;
+    EXPECT_EQ(msd.metric("students"), 4.0) << name;
+    ASSERT_EQ(msd.artifact_paths("student").size(), 4u) << name;
+    for (int k = 0; k < 4; ++k) {
+      const std::string scope = "student:" + std::to_string(k);
+      bool dm_curve = false, adm_curve = false;
+      for (const auto& row : msd.all_metrics) {
+        dm_curve = dm_curve || (row.scope == scope && row.name == "train.dm.dm");
+        adm_curve = adm_curve || (row.scope == scope && row.name == "train.adm.adm");
+      }
+      EXPECT_TRUE(dm_curve && adm_curve) << name << " " << scope << " lacks a DM or ADM training curve";
+      const fs::path log = msd.artifact_paths("student")[static_cast<size_t>(k)].parent_path() /
+                           ("student-" + std::to_string(k) + ".log");
+      EXPECT_THAT(read_text(log), HasSubstr("adm.adm: starts from the state of dm")) << name << " " << scope;
     }
-    EXPECT_TRUE(dm_curve && adm_curve) << scope << " lacks a DM or ADM training curve";
   }
+  // The budget: msd_k4 shares DM 16 + ADM 8 iterations among its four students; msd_k4_per_student
+  // gives each of them all of it.
+  EXPECT_EQ(named(runs, "msd_k4").metric("train.iterations", "student:0"), 6.0);
+  EXPECT_EQ(named(runs, "msd_k4_per_student").metric("train.iterations", "student:0"), 24.0);
 
   // The ablation and tuning files share the teacher (their [dataset] and [teacher] must stay those of
   // fmnist_msd).

@@ -125,7 +125,7 @@ TEST(Slurm, JobArrayShardsMergeIntoOneDatabaseIdempotently) {
   const fs::path db = tmp / "out" / "results.db";
 
   const RunResult launch = run_msd({"sweep", file.string(), "--db", db.string(), "--launcher", "slurm", "--submit",
-                                    "--slurm-option=--time=30"},
+                                    "--slurm-option=--time=30", "--student-jobs", "2"},
                                    tmp.path());
   ASSERT_EQ(launch.exit_code, 0) << launch.output;
   std::smatch match;
@@ -138,6 +138,7 @@ TEST(Slurm, JobArrayShardsMergeIntoOneDatabaseIdempotently) {
   const std::string script = read_text(sweep_folder / "sweep.sbatch");
   EXPECT_THAT(script, HasSubstr("#SBATCH --array=0-2\n"));
   EXPECT_THAT(script, HasSubstr("#SBATCH --time=30\n"));
+  EXPECT_THAT(script, HasSubstr(" --student-jobs 2"));
 
   ASSERT_TRUE(wait_for_job(cancel.job)) << "job " << cancel.job << " still queued after " << kQueueTimeoutSeconds
                                         << " s\n" << shell("squeue").output;
@@ -153,6 +154,8 @@ TEST(Slurm, JobArrayShardsMergeIntoOneDatabaseIdempotently) {
     EXPECT_EQ(runs[0].record.sweep_index, task);
     EXPECT_EQ(runs[0].record.status, RunStatus::finished) << runs[0].record.error << "\n"
                                                           << task_logs(sweep_folder / "logs");
+    // Tasks with K > 1 trained their students in student processes (--student-jobs 2).
+    if (task > 0) EXPECT_TRUE(fs::exists(shard.parent_path() / "runs" / "run-1" / "student-1.log")) << "task " << task;
     shards.push_back(shard.string());
   }
 

@@ -468,6 +468,7 @@ int cmd_sweep_on_slurm(const SweepOptions& options, const SlurmOptions& slurm, c
   sweep.device = options.device;
   sweep.force = options.force;
   sweep.plugin_folders = plugin_options.folders;
+  sweep.student_jobs = options.student_jobs;
   return launch_sweep_on_slurm(runs, sweep, slurm, std::cout);
 }
 

@@ -25,6 +25,7 @@ void ProgressReporter::update(const std::string& what, std::int64_t step, std::i
     task_ = what;
     task_start_ = now;
     last_print_ = now;
+    first_step_ = step;
   }
   last_step_ = step;
   last_total_ = total;
@@ -45,7 +46,8 @@ void ProgressReporter::finish() {
 
 void ProgressReporter::print(std::int64_t step, std::int64_t total, double loss) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - task_start_).count();
-  const double rate = elapsed > 0 ? static_cast<double>(step) / elapsed : 0.0;
+  // Counted from the task's first report, so that a resumed stage shows its own speed.
+  const double rate = elapsed > 0 ? static_cast<double>(step - first_step_) / elapsed : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total - step) / rate : 0.0;
   const int percent = total > 0 ? static_cast<int>(100 * step / total) : 100;
   std::string bar;
@@ -53,9 +55,14 @@ void ProgressReporter::print(std::int64_t step, std::int64_t total, double loss)
     const int filled = total > 0 ? static_cast<int>(kBarWidth * step / total) : kBarWidth;
     bar = "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(kBarWidth - filled), '-') + "] ";
   }
+  // Slow steps (a large network on a CPU) read better as seconds per iteration than as "0 it/s".
+  char speed[32];
+  if (rate >= 10.0 || rate <= 0.0) std::snprintf(speed, sizeof(speed), "%7.0f it/s", rate);
+  else if (rate >= 1.0) std::snprintf(speed, sizeof(speed), "%7.1f it/s", rate);
+  else std::snprintf(speed, sizeof(speed), "%7.1f s/it", 1.0 / rate);
   char line[320];
-  std::snprintf(line, sizeof(line), "  %-28s %s%7lld/%-7lld %3d%%  %7.0f it/s  ETA %4.0fs  loss %.5g", task_.c_str(),
-                bar.c_str(), static_cast<long long>(step), static_cast<long long>(total), percent, rate, eta, loss);
+  std::snprintf(line, sizeof(line), "  %-28s %s%7lld/%-7lld %3d%%  %s  ETA %4.0fs  loss %.5g", task_.c_str(),
+                bar.c_str(), static_cast<long long>(step), static_cast<long long>(total), percent, speed, eta, loss);
   if (interactive_) {
     out_ << "\r" << line << "\033[K" << std::flush;  // \033[K clears what a longer earlier line left
   } else {

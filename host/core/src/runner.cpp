@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -494,6 +495,7 @@ class RunExecution {
     Compute total;
     std::vector<results::MetricRow> rows;
     Progress progress = resume_ ? read_progress() : Progress{};
+    const auto students_start = Clock::now();
     take_finished_students(progress);
     if (workspace_.student_jobs > 1 && config_.k - progress.student > 1) {
       train_in_student_processes(progress);
@@ -536,6 +538,7 @@ class RunExecution {
       slots.push_back({cells[k], net});
     }
     total.log(rows, "");
+    rows.push_back({"train.wall_seconds", 0, seconds_since(students_start), ""});
     store_.log_metrics(run_id_, rows);
     return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
   }
@@ -958,6 +961,30 @@ class RunExecution {
   TeacherPairs pairs_;
 };
 
+/// Runs `work` and sets `report.status`: finished, interrupted (a stop request) or failed (any other
+/// error, its message in `report.error`). Unless finished, stores the curve points still pending and
+/// logs "<what> <status>: <error>".
+void run_reporting(RunExecution& execution, RunReport& report, const std::string& what, std::ostream& log,
+                   const std::function<void()>& work) {
+  try {
+    work();
+    report.status = results::RunStatus::finished;
+  } catch (const Interrupted& e) {
+    report.status = results::RunStatus::interrupted;
+    report.error = e.what();
+  } catch (const std::exception& e) {
+    report.status = results::RunStatus::failed;
+    report.error = e.what();
+  }
+  if (report.status == results::RunStatus::finished) return;
+  try {
+    execution.flush();
+  } catch (const std::exception&) {
+    // The status matters more than curve points that could not be written.
+  }
+  log << what << " " << results::to_string(report.status) << ": " << report.error << "\n";
+}
+
 std::string host_name() {
   char buffer[256] = {0};
   if (gethostname(buffer, sizeof(buffer) - 1) != 0) return "unknown";
@@ -1028,24 +1055,8 @@ RunReport Runner::train_student(const RunConfig& config, std::int64_t run_id, st
   log_ << "== run " << run_id << ", student " << student << ": " << config.experiment << " / " << config.name
        << " (config " << config.hash << ")\n";
   RunExecution execution(registry_, store_, workspace_, config, run_id, /*resume=*/true, log_);
-  try {
-    execution.train_one_student(student);
-    report.status = results::RunStatus::finished;
-  } catch (const Interrupted& e) {
-    report.status = results::RunStatus::interrupted;
-    report.error = e.what();
-  } catch (const std::exception& e) {
-    report.status = results::RunStatus::failed;
-    report.error = e.what();
-  }
-  if (report.status != results::RunStatus::finished) {
-    try {
-      execution.flush();
-    } catch (const std::exception&) {
-      // The error below matters more than curve points that could not be written.
-    }
-    log_ << "student " << student << " " << results::to_string(report.status) << ": " << report.error << "\n";
-  }
+  run_reporting(execution, report, "student " + std::to_string(student), log_,
+                [&] { execution.train_one_student(student); });
   return report;
 }
 
@@ -1064,27 +1075,12 @@ RunReport Runner::execute(const RunConfig& config, const std::string& device, st
   }
   const auto start = Clock::now();
   RunExecution execution(registry_, store_, workspace_, config, report.run_id, resume, log_);
-  try {
+  run_reporting(execution, report, "run " + std::to_string(report.run_id), log_, [&] {
     execution.execute();
     execution.flush();
     store_.log_metrics(report.run_id, {{"run.seconds", 0, seconds_since(start), ""}});
     execution.remove_checkpoint();
-    report.status = results::RunStatus::finished;
-  } catch (const Interrupted& e) {
-    report.status = results::RunStatus::interrupted;
-    report.error = e.what();
-  } catch (const std::exception& e) {
-    report.status = results::RunStatus::failed;
-    report.error = e.what();
-  }
-  if (report.status != results::RunStatus::finished) {
-    try {
-      execution.flush();
-    } catch (const std::exception&) {
-      // The run's status below matters more than curve points that could not be written.
-    }
-    log_ << "run " << report.run_id << " " << results::to_string(report.status) << ": " << report.error << "\n";
-  }
+  });
   store_.finish_run(report.run_id, report.status, report.error);
   return report;
 }

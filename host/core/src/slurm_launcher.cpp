@@ -132,6 +132,7 @@ std::string sbatch_script(const std::vector<RunConfig>& runs, const SlurmSweep& 
        << " --cache " << shell_quote(cache.string());
   if (!sweep.device.empty()) text << " --device " << shell_quote(sweep.device);
   if (sweep.force) text << " --force";
+  if (sweep.student_jobs > 1) text << " --student-jobs " << sweep.student_jobs;
   for (const std::string& set : sweep.sets) text << " --set " << shell_quote(set);
   text << "\n";
   return text.str();

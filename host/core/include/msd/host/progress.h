@@ -31,6 +31,7 @@ class ProgressReporter {
   double interval_;
   std::string task_;
   std::chrono::steady_clock::time_point task_start_{}, last_print_{};
+  std::int64_t first_step_ = 0;  // the step of the task's first report (not 0 when resumed)
   std::int64_t last_step_ = 0, last_total_ = 0;
   double last_loss_ = 0.0;
   bool printed_last_ = true;

@@ -38,6 +38,7 @@ struct SlurmSweep {
   std::string device;                        ///< --device of every task; empty: the experiment's
   bool force = false;                        ///< --force for every task: rerun what its shard has finished
   std::vector<std::string> plugin_folders;   ///< --plugin-path of every task
+  int student_jobs = 1;                      ///< --student-jobs of every task (ask Slurm for the cores)
 };
 
 /// Where a launch keeps its files (see the top of this header).
