@@ -79,6 +79,9 @@ class StepContext {
   virtual const GeneratedBatch& generated() = 0;
   /// A random minibatch of the run's teacher pairs (shared by all students, or this student's part).
   virtual PairedBatch paired() = 0;
+  /// Whether the host records this iteration's values (about 100 iterations a stage). On the others
+  /// update_auxiliary() may return nothing: reading a value off a GPU waits for all queued work.
+  virtual bool logs() const = 0;
 };
 
 class Loss : public Plugin {
@@ -89,7 +92,7 @@ class Loss : public Plugin {
   /// True if the loss calls StepContext::paired(); the host then makes the teacher pairs once per run.
   virtual bool uses_teacher_pairs() const { return false; }
   /// Every iteration, after the student's step: train auxiliary networks (fake score, discriminator).
-  /// Returns values to log.
+  /// Returns values to log; the host reads them only when ctx.logs().
   virtual std::map<std::string, double> update_auxiliary(StepContext& ctx) {
     (void)ctx;
     return {};

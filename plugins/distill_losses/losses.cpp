@@ -55,6 +55,7 @@ class DistributionMatching : public msd::Loss {
     optimizer_->zero_grad();
     loss.backward();
     clip_and_step_fake();
+    if (!ctx.logs()) return {};
     return {{"fake_score_loss", loss.item<double>()}};
   }
 
@@ -261,6 +262,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     if (clip > 0) msd::clip_grad_norm(head_->parameters(), clip);
     clip_and_step_fake();
     head_optimizer_->step();
+    if (!ctx.logs()) return {};
     return {{"fake_score_loss", denoising.item<double>()},
             {"disc_loss", disc.item<double>()},
             {"disc_real_logit", real_logits.mean().item<double>()},

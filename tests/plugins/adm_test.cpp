@@ -20,7 +20,7 @@ using msd::Loss;
 /// A StepContext over fixed batches: generated() is `fake`, noised_real() holds `real`.
 class FixedStep final : public msd::StepContext {
  public:
-  FixedStep(torch::Tensor real, torch::Tensor fake) {
+  FixedStep(torch::Tensor real, torch::Tensor fake, bool logs = true) : logs_(logs) {
     const std::int64_t n = real.size(0);
     real_.x0 = real;
     real_.labels = torch::zeros({n}, torch::kInt64);
@@ -38,8 +38,10 @@ class FixedStep final : public msd::StepContext {
   const msd::DenoiserOutput& teacher_on_noised() override { throw std::logic_error("not used by dm/adm"); }
   const msd::GeneratedBatch& generated() override { return generated_; }
   msd::PairedBatch paired() override { throw std::logic_error("not used by dm/adm"); }
+  bool logs() const override { return logs_; }
 
  private:
+  bool logs_;
   msd::NoisedBatch real_;
   msd::GeneratedBatch generated_;
 };
@@ -176,6 +178,27 @@ TEST_F(Adm, SaveLoadRoundTripIncludesTheHeadAndOptimizers) {
   }
   const double expected = seeded_loss(*original, ctx).item<double>();
   EXPECT_NEAR(seeded_loss(*restored, ctx).item<double>(), expected, 1e-5 * std::abs(expected));
+}
+
+// On iterations the host does not record, dm and adm still train their networks, the same way, but
+// return no values (reading one off a GPU would wait for all queued work).
+TEST_F(Adm, UnrecordedIterationsTrainTheSameAndReturnNothing) {
+  const torch::Tensor real = torch::randn({6, 1, 8, 8}) * 0.5;
+  const torch::Tensor fake = torch::randn({6, 1, 8, 8}) * 0.5;
+  for (const char* name : {"dm", "adm"}) {
+    std::vector<double> after;
+    for (bool logs : {true, false}) {
+      torch::manual_seed(13);
+      auto loss = std::string(name) == "adm" ? make(name, {{"fake_lr", 1e-2}, {"disc_weight", 1.0}})
+                                             : make(name, {{"fake_lr", 1e-2}});
+      FixedStep ctx(real, fake, logs);
+      std::map<std::string, double> values;
+      for (int i = 0; i < 2; ++i) values = loss->update_auxiliary(ctx);
+      EXPECT_EQ(values.empty(), !logs) << name;
+      after.push_back(seeded_loss(*loss, ctx).item<double>());
+    }
+    EXPECT_EQ(after[0], after[1]) << name << ": the networks trained differently";
+  }
 }
 
 TEST_F(Adm, LoadingSomethingElseFailsClearly) {

@@ -51,6 +51,13 @@ void check_stop() {
   if (g_stop_requested.load()) throw Interrupted();
 }
 
+/// `t` on `device`. From the CPU to a GPU it goes through pinned memory without waiting: a plain copy
+/// from pageable memory would wait for every kernel queued before it, every iteration.
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+  if (!device.is_cuda() || !t.device().is_cpu()) return t.to(device);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 /// Teacher noise -> sample pairs for regression losses, made once per run.
 struct TeacherPairs {
   torch::Tensor noise, labels, target;  // on the training device
@@ -72,18 +79,19 @@ class StepContextImpl final : public StepContext {
     const TeacherPairs* pairs;  // this student's pairs, or nullptr
   };
 
-  StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates)
-      : f_(fixed), iteration_(iteration), updates_(updates) {}
+  StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates, bool logs)
+      : f_(fixed), iteration_(iteration), updates_(updates), logs_(logs) {}
 
   std::int64_t iteration() const override { return iteration_; }
   bool updates_student() const override { return updates_; }
+  bool logs() const override { return logs_; }
 
   const NoisedBatch& noised_real() override {
     if (!noised_) {
       Batch b = f_.data->sample(f_.batch, f_.cell->classes);
       NoisedBatch n;
-      n.x0 = b.x.to(f_.device);
-      n.labels = b.labels.to(f_.device);
+      n.x0 = to_device(b.x, f_.device);
+      n.labels = to_device(b.labels, f_.device);
       n.sigma = draw_sigma();
       n.noise = torch::randn_like(n.x0);
       std::vector<std::int64_t> shape(static_cast<size_t>(n.x0.dim()), 1);
@@ -144,10 +152,10 @@ class StepContextImpl final : public StepContext {
   torch::Tensor class_labels(std::int64_t n) const {
     const auto& classes = f_.cell->classes;
     if (classes.empty()) {
-      return torch::randint(f_.data->num_classes(), {n}, torch::TensorOptions().dtype(torch::kInt64)).to(f_.device);
+      return to_device(torch::randint(f_.data->num_classes(), {n}, torch::TensorOptions().dtype(torch::kInt64)), f_.device);
     }
     torch::Tensor allowed = torch::tensor(classes, torch::kInt64);
-    return allowed.index_select(0, torch::randint(allowed.numel(), {n}, torch::kInt64)).to(f_.device);
+    return to_device(allowed.index_select(0, torch::randint(allowed.numel(), {n}, torch::kInt64)), f_.device);
   }
 
   /// O2MKD: with probability 1 - p a level inside the student's cell, else any level from EDM's prior.
@@ -163,6 +171,7 @@ class StepContextImpl final : public StepContext {
   const Fixed& f_;
   std::int64_t iteration_;
   bool updates_;
+  bool logs_;
   std::optional<NoisedBatch> noised_;
   std::optional<DenoiserOutput> student_out_, teacher_out_;
   std::optional<GeneratedBatch> generated_;
@@ -742,9 +751,9 @@ class RunExecution {
     };
     const MixedPrecision precision(device_, config_.precision);
     for (std::int64_t it = progress.iteration; it < steps; ++it) {
-      StepContextImpl ctx(fixed, it, it % stage.update_every == 0);
-      const bool log_now =
-          ctx.updates_student() && (updates % log_every == 0 || it + stage.update_every >= steps);
+      const bool updates_student = it % stage.update_every == 0;
+      const bool log_now = updates_student && (updates % log_every == 0 || it + stage.update_every >= steps);
+      StepContextImpl ctx(fixed, it, updates_student, log_now);
       std::vector<double> values(losses.size(), 0.0);
       if (ctx.updates_student()) {
         const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
