@@ -54,7 +54,8 @@ using namespace msd::host;
 constexpr const char* kDefaultDatabase = "msd-results/results.db";
 constexpr const char* kStudentJobsHelp =
     "train each run's students in N processes at once, one student each (default 1: one after another in "
-    "this process). The students are the same either way; N processes keep a GPU busy that one leaves idle";
+    "this process). The same students either way, bit for bit at equal thread counts; N processes keep a GPU "
+    "busy that one leaves idle";
 
 /// Options shared by the subcommands that load plugins.
 struct PluginOptions {

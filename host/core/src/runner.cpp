@@ -351,11 +351,15 @@ class RunExecution {
   }
 
  private:
+  /// The cores this run may use: its share under sweep workers or student processes, else all.
+  std::int64_t cores() const {
+    return workspace_.cores > 0 ? workspace_.cores
+                                : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+
   /// Threads, the dataset and the teacher: what every run and every student process starts with.
   void prepare() {
-    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
-                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-    const std::int64_t threads = config_.threads > 0 ? config_.threads : all_cores;
+    const std::int64_t threads = config_.threads > 0 ? config_.threads : cores();
     torch::set_num_threads(static_cast<int>(threads));
     if (!only_student_) store_.set_tag(run_id_, "threads", std::to_string(threads));
 
@@ -607,9 +611,7 @@ class RunExecution {
       if (!std::filesystem::exists(compute_file(k))) waiting.push_back(k);
     }
     const auto jobs = std::min<std::int64_t>(workspace_.student_jobs, static_cast<std::int64_t>(waiting.size()));
-    const std::int64_t all_cores = workspace_.cores > 0 ? workspace_.cores
-                                                        : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-    const std::int64_t threads = std::max<std::int64_t>(1, all_cores / jobs);
+    const std::int64_t threads = std::max<std::int64_t>(1, cores() / jobs);
     std::filesystem::create_directories(run_dir_);
     log_ << "training " << waiting.size() << " students in " << jobs << " processes at once (logs: "
          << (run_dir_ / "student-*.log").string() << ")\n";
