@@ -1,7 +1,7 @@
 #include "msd/host/worker_pool.h"
 
 #include <chrono>
-#include <csignal>
+#include <signal.h>
 #include <fstream>
 #include <map>
 #include <ostream>
