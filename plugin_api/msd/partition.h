@@ -33,7 +33,8 @@ struct PartitionContext {
   double sigma_min = 0.002;                     ///< lowest noise level the sampler visits
   double sigma_max = 80.0;                      ///< highest noise level the sampler visits
   std::uint64_t seed = 0;                       ///< for random splits
-  std::vector<std::vector<double>> class_features;  ///< per-class embedding, may be empty
+  std::vector<std::vector<double>> class_features;  ///< per-class embedding (Dataset::class_features) when
+                                                    ///< uses_class_features(); else, or when unknown, empty
 };
 
 /// Splits the key space into ctx.k disjoint cells that together cover it.
@@ -44,6 +45,9 @@ class Partition : public Plugin {
   /// Exactly ctx.k cells. Condition cells list disjoint classes covering 0..num_classes-1; noise cells
   /// tile [0, inf) so that every sigma (including the sampler's final 0) has a student.
   virtual std::vector<Cell> split(const PartitionContext& ctx) const = 0;
+  /// True if split() reads ctx.class_features. The host fills them only then: a dataset may compute
+  /// them with a pass over its whole training split (Fashion-MNIST: seconds on a CPU).
+  virtual bool uses_class_features() const { return false; }
 };
 
 /// Checks that `cells` is a valid partition for `key` (disjoint, covering); throws

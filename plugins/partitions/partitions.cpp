@@ -289,6 +289,7 @@ class ClassKMeans final : public msd::Partition {
         iterations_(params.get_int("iterations")) {}
 
   msd::RoutingKey key() const override { return msd::RoutingKey::condition; }
+  bool uses_class_features() const override { return true; }
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     check_class_split("class_kmeans", ctx);

@@ -104,6 +104,31 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   EXPECT_EQ(named(runs, "msd_k4").metric("train.iterations", "student:0"), 6.0);
   EXPECT_EQ(named(runs, "msd_k4_per_student").metric("train.iterations", "student:0"), 24.0);
 
+  // k-means on the classifier's class-mean features: the partition that makes the host ask the dataset
+  // for them (the teacher and classifier come from the sweep's cache).
+  // The ablations' smoke size, as their file's header gives it: stage 0 is TSM (none here), DM and ADM
+  // are stages 1 and 2.
+  std::vector<std::string> ablation{"run", (experiments_dir() / "fmnist_ablations.toml").string(), "--only",
+                                    "k4_kmeans", "--db", db.string()};
+  for (const std::string& set : kSmoke) {
+    if (set.rfind("stage.", 0) == 0) continue;
+    ablation.insert(ablation.end(), {"--set", set});
+  }
+  ablation.insert(ablation.end(), {"--set", "stage.1.steps=16", "--set", "stage.2.steps=8"});
+  const RunResult kmeans = run_msd(ablation, tmp.path(), 600);
+  ASSERT_EQ(kmeans.exit_code, 0) << kmeans.output;
+  const std::vector<RunView> all_runs = read_runs(db);
+  const RunView& kmeans_run = all_runs.back();
+  EXPECT_EQ(kmeans_run.record.name, "k4_kmeans");
+  EXPECT_EQ(kmeans_run.metric("teacher.cached"), 1.0);
+  std::set<std::string> cells;
+  for (int k = 0; k < 4; ++k) {
+    const std::optional<std::string> cell = kmeans_run.tag("cell." + std::to_string(k));
+    ASSERT_TRUE(cell.has_value()) << "cell." << k;
+    cells.insert(*cell);
+  }
+  EXPECT_EQ(cells.size(), 4u);
+
   // The ablation and tuning files share the teacher (their [dataset] and [teacher] must stay those of
   // fmnist_msd).
   std::set<std::string> teacher_hashes;

@@ -71,6 +71,14 @@ TEST(Partitions, LibraryDeclaresFivePartitionPluginsWithDocumentedKeys) {
                                              "noise_nonuniform"}));
 }
 
+// Only k-means asks for the dataset's class features (a pass over its training split to compute).
+TEST(Partitions, OnlyKMeansUsesClassFeatures) {
+  for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform"}) {
+    EXPECT_FALSE(make(name)->uses_class_features()) << name;
+  }
+  EXPECT_TRUE(make("class_kmeans")->uses_class_features());
+}
+
 TEST(Partitions, ClassSplitsAreValidAndBalanced) {
   for (const char* name : {"class_consecutive", "class_random"}) {
     const auto partition = make(name);

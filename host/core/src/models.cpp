@@ -34,7 +34,7 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
   ctx.sigma_min = teacher.sampler().sigma_min;
   ctx.sigma_max = teacher.sampler().sigma_max;
   ctx.seed = static_cast<std::uint64_t>(config.seed);
-  ctx.class_features = data.class_features();
+  if (partition->uses_class_features()) ctx.class_features = data.class_features();
   std::vector<Cell> cells = partition->split(ctx);
   const std::string who = "partition plugin '" + config.partition.plugin + "'";
   try {
