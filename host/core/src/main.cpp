@@ -431,6 +431,8 @@ struct TrainStudentOptions {
 /// `msd train-student` (started by a run under --student-jobs, not by people): trains one student
 /// of a running run. Exit status 0: finished; 3: interrupted (checkpointed); 1: failed.
 int cmd_train_student(const TrainStudentOptions& options, const PluginOptions& plugin_options) {
+  // Its output goes to a log file that the run's process reads for its progress display: no buffering.
+  std::cout.setf(std::ios::unitbuf);
   PluginRegistry registry;
   std::filesystem::path folder;
   const std::vector<RunConfig> runs = load_experiment(options.file, options.sets, plugin_options, registry, folder);
