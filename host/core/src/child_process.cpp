@@ -63,7 +63,15 @@ std::string last_line(const std::filesystem::path& log, std::size_t width) {
 void LiveBlock::draw(const std::vector<std::string>& lines) {
   if (drawn_ > 0) out_ << "\033[" << drawn_ << "A";
   for (const std::string& line : lines) out_ << "\r\033[K" << line << "\n";
+  // A shorter block than the last leaves its old bottom lines: erase them.
+  if (lines.size() < drawn_) out_ << "\033[J";
   drawn_ = lines.size();
+  out_.flush();
+}
+
+void LiveBlock::clear() {
+  if (drawn_ > 0) out_ << "\033[" << drawn_ << "A\r\033[J";
+  drawn_ = 0;
   out_.flush();
 }
 

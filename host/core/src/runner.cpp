@@ -627,6 +627,10 @@ class RunExecution {
     bool stopping = false;
     const bool interactive = ProgressReporter::stdout_is_terminal() && &log_ == &std::cout;
     LiveBlock block(log_);
+    const auto say = [&](const std::string& message) {
+      block.clear();
+      log_ << message << "\n";
+    };
     auto last_shown = Clock::now(), last_heartbeat = Clock::now();
     while (!running.empty() || (!waiting.empty() && !stopping)) {
       while (!stopping && !waiting.empty() && static_cast<std::int64_t>(running.size()) < jobs) {
@@ -639,7 +643,7 @@ class RunExecution {
         }
         const std::filesystem::path log = run_dir_ / ("student-" + std::to_string(k) + ".log");
         running.push_back({k, start_child(command, log), log, Clock::now()});
-        log_ << "student " << k << ": process " << running.back().pid << "\n";
+        say("student " + std::to_string(k) + ": process " + std::to_string(running.back().pid));
       }
       for (auto child = running.begin(); child != running.end();) {
         int code = 0;
@@ -648,7 +652,8 @@ class RunExecution {
           continue;
         }
         if (code == 0) {
-          log_ << "student " << child->student << ": finished in " << seconds_since(child->start) << " s\n";
+          say("student " + std::to_string(child->student) + ": finished in " +
+              std::to_string(static_cast<int>(std::lround(seconds_since(child->start)))) + " s");
         } else if (!g_stop_requested.load() && failure.empty()) {
           failure = "student " + std::to_string(child->student) + ": its process exited with status " +
                     std::to_string(code) + " (" + last_line(child->log, 400) + "); see " + child->log.string();
@@ -664,8 +669,16 @@ class RunExecution {
         last_heartbeat = Clock::now();
       }
       if (interactive || seconds_since(last_shown) > 30.0) {
+        // A student's progress line names it ("student 2 of 4, dm ..."); its other lines may not.
         std::vector<std::string> lines;
-        for (const Child& child : running) lines.push_back("  student " + std::to_string(child.student) + ": " + last_line(child.log));
+        for (const Child& child : running) {
+          std::string line = last_line(child.log);
+          line.erase(0, line.find_first_not_of(' '));
+          if (line.rfind("student " + std::to_string(child.student) + " ", 0) != 0) {
+            line = "student " + std::to_string(child.student) + ": " + line;
+          }
+          lines.push_back("  " + line);
+        }
         if (interactive) {
           block.draw(lines);
         } else {
@@ -675,6 +688,7 @@ class RunExecution {
       }
       if (!running.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(interactive ? 500 : 200));
     }
+    block.clear();
     if (!failure.empty()) throw std::runtime_error(failure);
     check_stop();
   }

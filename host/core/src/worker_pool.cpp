@@ -77,6 +77,7 @@ bool run_worker_pool(const WorkerPoolOptions& options, std::ostream& out) {
       }
     }
     if (g_stop_requested && !stop_passed_on) {
+      block.clear();
       out << "stopping the workers (each records its run as interrupted; run the same command to resume)\n";
       for (std::size_t w = 0; w < workers.size(); ++w) {
         if (exit_status[w] == -1) kill(workers[w], SIGTERM);

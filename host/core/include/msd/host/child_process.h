@@ -24,11 +24,14 @@ bool child_exited(pid_t pid, int& exit_code);
 /// The last non-empty line of a log (a child's current progress line), cut to `width` characters.
 std::string last_line(const std::filesystem::path& log, std::size_t width = 110);
 
-/// Lines redrawn in place on a terminal: each draw() overwrites the previous block.
+/// Lines redrawn in place on a terminal: each draw() overwrites the previous block. Before printing
+/// anything else, clear() it, or the next draw() overwrites that text.
 class LiveBlock {
  public:
   explicit LiveBlock(std::ostream& out) : out_(out) {}
   void draw(const std::vector<std::string>& lines);
+  /// Erases the block and leaves the cursor where it began.
+  void clear();
 
  private:
   std::ostream& out_;
