@@ -247,6 +247,15 @@ struct Progress {
   double stage_seconds = 0.0;  ///< training time spent so far in `stage`
   Compute student_spent;       ///< compute of the finished stages of `student`
   std::vector<Compute> students_spent;  ///< compute of each finished student
+
+  /// Student `student` is finished, having spent `spent`: on to the next one, from its first stage.
+  void finish_student(const Compute& spent) {
+    students_spent.push_back(spent);
+    ++student;
+    stage = iteration = updates = 0;
+    stage_seconds = 0.0;
+    student_spent = Compute{};
+  }
 };
 
 void write_int(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
@@ -319,25 +328,21 @@ class RunExecution {
   void train_one_student(std::int64_t k) {
     only_student_ = k;
     prepare();
-    auto student_plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
-    const std::vector<Cell> cells =
-        partition_cells(registry_, config_, *data_, *teacher_plugin_, student_plugin->type());
-    if (k < 0 || k >= static_cast<std::int64_t>(cells.size())) {
+    const StudentPlan plan = plan_students();
+    if (k < 0 || k >= static_cast<std::int64_t>(plan.cells.size())) {
       throw std::invalid_argument("student " + std::to_string(k) + ": run " + std::to_string(run_id_) + " has " +
-                                  std::to_string(cells.size()) + " students");
+                                  std::to_string(plan.cells.size()) + " students");
     }
-    if (stages_use_pairs()) make_teacher_pairs();
-    seed_phase(config_.seed, "student/" + std::to_string(k));
-    std::shared_ptr<Denoiser> net = student_plugin->build(
-        student_context(*teacher_, *data_, *teacher_plugin_, k, cells[static_cast<size_t>(k)]));
+    std::shared_ptr<Denoiser> net = build_student(plan, k);
     Progress progress = std::filesystem::exists(checkpoint_file()) ? read_progress() : Progress{};
     progress.student = k;
-    const Compute spent = train_student(cells[static_cast<size_t>(k)], *student_plugin, *net, progress);
+    const Compute spent = train_student(plan.cells[static_cast<size_t>(k)], *plan.plugin, *net, progress);
     save_weights(*net, student_file(k));
+    // Curves first: the compute file tells the run's process that the student is finished.
+    monitor_.flush();
     torch::serialize::OutputArchive archive;
     archive.write("spent", spent.to_tensor());
     save_archive(archive, compute_file(k));
-    monitor_.flush();
     remove_checkpoint();
   }
 
@@ -497,12 +502,35 @@ class RunExecution {
     return {pairs_.noise.index_select(0, index), pairs_.labels.index_select(0, index), pairs_.target.index_select(0, index)};
   }
 
-  StudentEnsemble distill() {
-    auto student_plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
-    const std::vector<Cell> cells =
-        partition_cells(registry_, config_, *data_, *teacher_plugin_, student_plugin->type());
-    for (size_t k = 0; k < cells.size(); ++k) store_.set_tag(run_id_, "cell." + std::to_string(k), cells[k].label);
+  /// The student plugin and the partition's cells.
+  struct StudentPlan {
+    std::unique_ptr<Student> plugin;
+    std::vector<Cell> cells;
+  };
+
+  /// The students' plugin and cells, and the teacher pairs when a loss uses them: what the run's
+  /// process and each student process compute alike before any student trains.
+  StudentPlan plan_students() {
+    StudentPlan plan;
+    plan.plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
+    plan.cells = partition_cells(registry_, config_, *data_, *teacher_plugin_, plan.plugin->type());
     if (stages_use_pairs()) make_teacher_pairs();
+    return plan;
+  }
+
+  /// Student k's network as its training starts, from the student's own seed phase, so that the
+  /// same student comes out whichever process trains it.
+  std::shared_ptr<Denoiser> build_student(const StudentPlan& plan, std::int64_t k) {
+    seed_phase(config_.seed, "student/" + std::to_string(k));
+    return plan.plugin->build(
+        student_context(*teacher_, *data_, *teacher_plugin_, k, plan.cells[static_cast<size_t>(k)]));
+  }
+
+  StudentEnsemble distill() {
+    const StudentPlan plan = plan_students();
+    const std::vector<Cell>& cells = plan.cells;
+    const Student& student_plugin = *plan.plugin;
+    for (size_t k = 0; k < cells.size(); ++k) store_.set_tag(run_id_, "cell." + std::to_string(k), cells[k].label);
 
     std::vector<StudentSlot> slots;
     Compute total;
@@ -522,9 +550,7 @@ class RunExecution {
     }
     for (size_t k = 0; k < cells.size(); ++k) {
       const auto index = static_cast<std::int64_t>(k);
-      seed_phase(config_.seed, "student/" + std::to_string(k));
-      std::shared_ptr<Denoiser> net = student_plugin->build(
-          student_context(*teacher_, *data_, *teacher_plugin_, index, cells[k]));
+      std::shared_ptr<Denoiser> net = build_student(plan, index);
       const std::filesystem::path file = student_file(index);
       Compute spent;
       if (index < progress.student) {
@@ -533,12 +559,9 @@ class RunExecution {
         spent = progress.students_spent.at(k);
         log_ << "student " << k << ": trained earlier, loaded from " << file.string() << "\n";
       } else {
-        spent = train_student(cells[k], *student_plugin, *net, progress);
+        spent = train_student(cells[k], student_plugin, *net, progress);
         save_weights(*net, file);
-        progress.students_spent.push_back(spent);
-        progress.student = index + 1;
-        progress.stage = 0;
-        progress.student_spent = Compute{};
+        progress.finish_student(spent);
         monitor_.flush();  // a resumed run does not train this student again: its curves must be stored now
         save_progress(progress, nullptr, nullptr, {});
       }
@@ -553,7 +576,7 @@ class RunExecution {
     total.log(rows, "");
     rows.push_back({"train.wall_seconds", 0, seconds_since(students_start), ""});
     store_.log_metrics(run_id_, rows);
-    return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+    return StudentEnsemble(student_plugin.type(), student_plugin.generator_sigma(), std::move(slots));
   }
 
   /// Trains student `progress.student` through every stage, from where `progress` says it stands
@@ -588,11 +611,7 @@ class RunExecution {
       archive.load_from(compute_file(progress.student).string());
       torch::Tensor t;
       archive.read("spent", t);
-      progress.students_spent.push_back(Compute::from_tensor(t));
-      ++progress.student;
-      progress.stage = progress.iteration = progress.updates = 0;
-      progress.stage_seconds = 0.0;
-      progress.student_spent = Compute{};
+      progress.finish_student(Compute::from_tensor(t));
     }
   }
 
