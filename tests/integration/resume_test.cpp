@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -56,6 +57,16 @@ struct GroupGuard {
   }
 };
 
+/// Whether a run's folder holds a checkpoint: the run's (checkpoint.pt) or a student's
+/// (checkpoint-student-<k>.pt).
+bool has_checkpoint(const fs::path& run_dir) {
+  if (!fs::exists(run_dir)) return false;
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    if (entry.path().filename().string().rfind("checkpoint", 0) == 0) return true;
+  }
+  return false;
+}
+
 struct Snapshot {
   int finished = 0;
   bool running_with_checkpoint = false;
@@ -68,8 +79,7 @@ Snapshot look(const fs::path& db) {
     Store store(db.string(), Store::Mode::read_only);
     for (const auto& run : store.list_runs()) {
       if (run.status == RunStatus::finished) ++s.finished;
-      if (run.status == RunStatus::running &&
-          fs::exists(db.parent_path() / "runs" / ("run-" + std::to_string(run.id)) / "checkpoint.pt")) {
+      if (run.status == RunStatus::running && has_checkpoint(db.parent_path() / "runs" / ("run-" + std::to_string(run.id)))) {
         s.running_with_checkpoint = true;
       }
     }
@@ -139,7 +149,7 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
   // From a mid-stage checkpoint ("resumed at iteration") or one written after a student.
   EXPECT_THAT(worker_logs, HasSubstr("resuming from "));
   for (const RunView& run : runs) {
-    EXPECT_FALSE(fs::exists(db.parent_path() / "runs" / ("run-" + std::to_string(run.record.id)) / "checkpoint.pt"))
+    EXPECT_FALSE(has_checkpoint(db.parent_path() / "runs" / ("run-" + std::to_string(run.record.id))))
         << "a finished run keeps no checkpoint";
   }
 
@@ -177,69 +187,125 @@ TEST(Resume, KilledSweepOfWorkersFinishesWithEveryRunOnce) {
 }
 
 
-// --student-jobs under SIGINT: the run passes the stop on to its student processes, which checkpoint;
-// the run is recorded as interrupted; the same sweep command resumes each student from its own
-// checkpoint, and the students equal those of one uninterrupted process.
-TEST(Resume, StudentProcessesStopOnSigintAndResumeToTheSameStudents) {
-  TempDir tmp;
-  TinyOptions options;
-  options.stage_steps = 2500;
-  std::string text = tiny_msd_config(options);
-  text.replace(text.find("[experiment]\n"), 13, "[experiment]\ncheckpoint_seconds = 0.2\n");
-  const fs::path file = tmp / "long.toml";
-  write_text(file, text);
-  const fs::path reference_db = tmp / "reference" / "results.db";
-  const RunResult reference = run_msd({"run", file.string(), "--db", reference_db.string()}, tmp.path(), 600);
-  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+/// Two students of 2 x 2500 iterations, checkpointing every 0.2 s, and the database of one
+/// uninterrupted run of it, to compare resumed runs with (made once for the tests that use it).
+struct LongRun {
+  fs::path file;
+  fs::path reference_db;
+};
 
-  const fs::path db = tmp / "out" / "results.db";
+class ResumeStudents : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    folder_ = std::make_unique<TempDir>();
+    TinyOptions options;
+    options.stage_steps = 2500;
+    std::string text = tiny_msd_config(options);
+    text.replace(text.find("[experiment]\n"), 13, "[experiment]\ncheckpoint_seconds = 0.2\n");
+    run_ = {*folder_ / "long.toml", *folder_ / "reference" / "results.db"};
+    write_text(run_.file, text);
+    const RunResult reference = run_msd({"run", run_.file.string(), "--db", run_.reference_db.string()}, folder_->path(), 600);
+    ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  }
+  static void TearDownTestSuite() { folder_.reset(); }
+
+  static std::unique_ptr<TempDir> folder_;
+  static LongRun run_;
+};
+std::unique_ptr<TempDir> ResumeStudents::folder_;
+LongRun ResumeStudents::run_;
+
+/// Starts `msd sweep` of the long run into `folder` with `first_flags`, stops it with SIGINT once
+/// every student in `checkpointed` has a checkpoint, then runs the same sweep with `second_flags` to
+/// the end. Returns the second command's output; the resumed run's students must be those of the
+/// uninterrupted reference, byte for byte.
+std::string interrupt_and_resume(const TempDir& tmp, const LongRun& run, const std::string& folder,
+                                 const std::vector<std::string>& first_flags,
+                                 const std::vector<std::string>& second_flags, const std::vector<int>& checkpointed) {
+  const fs::path db = tmp / folder / "results.db";
   fs::create_directories(db.parent_path());
-  fs::copy(tmp / "reference" / "cache", db.parent_path() / "cache", fs::copy_options::recursive);
-  const std::vector<std::string> sweep{"sweep", file.string(), "--db", db.string(), "--student-jobs", "2"};
-  const fs::path log = tmp / "first.log";
-  GroupGuard first{spawn_msd(sweep, tmp.path(), log)};
+  fs::copy(run.reference_db.parent_path() / "cache", db.parent_path() / "cache", fs::copy_options::recursive);
+  std::vector<std::string> sweep{"sweep", run.file.string(), "--db", db.string()};
+  const fs::path log = tmp / (folder + "-first.log");
+  std::vector<std::string> first = sweep;
+  first.insert(first.end(), first_flags.begin(), first_flags.end());
+  GroupGuard attempt{spawn_msd(first, tmp.path(), log)};
   const fs::path run_dir = db.parent_path() / "runs" / "run-1";
+  const auto all_checkpointed = [&] {
+    for (int k : checkpointed) {
+      if (!fs::exists(run_dir / ("checkpoint-student-" + std::to_string(k) + ".pt"))) return false;
+    }
+    return true;
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-  while (!(fs::exists(run_dir / "checkpoint-student-0.pt") && fs::exists(run_dir / "checkpoint-student-1.pt")) &&
-         std::chrono::steady_clock::now() < deadline) {
-    ASSERT_FALSE(wait_for_exit(first.pid, 0).has_value()) << "the run ended before it could be stopped:\n"
-                                                          << read_text(log);
+  while (!all_checkpointed() && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_FALSE(wait_for_exit(attempt.pid, 0).has_value()) << "the run ended before it could be stopped:\n"
+                                                            << read_text(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_TRUE(fs::exists(run_dir / "checkpoint-student-1.pt")) << read_text(log);
-  ASSERT_EQ(kill(first.pid, SIGINT), 0);
-  const auto code = wait_for_exit(first.pid, 60);
-  ASSERT_TRUE(code.has_value()) << "msd did not stop within 60 s of SIGINT:\n" << read_text(log);
-  first.pid = -1;
-  EXPECT_EQ(*code, 1) << read_text(log);
+  EXPECT_TRUE(all_checkpointed()) << read_text(log);
+  EXPECT_EQ(kill(attempt.pid, SIGINT), 0);
+  const auto code = wait_for_exit(attempt.pid, 60);
+  EXPECT_TRUE(code.has_value()) << "msd did not stop within 60 s of SIGINT:\n" << read_text(log);
+  attempt.pid = -1;
+  EXPECT_EQ(code.value_or(-1), 1) << read_text(log);
   {
     Store store(db.string(), Store::Mode::read_only);
-    const auto run = store.find_run(1);
-    ASSERT_TRUE(run.has_value());
-    EXPECT_EQ(run->status, RunStatus::interrupted) << run->error;
+    const auto interrupted = store.find_run(1);
+    EXPECT_TRUE(interrupted.has_value());
+    if (interrupted) EXPECT_EQ(interrupted->status, RunStatus::interrupted) << interrupted->error;
   }
-  for (const char* k : {"0", "1"}) {
-    EXPECT_THAT(read_text(run_dir / ("student-" + std::string(k) + ".log")), HasSubstr("interrupted")) << k;
-    EXPECT_FALSE(fs::exists(run_dir / ("student-" + std::string(k) + ".pt"))) << "student " << k << " finished";
+  for (int k : checkpointed) {
+    EXPECT_FALSE(fs::exists(run_dir / ("student-" + std::to_string(k) + ".pt"))) << "student " << k << " finished";
   }
 
-  const RunResult second = run_msd(sweep, tmp.path(), 600);
-  ASSERT_EQ(second.exit_code, 0) << second.output;
-  for (const char* k : {"0", "1"}) {
-    EXPECT_THAT(read_text(run_dir / ("student-" + std::string(k) + ".log")), HasSubstr("resumed at iteration")) << k;
-    EXPECT_FALSE(fs::exists(run_dir / ("checkpoint-student-" + std::string(k) + ".pt"))) << k;
-  }
+  std::vector<std::string> second = sweep;
+  second.insert(second.end(), second_flags.begin(), second_flags.end());
+  const RunResult resumed_command = run_msd(second, tmp.path(), 600);
+  EXPECT_EQ(resumed_command.exit_code, 0) << resumed_command.output;
+  EXPECT_FALSE(has_checkpoint(run_dir)) << "a finished run keeps no checkpoint";
   const RunView resumed = read_runs(db).at(0);
-  const RunView uninterrupted = read_runs(reference_db).at(0);
+  const RunView uninterrupted = read_runs(run.reference_db).at(0);
   EXPECT_EQ(resumed.record.status, RunStatus::finished) << resumed.record.error;
   EXPECT_EQ(resumed.record.attempts, 2);
-  ASSERT_EQ(resumed.artifact_paths("student").size(), 2u);
-  for (size_t k = 0; k < 2; ++k) {
+  EXPECT_EQ(resumed.artifact_paths("student").size(), 2u);
+  for (size_t k = 0; k < 2 && k < resumed.artifact_paths("student").size(); ++k) {
     EXPECT_TRUE(same_file_contents(resumed.artifact_paths("student")[k], uninterrupted.artifact_paths("student")[k]))
         << "student " << k;
   }
   EXPECT_EQ(resumed.metric("swd"), uninterrupted.metric("swd"));
   EXPECT_EQ(resumed.metric("train.iterations"), std::optional<double>(5000.0));
+  return resumed_command.output;
+}
+
+// --student-jobs under SIGINT: the run passes the stop on to its student processes, which checkpoint;
+// the run is recorded as interrupted; the same sweep command resumes each student from its own
+// checkpoint, and the students equal those of one uninterrupted process.
+TEST_F(ResumeStudents, StudentProcessesStopOnSigintAndResumeToTheSameStudents) {
+  TempDir tmp;
+  const std::vector<std::string> jobs{"--student-jobs", "2"};
+  interrupt_and_resume(tmp, run_, "out", jobs, jobs, {0, 1});
+  const fs::path run_dir = tmp / "out" / "runs" / "run-1";
+  for (const char* k : {"0", "1"}) {
+    const std::string student_log = read_text(run_dir / ("student-" + std::string(k) + ".log"));
+    EXPECT_THAT(student_log, HasSubstr("interrupted")) << k;
+    EXPECT_THAT(student_log, HasSubstr("resumed at iteration")) << k;
+  }
+}
+
+// The run's process and student processes write the same student checkpoints: an attempt with
+// --student-jobs is resumed by the run's process alone, and an attempt of the run's process alone
+// by student processes, each student from where it stopped.
+TEST_F(ResumeStudents, StudentCheckpointsServeTheRunsProcessAndStudentProcessesAlike) {
+  TempDir tmp;
+  const std::string in_process = interrupt_and_resume(tmp, run_, "to_one", {"--student-jobs", "2"}, {}, {0, 1});
+  for (const char* k : {"0", "1"}) {
+    EXPECT_THAT(in_process, HasSubstr("checkpoint-student-" + std::string(k) + ".pt: student " + k)) << in_process;
+  }
+  EXPECT_THAT(in_process, HasSubstr("resumed at iteration"));
+
+  interrupt_and_resume(tmp, run_, "to_processes", {}, {"--student-jobs", "2"}, {0});
+  EXPECT_THAT(read_text(tmp / "to_processes" / "runs" / "run-1" / "student-0.log"), HasSubstr("resumed at iteration"));
 }
 
 }  // namespace

@@ -527,5 +527,40 @@ TEST(EndToEnd, StudentProcessesTrainTheSameStudentsAsOneProcess) {
   EXPECT_EQ(y.metric("train.iterations", "student:3"), std::optional<double>(40.0));
 }
 
+// Run ids restart at 1 in every database: two databases in one folder keep their run files apart,
+// and a new run never takes the files that a deleted database's run 1 left (here a student process's
+// finished student and a checkpoint, which the run would otherwise have loaded as its own).
+TEST(EndToEnd, RunFoldersBelongToOneDatabaseAndStaleOnesAreSetAside) {
+  TempDir tmp;
+  write_text(tmp / "tiny.toml", tiny_msd_config());
+  const RunResult first = run_msd({"run", (tmp / "tiny.toml").string(), "--db", (tmp / "results.db").string()}, tmp.path());
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const RunResult other = run_msd({"run", (tmp / "tiny.toml").string(), "--db", (tmp / "bench.db").string()}, tmp.path());
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  const RunView a = read_runs(tmp / "results.db").at(0);
+  const RunView b = read_runs(tmp / "bench.db").at(0);
+  ASSERT_EQ(a.artifact_paths("student").size(), 2u);
+  ASSERT_EQ(b.artifact_paths("student").size(), 2u);
+  EXPECT_EQ(a.artifact_paths("student")[0], tmp / "runs" / "run-1" / "student-0.pt");
+  EXPECT_EQ(b.artifact_paths("student")[0], tmp / "bench.runs" / "run-1" / "student-0.pt");
+  EXPECT_TRUE(same_file_contents(a.artifact_paths("student")[0], b.artifact_paths("student")[0]));
+
+  // The database goes, its run folder stays, and the folder holds what an interrupted attempt left.
+  fs::remove(tmp / "results.db");
+  const fs::path run_dir = tmp / "runs" / "run-1";
+  write_text(run_dir / "student-0.compute.pt", "not an archive");
+  write_text(run_dir / "checkpoint-student-1.pt", "not an archive");
+  const RunResult again = run_msd({"run", (tmp / "tiny.toml").string(), "--db", (tmp / "results.db").string(),
+                                   "--student-jobs", "2"},
+                                  tmp.path());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("moved them to " + (tmp / "runs" / "run-1.stale-1").string()));
+  EXPECT_EQ(read_text(tmp / "runs" / "run-1.stale-1" / "checkpoint-student-1.pt"), "not an archive");
+  EXPECT_TRUE(fs::exists(tmp / "runs" / "run-1.stale-1" / "student-1.pt")) << "nothing is deleted";
+  const RunView c = read_runs(tmp / "results.db").at(0);
+  EXPECT_EQ(c.record.status, RunStatus::finished) << c.record.error;
+  EXPECT_EQ(c.metric("swd"), a.metric("swd"));
+}
+
 }  // namespace
 }  // namespace msd_integration

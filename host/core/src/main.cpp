@@ -177,7 +177,10 @@ Workspace prepare_workspace(const std::filesystem::path& db, const std::string& 
   // Absolute, because artifact paths are stored in the database and read from any folder later.
   const std::filesystem::path db_folder = std::filesystem::absolute(db).parent_path();
   workspace.cache = std::filesystem::absolute(cache.empty() ? db_folder / "cache" : std::filesystem::path(cache));
-  workspace.artifacts = db_folder / "runs";
+  // Run ids restart at 1 in every database, so two databases in one folder must not share run
+  // folders: results.db keeps them in runs/, any other <name>.db in <name>.runs/.
+  const std::string stem = std::filesystem::path(db).stem().string();
+  workspace.artifacts = db_folder / (stem == "results" ? std::string("runs") : stem + ".runs");
   workspace.device = device;
   record_git(workspace);
   std::signal(SIGINT, request_stop);

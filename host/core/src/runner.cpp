@@ -235,10 +235,14 @@ struct Compute {
   }
 };
 
-/// Where a run's distillation stands. Saved to <run folder>/checkpoint.pt every
-/// experiment.checkpoint_seconds, when the run is interrupted, and after each student, with the
-/// student's weights, its optimizer, its losses' auxiliary state and the random generators, so that a
-/// resumed run continues exactly where the interrupted one stopped.
+/// Where a run's distillation stands, in two kinds of file in the run's folder:
+/// - checkpoint.pt, the run's: the finished students and their compute, written after each student;
+/// - checkpoint-student-<k>.pt, student k's: its stage, iteration and compute so far, with its weights,
+///   optimizer, losses' auxiliary state and the random generators, written every
+///   experiment.checkpoint_seconds and when the run is interrupted.
+/// The run's process and a student process (--student-jobs) write the same student checkpoint, so a
+/// run resumes each student where it stopped, with or without student processes, and continues exactly
+/// as the interrupted attempt would have.
 struct Progress {
   std::int64_t student = 0;    ///< students before this one are finished (weights in student-<k>.pt)
   std::int64_t stage = 0;      ///< stages of `student` before this one are finished
@@ -308,6 +312,7 @@ class RunExecution {
         run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
 
   void execute() {
+    if (!resume_) set_aside_stale_folder();
     prepare();
     if (!config_.distill.enabled) {
       evaluate("teacher", [this](const torch::Tensor& noise, const torch::Tensor& labels) {
@@ -334,8 +339,9 @@ class RunExecution {
                                   std::to_string(plan.cells.size()) + " students");
     }
     std::shared_ptr<Denoiser> net = build_student(plan, k);
-    Progress progress = std::filesystem::exists(checkpoint_file()) ? read_progress() : Progress{};
+    Progress progress;
     progress.student = k;
+    resume_student(progress);
     const Compute spent = train_student(plan.cells[static_cast<size_t>(k)], *plan.plugin, *net, progress);
     save_weights(*net, student_file(k));
     // Curves first: the compute file tells the run's process that the student is finished.
@@ -343,16 +349,33 @@ class RunExecution {
     torch::serialize::OutputArchive archive;
     archive.write("spent", spent.to_tensor());
     save_archive(archive, compute_file(k));
-    remove_checkpoint();
+    std::filesystem::remove(student_checkpoint_file(k));
   }
 
   void flush() { monitor_.flush(); }
 
-  /// A finished run needs no checkpoint: its students are saved on their own.
-  void remove_checkpoint() {
-    std::filesystem::remove(checkpoint_file());
-    if (only_student_) return;
-    for (std::int64_t k = 0; k < config_.k; ++k) std::filesystem::remove(compute_file(k));
+  /// A new run's folder is empty. One that holds files was left by a run of the same id in a database
+  /// since deleted or replaced; its checkpoints and students must not be taken for this run's, and
+  /// nothing in it is deleted: it is renamed run-<id>.stale-<n>.
+  void set_aside_stale_folder() {
+    if (!std::filesystem::exists(run_dir_) || std::filesystem::is_empty(run_dir_)) return;
+    std::filesystem::path aside;
+    for (int n = 1; aside.empty() || std::filesystem::exists(aside); ++n) {
+      aside = run_dir_.string() + ".stale-" + std::to_string(n);
+    }
+    std::filesystem::rename(run_dir_, aside);
+    log_ << "warning: " << run_dir_.string() << " held files of an earlier run " << run_id_
+         << " that this database does not know (was the database deleted?); moved them to " << aside.string()
+         << "\n";
+  }
+
+  /// A finished run needs no checkpoints: its students are saved on their own.
+  void remove_checkpoints() {
+    std::filesystem::remove(run_checkpoint_file());
+    for (std::int64_t k = 0; k < config_.k; ++k) {
+      std::filesystem::remove(student_checkpoint_file(k));
+      std::filesystem::remove(compute_file(k));
+    }
   }
 
  private:
@@ -535,7 +558,7 @@ class RunExecution {
     std::vector<StudentSlot> slots;
     Compute total;
     std::vector<results::MetricRow> rows;
-    Progress progress = resume_ ? read_progress() : Progress{};
+    Progress progress = resume_ ? read_run_progress() : Progress{};
     const auto students_start = Clock::now();
     take_finished_students(progress);
     if (workspace_.student_jobs > 1 && config_.k - progress.student > 1) {
@@ -546,10 +569,11 @@ class RunExecution {
                                " left no " + compute_file(progress.student).string());
       }
       monitor_.flush();
-      save_progress(progress, nullptr, nullptr, {});
+      save_run_progress(progress);
     }
     for (size_t k = 0; k < cells.size(); ++k) {
       const auto index = static_cast<std::int64_t>(k);
+      take_finished_students(progress);  // student processes of an earlier attempt may have finished any
       std::shared_ptr<Denoiser> net = build_student(plan, index);
       const std::filesystem::path file = student_file(index);
       Compute spent;
@@ -559,11 +583,13 @@ class RunExecution {
         spent = progress.students_spent.at(k);
         log_ << "student " << k << ": trained earlier, loaded from " << file.string() << "\n";
       } else {
+        resume_student(progress);
         spent = train_student(cells[k], student_plugin, *net, progress);
         save_weights(*net, file);
         progress.finish_student(spent);
         monitor_.flush();  // a resumed run does not train this student again: its curves must be stored now
-        save_progress(progress, nullptr, nullptr, {});
+        save_run_progress(progress);
+        std::filesystem::remove(student_checkpoint_file(index));
       }
       net->eval();
       const std::string scope = "student:" + std::to_string(k);
@@ -759,7 +785,7 @@ class RunExecution {
                                       .betas({stage.beta1, stage.beta2})
                                       .weight_decay(stage.weight_decay));
     if (progress.iteration > 0) {
-      restore_checkpoint(student, optimizer, losses);
+      restore_checkpoint(k, student, optimizer, losses);
       log_ << what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
     }
     StepContextImpl::Fixed fixed{data_.get(), teacher_.get(), &student, &cell, student_plugin.type(),
@@ -780,7 +806,7 @@ class RunExecution {
       const double before = progress.stage_seconds;
       progress.stage_seconds += seconds_since(start);
       monitor_.flush();  // curve points up to here are in the store before the state that follows them
-      save_progress(progress, &student, &optimizer, losses);
+      save_student_checkpoint(progress, student, optimizer, losses);
       progress.stage_seconds = before;
       last_checkpoint = Clock::now();
     };
@@ -843,54 +869,75 @@ class RunExecution {
     return spent;
   }
 
-  /// The run's checkpoint, or a student process's own.
-  std::filesystem::path checkpoint_file() const {
-    return run_dir_ / (only_student_ ? "checkpoint-student-" + std::to_string(*only_student_) + ".pt" : "checkpoint.pt");
+  std::filesystem::path run_checkpoint_file() const { return run_dir_ / "checkpoint.pt"; }
+  std::filesystem::path student_checkpoint_file(std::int64_t k) const {
+    return run_dir_ / ("checkpoint-student-" + std::to_string(k) + ".pt");
   }
 
-  /// Writes `progress` (and, mid-stage, the training state) to checkpoint.pt, atomically: a kill
-  /// while writing leaves the previous checkpoint intact.
-  void save_progress(const Progress& progress, const Denoiser* student, torch::optim::Optimizer* optimizer,
-                     const std::vector<std::unique_ptr<Loss>>& losses) {
+  /// Writes the finished students and their compute to checkpoint.pt, atomically (as every
+  /// checkpoint: a kill while writing leaves the previous one intact).
+  void save_run_progress(const Progress& progress) {
     torch::serialize::OutputArchive archive;
-    write_int(archive, "student", progress.student);
+    write_int(archive, "students_done", static_cast<std::int64_t>(progress.students_spent.size()));
+    for (size_t k = 0; k < progress.students_spent.size(); ++k) {
+      archive.write("spent." + std::to_string(k), progress.students_spent[k].to_tensor());
+    }
+    save_archive(archive, run_checkpoint_file());
+  }
+
+  /// The finished students of the interrupted attempt, from checkpoint.pt; none when it left none.
+  Progress read_run_progress() {
+    Progress progress;
+    if (!std::filesystem::exists(run_checkpoint_file())) {
+      log_ << "resuming: no student finished in the interrupted attempt\n";
+      return progress;
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(run_checkpoint_file().string());
+    const std::int64_t done = read_int(archive, "students_done");
+    for (std::int64_t k = 0; k < done; ++k) {
+      torch::Tensor t;
+      archive.read("spent." + std::to_string(k), t);
+      progress.finish_student(Compute::from_tensor(t));
+    }
+    log_ << "resuming from " << run_checkpoint_file().string() << ": " << done << " of " << config_.k
+         << " students finished\n";
+    return progress;
+  }
+
+  /// Writes student `progress.student`'s stage, iteration and compute so far, with the mid-stage
+  /// training state, to its checkpoint-student-<k>.pt.
+  void save_student_checkpoint(const Progress& progress, const Denoiser& student, torch::optim::Optimizer& optimizer,
+                               const std::vector<std::unique_ptr<Loss>>& losses) {
+    torch::serialize::OutputArchive archive, net, opt;
     write_int(archive, "stage", progress.stage);
     write_int(archive, "iteration", progress.iteration);
     write_int(archive, "updates", progress.updates);
     archive.write("stage_seconds", torch::tensor(progress.stage_seconds, torch::kFloat64));
     archive.write("student_spent", progress.student_spent.to_tensor());
-    write_int(archive, "students_done", static_cast<std::int64_t>(progress.students_spent.size()));
-    for (size_t k = 0; k < progress.students_spent.size(); ++k) {
-      archive.write("spent." + std::to_string(k), progress.students_spent[k].to_tensor());
+    student.save(net);
+    optimizer.save(opt);
+    archive.write("net", net);
+    archive.write("optimizer", opt);
+    for (size_t i = 0; i < losses.size(); ++i) {
+      torch::serialize::OutputArchive loss;
+      losses[i]->save(loss);
+      archive.write("loss." + std::to_string(i), loss);
     }
-    if (student != nullptr) {
-      torch::serialize::OutputArchive net, opt;
-      student->save(net);
-      optimizer->save(opt);
-      archive.write("net", net);
-      archive.write("optimizer", opt);
-      for (size_t i = 0; i < losses.size(); ++i) {
-        torch::serialize::OutputArchive loss;
-        losses[i]->save(loss);
-        archive.write("loss." + std::to_string(i), loss);
-      }
-      archive.write("rng", generator_state(device_));
-    }
-    save_archive(archive, checkpoint_file());
+    archive.write("rng", generator_state(device_));
+    save_archive(archive, student_checkpoint_file(progress.student));
   }
 
-  /// The progress of the interrupted attempt; none (start over) when it left no checkpoint.
-  Progress read_progress() {
-    Progress progress;
-    if (!std::filesystem::exists(checkpoint_file())) {
-      log_ << "resuming: no checkpoint in " << run_dir_.string()
-           << (only_student_ ? ", starting this student over\n"
-                             : "; students without one of their own (--student-jobs) start over\n");
-      return progress;
-    }
+  /// Sets where student `progress.student` stands from its checkpoint, whichever process wrote it;
+  /// from its first iteration when it has none.
+  void resume_student(Progress& progress) {
+    progress.stage = progress.iteration = progress.updates = 0;
+    progress.stage_seconds = 0.0;
+    progress.student_spent = Compute{};
+    const std::filesystem::path file = student_checkpoint_file(progress.student);
+    if (!std::filesystem::exists(file)) return;
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_file().string());
-    progress.student = read_int(archive, "student");
+    archive.load_from(file.string());
     progress.stage = read_int(archive, "stage");
     progress.iteration = read_int(archive, "iteration");
     progress.updates = read_int(archive, "updates");
@@ -899,21 +946,15 @@ class RunExecution {
     progress.stage_seconds = t.item<double>();
     archive.read("student_spent", t);
     progress.student_spent = Compute::from_tensor(t);
-    const std::int64_t done = read_int(archive, "students_done");
-    for (std::int64_t k = 0; k < done; ++k) {
-      archive.read("spent." + std::to_string(k), t);
-      progress.students_spent.push_back(Compute::from_tensor(t));
-    }
-    log_ << "resuming from " << checkpoint_file().string() << ": student " << progress.student << ", stage "
-         << progress.stage << ", iteration " << progress.iteration << "\n";
-    return progress;
+    log_ << "resuming from " << file.string() << ": student " << progress.student << ", stage " << progress.stage
+         << ", iteration " << progress.iteration << "\n";
   }
 
-  /// Loads the mid-stage training state saved by save_progress into freshly set-up objects.
-  void restore_checkpoint(Denoiser& student, torch::optim::Optimizer& optimizer,
+  /// Loads the mid-stage training state of student `k`'s checkpoint into freshly set-up objects.
+  void restore_checkpoint(std::int64_t k, Denoiser& student, torch::optim::Optimizer& optimizer,
                           std::vector<std::unique_ptr<Loss>>& losses) {
     torch::serialize::InputArchive archive, net, opt;
-    archive.load_from(checkpoint_file().string(), device_);
+    archive.load_from(student_checkpoint_file(k).string(), device_);
     archive.read("net", net);
     student.load(net);
     archive.read("optimizer", opt);
@@ -1123,7 +1164,7 @@ RunReport Runner::execute(const RunConfig& config, const std::string& device, st
     execution.execute();
     execution.flush();
     store_.log_metrics(report.run_id, {{"run.seconds", 0, seconds_since(start), ""}});
-    execution.remove_checkpoint();
+    execution.remove_checkpoints();
   });
   store_.finish_run(report.run_id, report.status, report.error);
   return report;
