@@ -54,7 +54,7 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   EXPECT_THAT(sweep.output, HasSubstr("training 4 students in 2 processes at once"));
 
   const std::vector<RunView> runs = read_runs(db);
-  ASSERT_EQ(runs.size(), 7u);
+  ASSERT_EQ(runs.size(), 8u);
   int trained_teachers = 0;
   for (const RunView& run : runs) {
     EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
@@ -75,12 +75,13 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     ASSERT_EQ(grids.size(), 1u) << run.record.name;
     EXPECT_TRUE(fs::exists(grids[0]));
   }
-  // The four teacher runs differ only in sampler steps: one teacher trained, reused by every run.
+  // The five teacher runs differ only in sampler steps: one teacher trained, reused by every run.
   EXPECT_EQ(trained_teachers, 1);
   EXPECT_EQ(named(runs, "teacher_nfe3").metric("nfe"), 3.0);
   EXPECT_EQ(named(runs, "teacher_nfe7").metric("nfe"), 7.0);
   EXPECT_EQ(named(runs, "teacher_nfe15").metric("nfe"), 15.0);
   EXPECT_EQ(named(runs, "teacher").metric("nfe"), 35.0);
+  EXPECT_EQ(named(runs, "teacher_nfe63").metric("nfe"), 63.0);
   for (const char* name : {"msd_k4", "msd_k4_per_student"}) {
     const RunView& msd = named(runs, name);
     EXPECT_EQ(msd.metric("nfe"), 1.0) << name;
