@@ -527,7 +527,8 @@ TEST(EndToEnd, StudentProcessesTrainTheSameStudentsAsOneProcess) {
   EXPECT_EQ(y.metric("train.iterations", "student:3"), std::optional<double>(40.0));
 }
 
-// Run ids restart at 1 in every database: two databases in one folder keep their run files apart,
+// Run ids restart at 1 in every database: two databases in one folder keep their run files (and sweep
+// logs and Slurm shards) apart,
 // and a new run never takes the files that a deleted database's run 1 left (here a student process's
 // finished student and a checkpoint, which the run would otherwise have loaded as its own).
 TEST(EndToEnd, RunFoldersBelongToOneDatabaseAndStaleOnesAreSetAside) {
@@ -535,8 +536,19 @@ TEST(EndToEnd, RunFoldersBelongToOneDatabaseAndStaleOnesAreSetAside) {
   write_text(tmp / "tiny.toml", tiny_msd_config());
   const RunResult first = run_msd({"run", (tmp / "tiny.toml").string(), "--db", (tmp / "results.db").string()}, tmp.path());
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  const RunResult other = run_msd({"run", (tmp / "tiny.toml").string(), "--db", (tmp / "bench.db").string()}, tmp.path());
+  const RunResult other = run_msd({"sweep", (tmp / "tiny.toml").string(), "--db", (tmp / "bench.db").string(),
+                                   "--jobs", "2"},
+                                  tmp.path());
   ASSERT_EQ(other.exit_code, 0) << other.output;
+  const RunResult slurm = run_msd({"sweep", (tmp / "tiny.toml").string(), "--db", (tmp / "bench.db").string(),
+                                   "--launcher", "slurm", "--force"},
+                                  tmp.path());
+  ASSERT_EQ(slurm.exit_code, 0) << slurm.output;
+  // Worker logs and Slurm shards are the database's too.
+  EXPECT_TRUE(fs::is_directory(tmp / "bench.logs")) << other.output;
+  EXPECT_TRUE(fs::is_directory(tmp / "bench.shards")) << slurm.output;
+  EXPECT_FALSE(fs::exists(tmp / "logs"));
+  EXPECT_FALSE(fs::exists(tmp / "shards"));
   const RunView a = read_runs(tmp / "results.db").at(0);
   const RunView b = read_runs(tmp / "bench.db").at(0);
   ASSERT_EQ(a.artifact_paths("student").size(), 2u);

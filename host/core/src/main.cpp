@@ -177,10 +177,7 @@ Workspace prepare_workspace(const std::filesystem::path& db, const std::string& 
   // Absolute, because artifact paths are stored in the database and read from any folder later.
   const std::filesystem::path db_folder = std::filesystem::absolute(db).parent_path();
   workspace.cache = std::filesystem::absolute(cache.empty() ? db_folder / "cache" : std::filesystem::path(cache));
-  // Run ids restart at 1 in every database, so two databases in one folder must not share run
-  // folders: results.db keeps them in runs/, any other <name>.db in <name>.runs/.
-  const std::string stem = std::filesystem::path(db).stem().string();
-  workspace.artifacts = db_folder / (stem == "results" ? std::string("runs") : stem + ".runs");
+  workspace.artifacts = database_folder(db, "runs");
   workspace.device = device;
   record_git(workspace);
   std::signal(SIGINT, request_stop);
@@ -359,7 +356,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
     pool.command = worker_command(after_id, options.jobs);
     pool.jobs = options.jobs;
     pool.database = db;
-    pool.log_folder = std::filesystem::absolute(db).parent_path() / "logs" / ("sweep-" + sweep_id);
+    pool.log_folder = database_folder(db, "logs") / ("sweep-" + sweep_id);
     pool.sweep_id = sweep_id;
     pool.after_id = after_id;
     for (const RunConfig& run : runs) pool.config_hashes.push_back(run.hash);

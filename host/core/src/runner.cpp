@@ -1082,6 +1082,12 @@ std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunCo
   return workspace.cache / "teachers" / (config.teacher_hash + ".pt");
 }
 
+std::filesystem::path database_folder(const std::filesystem::path& db, const std::string& name) {
+  const std::filesystem::path absolute = std::filesystem::absolute(db);
+  const std::string stem = absolute.stem().string();
+  return absolute.parent_path() / (stem == "results" ? name : stem + "." + name);
+}
+
 Runner::Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log)
     : registry_(registry), store_(store), workspace_(std::move(workspace)), log_(log) {}
 

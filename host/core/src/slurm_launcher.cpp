@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "msd/host/runner.h"
+
 namespace msd::host {
 
 namespace {
@@ -80,7 +82,7 @@ std::string submit(const fs::path& script) {
 }  // namespace
 
 SlurmLayout::SlurmLayout(const fs::path& database, const std::string& sweep_id)
-    : folder(fs::absolute(database).parent_path() / "shards" / sweep_id),
+    : folder(database_folder(database, "shards") / sweep_id),
       script(folder / "sweep.sbatch"),
       logs(folder / "logs") {}
 

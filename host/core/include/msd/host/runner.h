@@ -71,4 +71,10 @@ class Runner {
 /// The teacher cache file for a config.
 std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunConfig& config);
 
+/// The folder `name` (runs, logs, shards) that database `db` keeps beside it: <db folder>/<name> for a
+/// database named results.db, <db folder>/<stem>.<name> for any other. Run ids restart at 1 in every
+/// database and a sweep has the same id whichever database it writes to, so two databases in one
+/// folder must not share these. (The teacher cache is shared on purpose: its files are keyed by hash.)
+std::filesystem::path database_folder(const std::filesystem::path& db, const std::string& name);
+
 }  // namespace msd::host

@@ -11,6 +11,7 @@
 //   <database folder>/shards/<sweep id>/shard-<i>/results.db     task i's database; its checkpoints in
 //                                                                shard-<i>/runs/ (run ids restart at 1
 //                                                                in every shard, hence a folder each)
+// A database not named results.db uses <name>.shards/ instead of shards/ (see database_folder).
 #pragma once
 
 #include <filesystem>
@@ -43,7 +44,7 @@ struct SlurmSweep {
 
 /// Where a launch keeps its files (see the top of this header).
 struct SlurmLayout {
-  std::filesystem::path folder;  ///< <database folder>/shards/<sweep id>, absolute
+  std::filesystem::path folder;  ///< database_folder(database, "shards")/<sweep id>, absolute
   std::filesystem::path script;  ///< folder/sweep.sbatch
   std::filesystem::path logs;    ///< folder/logs
 
