@@ -928,12 +928,10 @@ class RunExecution {
     save_archive(archive, student_checkpoint_file(progress.student));
   }
 
-  /// Sets where student `progress.student` stands from its checkpoint, whichever process wrote it;
-  /// from its first iteration when it has none.
+  /// Moves student `progress.student`, which `progress` has at its first iteration (a new Progress, or
+  /// one past finish_student), to where its checkpoint says it stands, whichever process wrote it;
+  /// leaves it there when it has none.
   void resume_student(Progress& progress) {
-    progress.stage = progress.iteration = progress.updates = 0;
-    progress.stage_seconds = 0.0;
-    progress.student_spent = Compute{};
     const std::filesystem::path file = student_checkpoint_file(progress.student);
     if (!std::filesystem::exists(file)) return;
     torch::serialize::InputArchive archive;
