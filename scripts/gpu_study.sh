@@ -1,30 +1,82 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST study on one GPU machine (see docs/RESULTS.md and docs/GPU.md):
 #
-#   scripts/gpu_study.sh run  [DIR]        build, then the Fashion-MNIST sweeps into DIR
-#   scripts/gpu_study.sh pack [DIR] DEST   a consistent copy of DIR's database, the cached teacher and
-#                                          feature classifier (not the teacher pairs), the sample grids
-#                                          and the logs -> DEST/study.tgz
+#   scripts/gpu_study.sh step DEST [SECONDS]  one device call of a session: start or watch the study,
+#                                            then pack it into DEST (the way to use it with the device tool)
+#   scripts/gpu_study.sh run  [DIR]          build, then the Fashion-MNIST sweeps into DIR
+#   scripts/gpu_study.sh pack [DIR] DEST     a consistent copy of DIR's database, the cached teacher and
+#                                            feature classifier (not the teacher pairs), the sample grids
+#                                            and the logs -> DEST/study.tgz
+#
+# `step` keeps the build and the live study outside the checkout, in $MSD_GPU_LIVE (default
+# /var/tmp/msd-gpu), because each device call replaces the checkout's carried folders with this
+# machine's copies: a study living in the checkout's study/ loses its database under running
+# processes. On a machine where $MSD_GPU_LIVE/study does not exist yet, `step` seeds it from the
+# carried study/ (the last session's pack) and starts `run` in its own process session; on a machine
+# where it exists, it only watches. Either way it waits until the pipeline ends or SECONDS (default
+# 540) pass, prints where the runs stand, and packs, so every call brings the results back.
 #
 # DIR defaults to `study` (git-ignored). `run` can be stopped at any time and started again: finished
 # runs are skipped, interrupted ones resume from their checkpoints. Steps of `run`:
-#   1. scripts/gpu_build.sh build-gpu (PyTorch 2.x CUDA wheel, see docs/GPU.md);
+#   1. scripts/gpu_build.sh $MSD_BUILD_DIR (default build-gpu; PyTorch 2.x CUDA wheel, see docs/GPU.md);
 #   2. the teacher run of fmnist_msd.toml alone: it trains (or finds in DIR/cache) the feature
 #      classifier and the teacher every run shares, on an otherwise idle GPU;
 #   3. fp32 against bf16 on an otherwise idle GPU (DIR/bench.db): msd_k4 with a 200-step teacher and
 #      300 distillation iterations, once per precision, for the times in docs/BENCHMARKS.md (skipped
 #      when DIR/bench.db exists);
 #   4. the sweeps of MSD_SWEEPS, all at the same time, as FILE:WORKERS[:STUDENT_JOBS] words (default
-#      "fmnist_msd:1:4 fmnist_ablations:2": fmnist_msd's runs with one process per student, so that
-#      msd_k4_per_student trains its four students at once): one process alone leaves the GPU mostly
-#      idle, and about 7 make the most of it. Not everything fits one 30-minute session; docs/GPU.md
-#      says how to split the sweeps, and that DIR/results.db from the last session must come along.
+#      "fmnist_msd:2:4 fmnist_ablations:2": fmnist_msd's runs two at a time, each with one process per
+#      student, so that msd_k4_per_student trains its four students at once while the teacher-curve
+#      runs evaluate beside it): one process alone leaves the GPU mostly idle, and about 7 make the
+#      most of it. Not everything fits one 30-minute session; docs/GPU.md says how to split the
+#      sweeps, and that DIR/results.db from the last session must come along.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-MODE="${1:?usage: scripts/gpu_study.sh run|pack [DIR] [DEST]}"
+MODE="${1:?usage: scripts/gpu_study.sh step DEST [SECONDS] | run [DIR] | pack [DIR] DEST}"
 DIR="${2:-study}"
-MSD="$ROOT/build-gpu/host/core/msd"
+BUILD_DIR="${MSD_BUILD_DIR:-$ROOT/build-gpu}"
+MSD="$BUILD_DIR/host/core/msd"
+LIVE="${MSD_GPU_LIVE:-/var/tmp/msd-gpu}"
+DONE_PATTERN='\] (done|failed \(exit [0-9]+\))$'
+
+# Where the runs stand: the pipeline's last lines, each sweep's and each student process's last
+# progress line, and the GPU's load.
+report() {
+  local dir="$1" log="$2" f
+  echo "== $log"; tail -n 12 "$log"
+  for f in "$dir"/*.log "$dir"/runs/run-*/student-*.log; do
+    [[ -f "$f" && "$f" != "$log" ]] || continue
+    echo "$f: $(tail -c 800 "$f" | tr '\r' '\n' | grep -v '^[[:space:]]*$' | tail -n 1)"
+  done
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null || true
+}
+
+if [[ "$MODE" == "step" ]]; then
+  DEST="${2:?usage: scripts/gpu_study.sh step DEST [SECONDS]}"
+  WAIT="${3:-540}"
+  DATA=/usr/share/datasets/fashion-mnist
+  if [[ ! -d "$LIVE/study" ]]; then
+    echo "step: fresh machine: seeding $LIVE/study from the carried study/ and starting the pipeline"
+    mkdir -p "$LIVE/study" "$DATA"
+    [[ -d study ]] && cp -a study/. "$LIVE/study/"
+    [[ -f "$DATA/train-images-idx3-ubyte.gz" || ! -d .fmnist ]] || cp .fmnist/*.gz "$DATA/"
+    # The build links the dependency prefix by RPATH: a copy outside the checkout, like the build.
+    [[ -d .gpu-deps/prefix/usr ]] && cp -a .gpu-deps/prefix "$LIVE/deps" && export MSD_DEPS="$LIVE/deps/usr"
+    (MSD_BUILD_DIR="$LIVE/build" setsid nohup "$ROOT/scripts/gpu_study.sh" run "$LIVE/study" \
+        >"$LIVE/pipeline.log" 2>&1 </dev/null &)
+    sleep 2
+  elif tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; then
+    echo "step: the pipeline has already ended"
+  else
+    echo "step: the pipeline is running (started $(stat -c %y "$LIVE/pipeline.log" | cut -c1-19))"
+  fi
+  end=$(( $(date +%s) + WAIT ))
+  while (( $(date +%s) < end )) && ! tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; do sleep 5; done
+  report "$LIVE/study" "$LIVE/pipeline.log"
+  cp "$LIVE/pipeline.log" "$LIVE/study/pipeline.log"
+  exec "$ROOT/scripts/gpu_study.sh" pack "$LIVE/study" "$DEST"
+fi
 mkdir -p "$DIR"
 
 if [[ "$MODE" == "pack" ]]; then
@@ -46,7 +98,7 @@ if [[ "$MODE" == "pack" ]]; then
   ls -l "$DEST/study.tgz"
   exit 0
 fi
-[[ "$MODE" == "run" ]] || { echo "gpu_study.sh: unknown mode '$MODE' (run or pack)" >&2; exit 2; }
+[[ "$MODE" == "run" ]] || { echo "gpu_study.sh: unknown mode '$MODE' (step, run or pack)" >&2; exit 2; }
 
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 # The last line says how it ended ("done" or "failed"), so that whoever polls the log can stop waiting.
@@ -60,7 +112,7 @@ fi
 # Extra overrides for every run, e.g. MSD_SET="--set teacher.steps=3000" to fit a shorter session.
 read -r -a EXTRA <<<"${MSD_SET:-}"
 say "build"
-JOBS="${JOBS:-$(nproc)}" scripts/gpu_build.sh build-gpu >"$DIR/build.log" 2>&1 || { grep -B2 -A6 "error" "$DIR/build.log" | head -60; exit 1; }
+JOBS="${JOBS:-$(nproc)}" scripts/gpu_build.sh "$BUILD_DIR" >"$DIR/build.log" 2>&1 || { grep -B2 -A6 "error" "$DIR/build.log" | head -60; exit 1; }
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) | tee "$DIR/gpu.txt"
 
 DB="$DIR/results.db"
@@ -79,7 +131,7 @@ for precision in fp32 bf16; do
     || say "$precision benchmark failed (see $DIR/bench-$precision.log)"
 done
 
-read -r -a SWEEPS <<<"${MSD_SWEEPS:-fmnist_msd:1:4 fmnist_ablations:2}"
+read -r -a SWEEPS <<<"${MSD_SWEEPS:-fmnist_msd:2:4 fmnist_ablations:2}"
 say "sweeps: ${SWEEPS[*]}"
 pids=()
 for sweep in "${SWEEPS[@]}"; do
