@@ -40,12 +40,12 @@ MSD="$BUILD_DIR/host/core/msd"
 LIVE="${MSD_GPU_LIVE:-/var/tmp/msd-gpu}"
 DONE_PATTERN='\] (done|failed \(exit [0-9]+\))$'
 
-# Where the runs stand: the pipeline's last lines, each sweep's and each student process's last
-# progress line, and the GPU's load.
+# Where the runs stand: the pipeline's last lines, the last progress line of each sweep, sweep worker
+# and student process, and the GPU's load.
 report() {
   local dir="$1" log="$2" f
   echo "== $log"; tail -n 12 "$log"
-  for f in "$dir"/*.log "$dir"/runs/run-*/student-*.log; do
+  for f in "$dir"/*.log "$dir"/logs/sweep-*/worker-*.log "$dir"/runs/run-*/student-*.log; do
     [[ -f "$f" && "$f" != "$log" ]] || continue
     echo "$f: $(tail -c 800 "$f" | tr '\r' '\n' | grep -v '^[[:space:]]*$' | tail -n 1)"
   done
