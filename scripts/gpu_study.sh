@@ -4,9 +4,9 @@
 #   scripts/gpu_study.sh step DEST [SECONDS]  one device call of a session: start or watch the study,
 #                                            then pack it into DEST (the way to use it with the device tool)
 #   scripts/gpu_study.sh run  [DIR]          build, then the Fashion-MNIST sweeps into DIR
-#   scripts/gpu_study.sh pack [DIR] DEST     a consistent copy of DIR's database, the cached teacher and
-#                                            feature classifier (not the teacher pairs), the sample grids
-#                                            and the logs -> DEST/study.tgz
+#   scripts/gpu_study.sh pack [DIR] DEST     a consistent copy of DIR's database, the sample grids and the
+#                                            logs -> DEST/study.tgz; the cached teacher and feature
+#                                            classifier (not the teacher pairs) -> DEST/study-cache.tgz
 #
 # `step` keeps the build and the live study outside the checkout, in $MSD_GPU_LIVE (default
 # /var/tmp/msd-gpu), because each device call replaces the checkout's carried folders with this
@@ -90,12 +90,18 @@ if [[ "$MODE" == "pack" ]]; then
       "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()" \
       "$DIR/$db" "$STAGE/study/$db"
   done
-  # The cached teacher pairs stay behind: about 63 MB for 10 000 images, and quick to make again.
-  (cd "$DIR" && find . \( -path './cache/*' -o -name '*.png' -o -name '*.log' -o -name '*.txt' -o -name '*.html' \) \
-      -type f ! -name '*.lock' ! -path './cache/teacher_pairs/*' -print0 | tar --null -cf - -T - 2>/dev/null) \
-      | tar -xf - -C "$STAGE/study"
+  # Two archives, because the device tool brings back no file over 16 MiB: the results (database,
+  # grids, logs) and the cache (teacher and classifier; the teacher pairs stay behind: about 63 MB for
+  # 10 000 images, and quick to make again).
+  (cd "$DIR" && find . \( -name '*.png' -o -name '*.log' -o -name '*.txt' -o -name '*.html' \) \
+      -type f ! -path './cache/*' -print0 | tar --null -cf - -T - 2>/dev/null) | tar -xf - -C "$STAGE/study"
   tar -czf "$DEST/study.tgz" -C "$STAGE" study
-  ls -l "$DEST/study.tgz"
+  tar -czf "$DEST/study-cache.tgz" --exclude='*.lock' --exclude='*.partial-*' --exclude='cache/teacher_pairs' -C "$(dirname "$DIR")" \
+      --transform "s|^$(basename "$DIR")/|study/|" "$(basename "$DIR")/cache"
+  ls -l "$DEST/study.tgz" "$DEST/study-cache.tgz"
+  for f in "$DEST/study.tgz" "$DEST/study-cache.tgz"; do
+    (( $(stat -c %s "$f") <= 16 * 1024 * 1024 )) || echo "pack: $f is over 16 MiB, which the device tool does not bring back" >&2
+  done
   exit 0
 fi
 [[ "$MODE" == "run" ]] || { echo "gpu_study.sh: unknown mode '$MODE' (step, run or pack)" >&2; exit 2; }
