@@ -14,7 +14,9 @@
 # processes. On a machine where $MSD_GPU_LIVE/study does not exist yet, `step` seeds it from the
 # carried study/ (the last session's pack) and starts `run` in its own process session; on a machine
 # where it exists, it only watches. Either way it waits until the pipeline ends or SECONDS (default
-# 540) pass, prints where the runs stand, and packs, so every call brings the results back.
+# 540) pass, prints where the runs stand, and packs, so every call brings the results back. The wait
+# also ends MSD_GPU_MARGIN seconds (default 180) before MSD_GPU_BUDGET seconds (default 1800, the
+# session's device time) have passed since the first call, so a call never outlasts the session.
 #
 # DIR defaults to `study` (git-ignored). `run` can be stopped at any time and started again: finished
 # runs are skipped, interrupted ones resume from their checkpoints. Steps of `run`:
@@ -59,6 +61,7 @@ if [[ "$MODE" == "step" ]]; then
   if [[ ! -d "$LIVE/study" ]]; then
     echo "step: fresh machine: seeding $LIVE/study from the carried study/ and starting the pipeline"
     mkdir -p "$LIVE/study" "$DATA"
+    date +%s >"$LIVE/started"
     [[ -d study ]] && cp -a study/. "$LIVE/study/"
     [[ -f "$DATA/train-images-idx3-ubyte.gz" || ! -d .fmnist ]] || cp .fmnist/*.gz "$DATA/"
     # The build links the dependency prefix by RPATH: a copy outside the checkout, like the build.
@@ -71,7 +74,14 @@ if [[ "$MODE" == "step" ]]; then
   else
     echo "step: the pipeline is running (started $(stat -c %y "$LIVE/pipeline.log" | cut -c1-19))"
   fi
+  # Never past the machine's time: the session's device time counts from before this machine's first
+  # call (its start) and the pack and transfer come after the wait, hence the margin.
   end=$(( $(date +%s) + WAIT ))
+  last=$(( $(cat "$LIVE/started") + ${MSD_GPU_BUDGET:-1800} - ${MSD_GPU_MARGIN:-180} ))
+  if (( last < end )); then
+    end=$last
+    echo "step: waiting until $(date -d @"$end" +%H:%M:%S) only: MSD_GPU_BUDGET=${MSD_GPU_BUDGET:-1800} s from the first call, less MSD_GPU_MARGIN=${MSD_GPU_MARGIN:-180} s"
+  fi
   while (( $(date +%s) < end )) && ! tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; do sleep 5; done
   report "$LIVE/study" "$LIVE/pipeline.log"
   cp "$LIVE/pipeline.log" "$LIVE/study/pipeline.log"
