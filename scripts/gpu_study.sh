@@ -72,7 +72,7 @@ if [[ "$MODE" == "step" ]]; then
   elif tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; then
     echo "step: the pipeline has already ended"
   else
-    echo "step: the pipeline is running (started $(stat -c %y "$LIVE/pipeline.log" | cut -c1-19))"
+    echo "step: the pipeline is running (machine's first call at $(date -d @"$(cat "$LIVE/started")" +%H:%M:%S))"
   fi
   # Never past the machine's time: the session's device time counts from before this machine's first
   # call (its start) and the pack and transfer come after the wait, hence the margin.
