@@ -35,7 +35,8 @@ class Teacher : public Plugin {
   virtual edm::SamplerOptions sampler() const = 0;
   /// The data standard deviation the preconditioning assumes.
   virtual double sigma_data() const = 0;
-  /// Samples with `denoise` (the teacher, or a router over multi-step students).
+  /// Samples with `denoise` (the teacher, or a router over multi-step students). When the host samples
+  /// the teacher, `denoise` throws on a stop request (Ctrl-C), so keep this exception-safe.
   virtual torch::Tensor sample(const edm::DenoiseFn& denoise, const torch::Tensor& noise,
                                const torch::Tensor& labels) const {
     return edm::heun_sample(denoise, noise, labels, sampler());

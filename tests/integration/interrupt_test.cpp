@@ -1,5 +1,6 @@
 // Runs that do not finish: a killed process leaves its run `running` until the next read-write
-// open of the store marks it interrupted; SIGINT ends the run gracefully as interrupted.
+// open of the store marks it interrupted; SIGINT ends the run gracefully as interrupted, in training
+// and while it samples.
 #include <signal.h>
 
 #include <chrono>
@@ -154,6 +155,49 @@ TEST(Interrupt, SigintEndsTheRunGracefullyAsInterrupted) {
   bool curve = false;
   for (const auto& m : run.all_metrics) curve = curve || (m.name.rfind("train.dm.", 0) == 0 && m.scope == "student:0");
   EXPECT_TRUE(curve) << "no training-curve rows survived the interrupt";
+}
+
+/// A teacher-only run whose evaluation samples for minutes: 10 million samples at NFE 399.
+std::string long_sampling_config() {
+  TinyOptions options;
+  options.name = "long_sampling";
+  std::string head = tiny_head(options);
+  const std::string steps = "sampler_steps = 4\n";
+  head.replace(head.find(steps), steps.size(), "sampler_steps = 200\n");
+  return head +
+         "[distill]\n"
+         "enabled = false\n"
+         "\n"
+         "[evaluate]\n"
+         "samples = 10000000\n"
+         "\n"
+         "[[evaluate.metric]]\n"
+         "plugin = \"swd\"\n";
+}
+
+TEST(Interrupt, SigintStopsARunWhileItSamples) {
+  TempDir tmp;
+  write_text(tmp / "long_sampling.toml", long_sampling_config());
+  const fs::path db = tmp / "results.db";
+  const fs::path log = tmp / "msd.log";
+  ChildGuard child{spawn_msd({"run", (tmp / "long_sampling.toml").string(), "--db", db.string()}, tmp.path(), log)};
+
+  ASSERT_TRUE(wait_until_running(db, child.pid, 60).has_value()) << "the run never showed as running; log:\n"
+                                                                  << read_text(log);
+  // Past the teacher's training (a second), into the evaluation's sampling (minutes).
+  ASSERT_TRUE(wait_until([&] { return teacher_cached(tmp.path()); }, 60)) << read_text(log);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+
+  ASSERT_EQ(kill(child.pid, SIGINT), 0);
+  const auto code = wait_for_exit(child.pid, 20);
+  ASSERT_TRUE(code.has_value()) << "msd went on sampling for 20 s after SIGINT; log:\n" << read_text(log);
+  child.pid = -1;
+  EXPECT_LT(*code, 128) << "msd was ended by the signal instead of stopping gracefully; log:\n" << read_text(log);
+
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].record.status, RunStatus::interrupted) << runs[0].record.error;
+  EXPECT_FALSE(runs[0].metric("swd").has_value());
 }
 
 }  // namespace

@@ -51,6 +51,16 @@ void check_stop() {
   if (g_stop_requested.load()) throw Interrupted();
 }
 
+/// The teacher's denoiser for the run's own sampling (teacher pairs, evaluation): a stop request
+/// ends the run at its next network evaluation, not after the thousands a sampling pass makes.
+edm::DenoiseFn stoppable_denoise_fn(Denoiser& net) {
+  const edm::DenoiseFn fn = as_denoise_fn(net);
+  return [fn](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
+    check_stop();
+    return fn(x, sigma, labels);
+  };
+}
+
 /// `t` on `device`. From the CPU to a GPU it goes through pinned memory without waiting: a plain copy
 /// from pageable memory would wait for every kernel queued before it, every iteration.
 torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
@@ -315,8 +325,9 @@ class RunExecution {
     if (!resume_) set_aside_stale_folder();
     prepare();
     if (!config_.distill.enabled) {
-      evaluate("teacher", [this](const torch::Tensor& noise, const torch::Tensor& labels) {
-        return teacher_plugin_->sample(as_denoise_fn(*teacher_), noise, labels);
+      const edm::DenoiseFn fn = stoppable_denoise_fn(*teacher_);
+      evaluate("teacher", [&](const torch::Tensor& noise, const torch::Tensor& labels) {
+        return teacher_plugin_->sample(fn, noise, labels);
       }, teacher_plugin_->nfe(), count_parameters(*teacher_), count_parameters(*teacher_), 0);
       return;
     }
@@ -485,7 +496,7 @@ class RunExecution {
       std::vector<std::int64_t> shape = data_->sample_shape();
       shape.insert(shape.begin(), n);
       noise = torch::randn(shape);
-      const edm::DenoiseFn fn = as_denoise_fn(*teacher_);
+      const edm::DenoiseFn fn = stoppable_denoise_fn(*teacher_);
       {
         torch::NoGradGuard no_grad;
         const MixedPrecision precision(device_, config_.precision);
@@ -980,6 +991,7 @@ class RunExecution {
     seed_phase(config_.seed, "evaluate/samples");
     // The model samples at the run's precision (the latency metric times it so too); metrics see fp32.
     const Sampler sample_at_precision = [&](const torch::Tensor& noise, const torch::Tensor& l) {
+      check_stop();  // between chunks; the teacher's sampler also checks at every network evaluation
       const MixedPrecision precision(device_, config_.precision);
       return sampler(noise, l).to(torch::kFloat32);
     };
