@@ -81,6 +81,36 @@ std::string long_config() {
   return tiny_msd_config(options);
 }
 
+/// Runs `msd run <tmp>/<file> --db <tmp>/results.db` (output to <tmp>/msd.log) until its teacher is
+/// cached and `settle_ms` more, then sends SIGINT. Returns the exit code, or nullopt (with a test
+/// failure) when the run never got that far or msd still runs `stop_seconds` after the signal.
+std::optional<int> interrupt_after_teacher(const TempDir& tmp, const std::string& file, int settle_ms,
+                                           double stop_seconds) {
+  const fs::path log = tmp / "msd.log";
+  ChildGuard child{spawn_msd({"run", (tmp / file).string(), "--db", (tmp / "results.db").string()}, tmp.path(), log)};
+  if (!wait_until_running(tmp / "results.db", child.pid, 60)) {
+    ADD_FAILURE() << "the run never showed as running; log:\n" << read_text(log);
+    return std::nullopt;
+  }
+  if (!wait_until([&] { return teacher_cached(tmp.path()); }, 60)) {
+    ADD_FAILURE() << "the teacher was never cached; log:\n" << read_text(log);
+    return std::nullopt;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+  if (kill(child.pid, SIGINT) != 0) {
+    ADD_FAILURE() << "kill(SIGINT) failed";
+    return std::nullopt;
+  }
+  const auto code = wait_for_exit(child.pid, stop_seconds);
+  if (!code) {
+    ADD_FAILURE() << "msd still ran " << stop_seconds << " s after SIGINT; log:\n" << read_text(log);
+    return std::nullopt;
+  }
+  child.pid = -1;
+  EXPECT_LT(*code, 128) << "msd was ended by the signal instead of stopping gracefully; log:\n" << read_text(log);
+  return code;
+}
+
 // 11. ---------------------------------------------------------------------------------------------
 TEST(Interrupt, KilledRunIsMarkedInterruptedByTheNextReadWriteOpen) {
   TempDir tmp;
@@ -123,20 +153,10 @@ TEST(Interrupt, SigintEndsTheRunGracefullyAsInterrupted) {
   write_text(tmp / "long.toml", long_config());
   const fs::path db = tmp / "results.db";
   const fs::path log = tmp / "msd.log";
-  ChildGuard child{spawn_msd({"run", (tmp / "long.toml").string(), "--db", db.string()}, tmp.path(), log)};
-
-  const auto id = wait_until_running(db, child.pid, 60);
-  ASSERT_TRUE(id.has_value()) << "the run never showed as running; log:\n" << read_text(log);
-  // Let it get past the teacher, into the students' (long) stage.
-  ASSERT_TRUE(wait_until([&] { return teacher_cached(tmp.path()); }, 60)) << read_text(log);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-
-  ASSERT_EQ(kill(child.pid, SIGINT), 0);
-  const auto code = wait_for_exit(child.pid, 60);
-  ASSERT_TRUE(code.has_value()) << "msd did not stop within 60 s of SIGINT; log:\n" << read_text(log);
-  child.pid = -1;
+  // Past the teacher, into the students' (long) stage.
+  const std::optional<int> code = interrupt_after_teacher(tmp, "long.toml", 500, 60);
+  ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0) << read_text(log);
-  EXPECT_LT(*code, 128) << "msd was ended by the signal instead of stopping gracefully; log:\n" << read_text(log);
 
   const std::string output = read_text(log);
   EXPECT_THAT(output, HasSubstr("interrupted"));
@@ -179,20 +199,8 @@ TEST(Interrupt, SigintStopsARunWhileItSamples) {
   TempDir tmp;
   write_text(tmp / "long_sampling.toml", long_sampling_config());
   const fs::path db = tmp / "results.db";
-  const fs::path log = tmp / "msd.log";
-  ChildGuard child{spawn_msd({"run", (tmp / "long_sampling.toml").string(), "--db", db.string()}, tmp.path(), log)};
-
-  ASSERT_TRUE(wait_until_running(db, child.pid, 60).has_value()) << "the run never showed as running; log:\n"
-                                                                  << read_text(log);
   // Past the teacher's training (a second), into the evaluation's sampling (minutes).
-  ASSERT_TRUE(wait_until([&] { return teacher_cached(tmp.path()); }, 60)) << read_text(log);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-
-  ASSERT_EQ(kill(child.pid, SIGINT), 0);
-  const auto code = wait_for_exit(child.pid, 20);
-  ASSERT_TRUE(code.has_value()) << "msd went on sampling for 20 s after SIGINT; log:\n" << read_text(log);
-  child.pid = -1;
-  EXPECT_LT(*code, 128) << "msd was ended by the signal instead of stopping gracefully; log:\n" << read_text(log);
+  ASSERT_TRUE(interrupt_after_teacher(tmp, "long_sampling.toml", 1000, 20).has_value());
 
   const auto runs = read_runs(db);
   ASSERT_EQ(runs.size(), 1u);
