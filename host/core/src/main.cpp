@@ -97,8 +97,9 @@ std::int64_t monotonic_ms() {
 
 /// The first SIGINT/SIGTERM stops the run at its next iteration or, while it samples, its next network
 /// evaluation (checkpointed, recorded as interrupted). One that comes more than two seconds later (a
-/// second Ctrl-C) ends the process at once. Closer ones are the same request arriving twice: a Ctrl-C reaches a sweep's workers and the
-/// student processes of --student-jobs as well as their parent, which then passes SIGTERM on.
+/// second Ctrl-C) ends the process at once. Closer ones are the same request arriving twice: a Ctrl-C
+/// reaches a sweep's workers and the student processes of --student-jobs as well as their parent,
+/// which then passes SIGTERM on.
 void request_stop(int signal_number) {
   static std::atomic<std::int64_t> first_ms{0};
   const std::int64_t now = monotonic_ms();
