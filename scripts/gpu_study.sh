@@ -57,7 +57,10 @@ report() {
 if [[ "$MODE" == "step" ]]; then
   DEST="${2:?usage: scripts/gpu_study.sh step DEST [SECONDS]}"
   WAIT="${3:-540}"
+  BUDGET="${MSD_GPU_BUDGET:-1800}"
+  MARGIN="${MSD_GPU_MARGIN:-180}"
   DATA=/usr/share/datasets/fashion-mnist
+  pipeline_ended() { tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; }
   if [[ ! -d "$LIVE/study" ]]; then
     echo "step: fresh machine: seeding $LIVE/study from the carried study/ and starting the pipeline"
     mkdir -p "$LIVE/study" "$DATA"
@@ -69,7 +72,7 @@ if [[ "$MODE" == "step" ]]; then
     (MSD_BUILD_DIR="$LIVE/build" setsid nohup "$ROOT/scripts/gpu_study.sh" run "$LIVE/study" \
         >"$LIVE/pipeline.log" 2>&1 </dev/null &)
     sleep 2
-  elif tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; then
+  elif pipeline_ended; then
     echo "step: the pipeline has already ended"
   else
     echo "step: the pipeline is running (machine's first call at $(date -d @"$(cat "$LIVE/started")" +%H:%M:%S))"
@@ -77,12 +80,12 @@ if [[ "$MODE" == "step" ]]; then
   # Never past the machine's time: the session's device time counts from before this machine's first
   # call (its start) and the pack and transfer come after the wait, hence the margin.
   end=$(( $(date +%s) + WAIT ))
-  last=$(( $(cat "$LIVE/started") + ${MSD_GPU_BUDGET:-1800} - ${MSD_GPU_MARGIN:-180} ))
+  last=$(( $(cat "$LIVE/started") + BUDGET - MARGIN ))
   if (( last < end )); then
     end=$last
-    echo "step: waiting until $(date -d @"$end" +%H:%M:%S) only: MSD_GPU_BUDGET=${MSD_GPU_BUDGET:-1800} s from the first call, less MSD_GPU_MARGIN=${MSD_GPU_MARGIN:-180} s"
+    echo "step: waiting until $(date -d @"$end" +%H:%M:%S) only: MSD_GPU_BUDGET=$BUDGET s from the first call, less MSD_GPU_MARGIN=$MARGIN s"
   fi
-  while (( $(date +%s) < end )) && ! tail -n 1 "$LIVE/pipeline.log" | grep -qE "$DONE_PATTERN"; do sleep 5; done
+  while (( $(date +%s) < end )) && ! pipeline_ended; do sleep 5; done
   report "$LIVE/study" "$LIVE/pipeline.log"
   cp "$LIVE/pipeline.log" "$LIVE/study/pipeline.log"
   exec "$ROOT/scripts/gpu_study.sh" pack "$LIVE/study" "$DEST"

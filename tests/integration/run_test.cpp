@@ -528,9 +528,9 @@ TEST(EndToEnd, StudentProcessesTrainTheSameStudentsAsOneProcess) {
 }
 
 // Run ids restart at 1 in every database: two databases in one folder keep their run files (and sweep
-// logs and Slurm shards) apart,
-// and a new run never takes the files that a deleted database's run 1 left (here a student process's
-// finished student and a checkpoint, which the run would otherwise have loaded as its own).
+// logs and Slurm shards) apart, and a new run never takes the files that a deleted database's run 1
+// left (here a student process's finished student and a checkpoint, which the run would otherwise
+// have loaded as its own).
 TEST(EndToEnd, RunFoldersBelongToOneDatabaseAndStaleOnesAreSetAside) {
   TempDir tmp;
   write_text(tmp / "tiny.toml", tiny_msd_config());
