@@ -9,10 +9,11 @@ MSD_BUILD="${MSD_BUILD:-$MSD_ROOT/build}"
 # libopenblas0-openmp, not -pthread: LibTorch runs ~25x slower on Debian's reference BLAS, and the
 # pthread OpenBLAS fights LibTorch's OpenMP threads.
 # gnuplot-nox draws plots and sample scatters, libpng writes image grids, dataset-fashion-mnist is the
-# image dataset (IDX files under /usr/share/datasets/fashion-mnist).
+# image dataset (IDX files under /usr/share/datasets/fashion-mnist). libgoogle-perftools-dev gives msd
+# tcmalloc, which keeps freed pages that glibc's malloc returns to the kernel (host/core/CMakeLists.txt).
 MSD_PACKAGES=(cmake make g++ git libtorch-dev libopenblas0-openmp libboost-dev libtomlplusplus-dev
               libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3 gnuplot-nox libpng-dev
-              dataset-fashion-mnist zlib1g-dev)
+              dataset-fashion-mnist zlib1g-dev libgoogle-perftools-dev)
 # Only the test suite needs these: headless Chromium renders the HTML report, and a single-node Slurm
 # (slurmctld + slurmd + munge on localhost) runs the job-array launcher's integration test.
 MSD_TEST_PACKAGES=(chromium fonts-dejavu-core slurm-wlm munge)
