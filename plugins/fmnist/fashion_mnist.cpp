@@ -9,16 +9,16 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include <torch/torch.h>
 
 #include "idx.h"
 #include "image_metrics.h"
+#include "msd/atomic_file.h"
 #include "msd/cache_lock.h"
 #include "msd/dataset.h"
 #include "msd/plugin.h"
@@ -242,18 +242,22 @@ class FashionMnist final : public msd::Dataset {
     // trainings differ, and runs measured in different feature spaces could not be compared.
     const msd::CacheLock lock(file.string() + ".lock");
     if (std::filesystem::exists(file)) {
-      torch::load(net, file.string());
+      try {
+        torch::load(net, file.string());
+      } catch (const c10::Error& e) {
+        const std::string why = e.what_without_backtrace();
+        throw std::runtime_error("fashion_mnist: the cached feature classifier " + file.string() + " cannot be read (" +
+                                 why.substr(0, why.find('\n')) + "); delete it, and the next run trains it again");
+      }
     } else {
       const auto start = std::chrono::steady_clock::now();
       net = train_classifier(shape_, training_, train_, ctx);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (ctx.monitor != nullptr) ctx.monitor->metric("feature_net.train_seconds", 0, seconds, "");
-      // Written under a temporary name and renamed, so that a run started beside this one never loads a
-      // half-written file.
-      std::filesystem::create_directories(file.parent_path());
-      const std::filesystem::path partial = file.string() + ".partial-" + std::to_string(::getpid());
-      torch::save(net, partial.string());
-      std::filesystem::rename(partial, file);
+      // Whole or not at all, so that a run started beside this one never loads a half-written file.
+      std::ostringstream bytes;
+      torch::save(net, bytes);
+      msd::write_file_atomically(file, bytes.str());
     }
     features_ = std::make_unique<FeatureNetwork>(net, shape_.features, ctx.device, id, test_);
   }

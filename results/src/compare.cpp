@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "msd/host/edit_distance.h"
 #include "msd/results/format.h"
 
 namespace msd::results {
@@ -55,6 +56,26 @@ std::vector<std::string> first_column(const QueryResult& result) {
   std::vector<std::string> values;
   for (const auto& row : result.rows) values.push_back(row[0].text);
   return values;
+}
+
+/// Refuses a --by key, metric or scope that no selected run has: a typo would otherwise print a table
+/// of "-" and exit 0. The message suggests the closest of `known` and lists them.
+void require_known(const std::string& flag, const std::string& value, const std::vector<std::string>& known,
+                   const std::string& description, const std::string& what) {
+  if (std::find(known.begin(), known.end(), value) != known.end()) return;
+  std::string hint;
+  std::size_t best = value.size() / 3 + 2;
+  for (const std::string& candidate : known) {
+    const std::size_t distance = host::edit_distance(value, candidate);
+    if (distance < best && distance <= std::max<std::size_t>(1, candidate.size() / 3)) {
+      best = distance;
+      hint = " (did you mean '" + candidate + "'?)";
+    }
+  }
+  std::vector<std::string> shown;
+  for (const std::string& name : known) shown.push_back(name.empty() ? "'' (whole model)" : name);
+  throw std::runtime_error(flag + " " + value + ": no finished run of " + description + " has " + what + " '" +
+                           value + "'" + hint + "; they have " + (known.empty() ? std::string("none") : joined(shown)));
 }
 
 }  // namespace
@@ -148,6 +169,32 @@ bool by_value_less(const std::string& a, const std::string& b) {
   return a < b;
 }
 
+namespace {
+
+void check_request(const Store& store, const SweepSelection& selection, const CompareRequest& request,
+                   const std::string& description) {
+  // ?1, ?2 select the runs as kSelectedRuns does; ?3 is the scope.
+  const auto distinct = [&](const char* column, const char* join, bool scoped) {
+    std::vector<std::string> params{selection.kind, selection.value};
+    if (scoped) params.push_back(request.scope);
+    return first_column(store.query(
+        std::string("SELECT DISTINCT ") + column + " FROM runs r JOIN experiments e ON e.id = r.experiment_id " + join +
+            " WHERE r.status = 'finished' AND CASE ?1 WHEN 'sweep' THEN r.sweep_id = ?2 ELSE e.name = ?2 END ORDER BY 1",
+        params));
+  };
+  const std::vector<std::string> keys = distinct("p.key", "JOIN params p ON p.run_id = r.id", false);
+  for (const std::string& key : request.by) require_known("--by", key, keys, description, "param");
+  const std::vector<std::string> scopes = distinct("m.scope", "JOIN metrics m ON m.run_id = r.id", false);
+  if (!request.scope.empty()) require_known("--scope", request.scope, scopes, description, "scope");
+  const std::vector<std::string> names = distinct("m.name", "JOIN metrics m ON m.run_id = r.id AND m.scope = ?3", true);
+  for (const std::string& metric : request.metrics) {
+    require_known("--metric", metric, names, description,
+                  request.scope.empty() ? std::string("metric") : "metric at scope " + request.scope);
+  }
+}
+
+}  // namespace
+
 ComparisonTable compare_runs(const Store& store, const CompareRequest& request) {
   if (request.by.empty()) throw std::runtime_error("compare needs at least one --by key");
   if (request.metrics.empty()) throw std::runtime_error("compare needs at least one --metric");
@@ -161,6 +208,7 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
 
   const std::string runs_sql = std::string("SELECT r.id") + kSelectedRuns + " ORDER BY r.id";
   const QueryResult runs = store.query(runs_sql, {selection.kind, selection.value});
+  if (!runs.rows.empty()) check_request(store, selection, request, table.description);
 
   // run id -> by values, metric values
   std::map<std::string, std::vector<std::string>> by_values;

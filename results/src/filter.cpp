@@ -70,8 +70,25 @@ Location locate(const std::string& filter, std::size_t offset) {
   return location;
 }
 
+// The byte of `text` where its character `n` (counted from 0) starts; text.size() past the end.
+std::size_t byte_of_character(const std::string& text, std::size_t n) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (!is_utf8_continuation(text[i]) && n-- == 0) return i;
+  }
+  return text.size();
+}
+
 std::string filter_message(const std::string& filter, std::size_t offset, const std::string& problem) {
-  const Location at = locate(filter, offset);
+  Location at = locate(filter, offset);
+  // A long line is shown as the stretch around the caret, so that a 100 kB filter makes a short message.
+  constexpr std::size_t kShown = 60;
+  const std::size_t caret = at.caret_indent.size();  // in characters
+  if (caret > kShown) {
+    at.line_text = "..." + at.line_text.substr(byte_of_character(at.line_text, caret - kShown));
+    at.caret_indent = "   " + at.caret_indent.substr(caret - kShown);
+  }
+  const std::size_t end = byte_of_character(at.line_text, at.caret_indent.size() + kShown);
+  if (end < at.line_text.size()) at.line_text = at.line_text.substr(0, end) + "...";
   return "filter:" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " + problem + "\n  " +
          at.line_text + "\n  " + at.caret_indent + "^";
 }
@@ -355,6 +372,15 @@ Value typed_value(const std::string& filter, const Field& field, const Token& to
 }
 
 // ---- SQL ---------------------------------------------------------------------------------------
+// Bounds that keep any filter inside the stack and SQLite's limits: its parser's stack holds about
+// 30 levels of nested parentheses, and a comparison's subquery takes some of them (the filter's fuzz
+// target checks the deepest filters allowed against SQLite); SQLITE_MAX_VARIABLE_NUMBER is 32766.
+// Far beyond what a person writes, and each refused with a message at its place.
+constexpr int kMaxFilterNesting = 16;
+// Each comparison of a chain deepens SQLite's expression tree by a level (at most 1000).
+constexpr std::size_t kMaxFilterComparisons = 256;
+constexpr std::size_t kMaxFilterValues = 10000;
+
 // The final (highest-step) value of metric ?name at scope ?scope of run r. Infinities come back as
 // ±9e999 (SQLite's ±Inf) so that they compare; NaN as `nan_as`.
 std::string final_metric_sql(const std::string& name, const std::string& scope, const char* nan_as) {
@@ -402,32 +428,46 @@ class Translator {
   }
 
   std::string bind(const std::string& value) {
+    if (params_.size() >= kMaxFilterValues) {
+      fail_here("the filter holds more than " + std::to_string(kMaxFilterValues) +
+                " names and values; split it into several queries");
+    }
     params_.push_back(value);
     return "?" + std::to_string(params_.size());
   }
 
   // or_expression := and_expression ("or" and_expression)*
   std::string or_expression() {
-    std::string sql = and_expression();
+    std::vector<std::string> terms{and_expression()};
     while (is_keyword(peek(), "or")) {
       next();
-      sql = "(" + sql + " OR " + and_expression() + ")";
+      terms.push_back(and_expression());
     }
-    return sql;
+    return chain(terms, " OR ");
   }
 
   // and_expression := not_expression ("and" not_expression)*
   std::string and_expression() {
-    std::string sql = not_expression();
+    std::vector<std::string> terms{not_expression()};
     while (is_keyword(peek(), "and")) {
       next();
-      sql = "(" + sql + " AND " + not_expression() + ")";
+      terms.push_back(not_expression());
     }
-    return sql;
+    return chain(terms, " AND ");
+  }
+
+  // The terms of one chain of 'or' (or 'and') as one flat SQL chain: SQLite's parser reduces it as it
+  // goes, so only nesting in the filter itself nests in SQL.
+  static std::string chain(const std::vector<std::string>& terms, const char* op) {
+    if (terms.size() == 1) return terms.front();
+    std::string sql = "(" + terms.front();
+    for (std::size_t i = 1; i < terms.size(); ++i) sql += op + terms[i];
+    return sql + ")";
   }
 
   // not_expression := "not" not_expression | "(" or_expression ")" | comparison
   std::string not_expression() {
+    const DepthGuard guard(*this);
     if (is_keyword(peek(), "not")) {
       next();
       return "(NOT " + not_expression() + ")";
@@ -445,8 +485,30 @@ class Translator {
     return comparison();
   }
 
+  // Counts the nesting of 'not' and '(' and refuses it past kMaxFilterNesting, at the token that
+  // goes too deep: the parser recurses once per level.
+  class DepthGuard {
+   public:
+    explicit DepthGuard(Translator& translator) : translator_(translator) {
+      if (++translator_.depth_ > kMaxFilterNesting) {
+        translator_.fail_here("the filter nests 'not' and '(' more than " + std::to_string(kMaxFilterNesting) +
+                              " levels deep");
+      }
+    }
+    ~DepthGuard() { --translator_.depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+
+   private:
+    Translator& translator_;
+  };
+
   // comparison := FIELD OP value | FIELD ["not"] "in" "(" value ("," value)* ")"
   std::string comparison() {
+    if (++comparisons_ > kMaxFilterComparisons) {
+      fail_here("the filter makes more than " + std::to_string(kMaxFilterComparisons) +
+                " comparisons; split it into several queries, or list values with 'in (...)'");
+    }
     if (peek().kind != TokenKind::word || is_any_keyword(peek())) {
       fail_here("expected a field (" + std::string(kFieldList) + "), 'not' or '('");
     }
@@ -551,6 +613,8 @@ class Translator {
   const std::string& filter_;
   std::vector<Token> tokens_;
   std::size_t position_ = 0;
+  int depth_ = 0;
+  std::size_t comparisons_ = 0;
   std::vector<std::string> params_;
 };
 

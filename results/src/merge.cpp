@@ -1,5 +1,7 @@
 #include "msd/results/merge.h"
 
+#include "database_file.h"
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
@@ -132,7 +134,18 @@ RunContent read_run(SQLite::Database& db, std::int64_t run_id, const fs::path& f
   for (Row& artifact : content.children[kArtifactsTable]) {
     Value& path = artifact[kArtifactPathColumn];
     if (std::holds_alternative<std::string>(path) && fs::path(std::get<std::string>(path)).is_relative()) {
-      path = (folder / std::get<std::string>(path)).lexically_normal().string();
+      path = detail::resolved_artifact_path(folder, std::get<std::string>(path));
+    }
+  }
+  return content;
+}
+
+/// `content` as OUT stores it: artifact paths inside OUT's folder relative to it (as Store writes them).
+RunContent stored_in(const fs::path& out_folder, RunContent content) {
+  for (Row& artifact : content.children[kArtifactsTable]) {
+    Value& path = artifact[kArtifactPathColumn];
+    if (std::holds_alternative<std::string>(path)) {
+      path = detail::stored_artifact_path(out_folder, std::get<std::string>(path));
     }
   }
   return content;
@@ -216,12 +229,12 @@ void merge_shard(SQLite::Database& out, const fs::path& out_folder, const std::s
       }
       const std::optional<std::int64_t> existing = run_with_uuid(out, std::get<std::string>(uuid));
       if (!existing) {
-        add_run(out, content);
+        add_run(out, stored_in(out_folder, content));
         ++merge.runs_added;
       } else if (read_run(out, *existing, out_folder).same_as(content)) {
         ++merge.runs_unchanged;
       } else {
-        replace_run(out, *existing, content);
+        replace_run(out, *existing, stored_in(out_folder, content));
         ++merge.runs_updated;
       }
     }
@@ -250,10 +263,12 @@ int schema_version_of(const std::string& path) {
 }  // namespace
 
 std::vector<ShardMerge> merge_shards(const std::string& out, const std::vector<std::string>& shards) {
-  if (!fs::exists(out) || schema_version_of(out) < Store::current_schema_version()) {
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  // Store checks whose file OUT is before it writes anything.
+  if (!detail::inspect_database_file(out, /*for_writing=*/true) ||
+      schema_version_of(out) < Store::current_schema_version()) {
     // Creates or migrates OUT. Only then is it opened read-write through Store, whose opening marks
     // runs of dead local processes as interrupted: a later merge must not see a merged run as changed.
-    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
     const Store created(out);
   } else {
     const Store checked(out, Store::Mode::read_only);  // refuses a newer schema, naming the file

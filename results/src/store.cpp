@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "database_file.h"
 #include "iso_time.h"
 
 namespace msd::results {
@@ -136,9 +138,17 @@ ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
 DELETE FROM artifacts WHERE id NOT IN (SELECT min(id) FROM artifacts GROUP BY run_id, kind, path);
 CREATE UNIQUE INDEX artifacts_once ON artifacts(run_id, kind, path);
 )sql",
+      // 3: msd's mark on its files (so that another application's SQLite file is never taken for one),
+      // and artifact paths relative to the database's folder (Store::Impl::relativize_artifacts), so
+      // that a results folder can be moved or copied whole.
+      R"sql(
+PRAGMA application_id = 1836278892; -- detail::kApplicationId, "msdl"
+)sql",
   };
   return list;
 }
+
+constexpr int kRelativeArtifactsVersion = 3;
 
 // ---- small helpers -----------------------------------------------------------------------------
 // Longest time a write keeps retrying on SQLITE_BUSY / SQLITE_LOCKED. busy_timeout makes SQLite
@@ -270,7 +280,11 @@ struct Store::Impl {
   void write(const char* action, const std::function<void()>& body);
 
   int read_version();
+  /// Refuses an existing SQLite file that is not msd's (detail::check_database_identity).
+  void require_msd_database();
   void migrate();
+  /// Migration 3's second half: artifact paths under the database's folder become relative to it.
+  void relativize_artifacts();
   std::vector<std::pair<std::string, std::string>> key_values(const char* sql, const char* action,
                                                               std::int64_t run_id);
   void require_run_changed(std::int64_t run_id);
@@ -281,6 +295,7 @@ struct Store::Impl {
 
   std::string path;
   Mode mode;
+  std::filesystem::path folder;  ///< the database's folder: relative artifact paths start here
   std::string host = this_host();
   SQLite::Database db;
   int version = 0;
@@ -290,15 +305,36 @@ struct Store::Impl {
 namespace {
 
 int open_flags(Store::Mode mode) {
-  return mode == Store::Mode::read_only ? SQLite::OPEN_READONLY
-                                        : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  return mode == Store::Mode::read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
+}
+
+/// Makes a new database at `path` whole or not at all: it is built under a temporary name (in WAL
+/// mode, every migration applied) and linked into place. A process opening `path` meanwhile sees no
+/// file or a complete one, never a file without msd's schema, which it would rightly refuse. When
+/// another process links its file first, that one is used.
+void create_database(const std::string& path) {
+  const std::string building = path + ".new-" + std::to_string(getpid());
+  try {
+    SQLite::Database db(building, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
+    db.exec("PRAGMA journal_mode = WAL");
+    SQLite::Transaction transaction(db);
+    for (const char* migration : migrations()) db.exec(migration);
+    db.exec("PRAGMA user_version = " + std::to_string(migrations().size()));
+    transaction.commit();
+  } catch (const SQLite::Exception& error) {
+    std::remove(building.c_str());
+    throw std::runtime_error("cannot create results database " + path + ": " + error.what());
+  }
+  const int linked = link(building.c_str(), path.c_str()) == 0 ? 0 : errno;
+  std::remove(building.c_str());
+  if (linked != 0 && linked != EEXIST) {
+    throw std::runtime_error("cannot create results database " + path + ": " + std::strerror(linked));
+  }
 }
 
 SQLite::Database open_database(const std::string& path, Store::Mode mode) {
-  // Checked first because SQLite's own message for a missing file does not name it.
-  if (mode == Store::Mode::read_only && !std::filesystem::exists(path)) {
-    throw std::runtime_error("results database " + path + " does not exist");
-  }
+  const bool writing = mode == Store::Mode::read_write;
+  if (!detail::inspect_database_file(path, writing) && writing) create_database(path);
   try {
     return SQLite::Database(path, open_flags(mode), kBusyTimeoutMs);
   } catch (const SQLite::Exception& error) {
@@ -317,7 +353,13 @@ std::runtime_error version_error(const std::string& path, int version, const cha
 }  // namespace
 
 Store::Impl::Impl(const std::string& path_, Mode mode_)
-    : path(path_), mode(mode_), db(open_database(path_, mode_)) {
+    : path(path_),
+      mode(mode_),
+      folder(std::filesystem::absolute(path_).lexically_normal().parent_path()),
+      db(open_database(path_, mode_)) {
+  require_msd_database();
+  // Sorts and temporary tables stay in memory, where query()'s guard sees them, not in /var/tmp.
+  with_retry("configuring the connection", [&] { db.exec("PRAGMA temp_store = MEMORY"); });
   if (mode == Mode::read_only) {
     with_retry("reading the schema version", [&] { version = read_version(); });
     if (version > current_schema_version()) {
@@ -396,6 +438,19 @@ std::string Store::Impl::random_uuid() {
 
 int Store::Impl::read_version() { return db.execAndGet("PRAGMA user_version").getInt(); }
 
+void Store::Impl::require_msd_database() {
+  std::int32_t application_id = 0;
+  std::vector<std::string> tables;
+  with_retry("reading what the file holds", [&] {
+    application_id = db.execAndGet("PRAGMA application_id").getInt();
+    version = read_version();
+    tables.clear();
+    SQLite::Statement query(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    while (query.executeStep()) tables.push_back(query.getColumn(0).getString());
+  });
+  detail::check_database_identity(path, application_id, version, tables);
+}
+
 void Store::Impl::migrate() {
   with_retry("reading the schema version", [&] { version = read_version(); });
   while (version < current_schema_version()) {
@@ -405,12 +460,30 @@ void Store::Impl::migrate() {
       version = read_version();
       if (version >= current_schema_version()) return;
       db.exec(migrations()[static_cast<std::size_t>(version)]);
+      if (version + 1 == kRelativeArtifactsVersion) relativize_artifacts();
       db.exec("PRAGMA user_version = " + std::to_string(version + 1));
       ++version;
     });
   }
   if (version > current_schema_version()) {
     throw version_error(path, version, "newer than", "use a newer build");
+  }
+}
+
+void Store::Impl::relativize_artifacts() {
+  std::vector<std::pair<std::int64_t, std::string>> moved;
+  SQLite::Statement query(db, "SELECT id, path FROM artifacts");
+  while (query.executeStep()) {
+    const std::string stored = query.getColumn(1).getString();
+    const std::string relative = detail::stored_artifact_path(folder, stored);
+    if (relative != stored) moved.emplace_back(query.getColumn(0).getInt64(), relative);
+  }
+  SQLite::Statement update(db, "UPDATE artifacts SET path = ? WHERE id = ?");
+  for (const auto& [id, relative] : moved) {
+    update.bind(1, relative);
+    update.bind(2, id);
+    update.exec();
+    update.reset();
   }
 }
 
@@ -616,7 +689,7 @@ void Store::add_artifact(std::int64_t run_id, const Artifact& artifact) {
                              "ON CONFLICT (run_id, kind, path) DO NOTHING");
     insert.bind(1, run_id);
     insert.bind(2, artifact.kind);
-    insert.bind(3, artifact.path);
+    insert.bind(3, detail::stored_artifact_path(impl_->folder, artifact.path));
     insert.bind(4, detail::now_iso_utc());
     insert.exec();
   });
@@ -807,7 +880,7 @@ std::vector<Artifact> Store::artifacts(std::int64_t run_id) const {
                             "SELECT kind, path FROM artifacts WHERE run_id = ? ORDER BY id");
     query.bind(1, run_id);
     while (query.executeStep()) {
-      result.push_back({text(query.getColumn(0)), text(query.getColumn(1))});
+      result.push_back({text(query.getColumn(0)), detail::resolved_artifact_path(impl_->folder, text(query.getColumn(1)))});
     }
   });
   return result;
@@ -840,9 +913,36 @@ bool only_blanks_or_comments(const char* text) {
   return true;
 }
 
+/// Stops a statement that holds too much memory or runs too long: SQLite calls it every kProgressOps
+/// virtual-machine operations, and a non-zero return interrupts the statement.
+struct QueryGuard {
+  static constexpr int kProgressOps = 10000;
+  const QueryLimits& limits;
+  sqlite3_int64 memory_at_start = sqlite3_memory_used();
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::size_t row_bytes = 0;  ///< what the rows read so far hold
+  std::string stopped;        ///< why the statement was interrupted
+
+  static int check(void* self) { return static_cast<QueryGuard*>(self)->over_limit() ? 1 : 0; }
+
+  bool over_limit() {
+    const auto memory = static_cast<std::size_t>(std::max<sqlite3_int64>(0, sqlite3_memory_used() - memory_at_start));
+    if (memory + row_bytes > limits.max_bytes) {
+      stopped = "the query held more than " + std::to_string(limits.max_bytes >> 20) +
+                " MiB of memory (an endless recursive CTE?); add a LIMIT or narrow it";
+    } else if (limits.max_seconds > 0 &&
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > limits.max_seconds) {
+      stopped = "the query ran longer than " + full_precision(limits.max_seconds) +
+                " s (an endless recursive CTE?); add a LIMIT or narrow it";
+    }
+    return !stopped.empty();
+  }
+};
+
 }  // namespace
 
-QueryResult Store::query(const std::string& sql, const std::vector<std::string>& params) const {
+QueryResult Store::query(const std::string& sql, const std::vector<std::string>& params,
+                         const QueryLimits& limits) const {
   QueryResult result;
   const bool read_only = impl_->mode == Mode::read_only;
   const auto refuse = [&] {
@@ -877,11 +977,20 @@ QueryResult Store::query(const std::string& sql, const std::vector<std::string>&
       const char* name = sqlite3_column_name(raw, c);
       result.columns.emplace_back(name == nullptr ? "" : name);
     }
+    QueryGuard guard{limits};
+    sqlite3_progress_handler(handle, QueryGuard::kProgressOps, &QueryGuard::check, &guard);
+    const std::unique_ptr<sqlite3, void (*)(sqlite3*)> unguard(
+        handle, [](sqlite3* h) { sqlite3_progress_handler(h, 0, nullptr, nullptr); });
     for (;;) {
+      if (limits.max_rows > 0 && result.rows.size() >= limits.max_rows) {
+        result.truncated = sqlite3_step(raw) == SQLITE_ROW;
+        break;
+      }
       const int stepped = sqlite3_step(raw);
       if (stepped == SQLITE_DONE) break;
       if (stepped != SQLITE_ROW) {
         if ((stepped & 0xff) == SQLITE_READONLY) throw refuse();
+        if (!guard.stopped.empty()) throw std::runtime_error(guard.stopped);
         throw SQLite::Exception(handle, stepped);
       }
       std::vector<QueryValue> row(static_cast<std::size_t>(columns));
@@ -911,8 +1020,10 @@ QueryResult Store::query(const std::string& sql, const std::vector<std::string>&
           default:
             break;
         }
+        guard.row_bytes += sizeof(QueryValue) + cell.text.size();
       }
       result.rows.push_back(std::move(row));
+      if (guard.over_limit()) throw std::runtime_error(guard.stopped);
     }
   });
   return result;

@@ -1,7 +1,11 @@
 // Plugin discovery and loading: the registry against fixture libraries built next to this test
 // (tests/loader/fixtures), never against the real plugins.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -175,7 +179,24 @@ TEST_F(LoaderTest, DuplicateNameNamesBothFiles) {
 
 TEST(LoaderErrors, FileThatIsNotALibrary) {
   PluginRegistry registry;
-  expect_load_error(registry, bad_dir / "bad.so", {"cannot load plugin library", "invalid ELF header"});
+  expect_load_error(registry, bad_dir / "bad.so", {"is not a shared library (it has no ELF header)"});
+}
+
+// The dynamic loader trusts a library's headers: mapping a truncated copy dies of SIGBUS. The loader
+// looks first and refuses it, whatever the cut.
+TEST(LoaderErrors, TruncatedLibraryIsRefusedBeforeLoading) {
+  const fs::path folder = fs::temp_directory_path() / ("msd_truncated_" + std::to_string(::getpid()));
+  fs::create_directories(folder);
+  std::ifstream in(good_library, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const std::size_t keep : {std::size_t{10}, std::size_t{64}, std::size_t{1000}, bytes.size() / 2,
+                                 bytes.size() - 1}) {
+    const fs::path copy = folder / ("libmsd_cut_" + std::to_string(keep) + ".so");
+    std::ofstream(copy, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(keep));
+    PluginRegistry registry;
+    expect_load_error(registry, copy, {copy.string(), "is not a whole shared library", "copy it again"});
+  }
+  fs::remove_all(folder);
 }
 
 TEST(LoaderErrors, LibraryWithoutEntryPoint) {

@@ -161,19 +161,45 @@ TEST_F(CompareTest, ExperimentNameTakesAllItsFinishedRuns) {
 }
 
 TEST_F(CompareTest, SeveralKeysAndMetrics) {
-  const ComparisonTable table = compare(kSweep, {"partition.k", "seed"}, {"swd", "missing"});
+  const ComparisonTable table = compare(kSweep, {"partition.k", "seed"}, {"swd", "swd"});
   ASSERT_EQ(table.rows.size(), 12u);  // 9 + k10 + NaN run + the run without keys, ("-", "-")
   EXPECT_EQ(table.rows[0].by, (std::vector<std::string>{"1", "0"}));
   EXPECT_EQ(table.rows[0].metrics.size(), 2u);
-  EXPECT_EQ(table.rows[0].metrics[1].n, 0u);
+  EXPECT_EQ(table.rows[0].metrics[1].n, table.rows[0].metrics[0].n);
+}
+
+// A key, metric or scope that no selected run has is a typo: an error with a suggestion, not a
+// table of "-".
+TEST_F(CompareTest, UnknownKeysAreRefused) {
+  const auto error_of = [&](const std::vector<std::string>& by, const std::vector<std::string>& metrics,
+                            const std::string& scope) {
+    try {
+      compare_runs(Store(path, Store::Mode::read_only), {kSweep, by, metrics, scope});
+    } catch (const std::runtime_error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  const std::string by = error_of({"partition.kk"}, {"swd"}, "");
+  EXPECT_NE(by.find("--by partition.kk"), std::string::npos) << by;
+  EXPECT_NE(by.find("did you mean 'partition.k'?"), std::string::npos) << by;
+  const std::string metric = error_of({"partition.k"}, {"sdw"}, "");
+  EXPECT_NE(metric.find("--metric sdw"), std::string::npos) << metric;
+  EXPECT_NE(metric.find("they have swd"), std::string::npos) << metric;
+  const std::string scope = error_of({"partition.k"}, {"swd"}, "student:9");
+  EXPECT_NE(scope.find("--scope student:9"), std::string::npos) << scope;
+  EXPECT_NE(scope.find("(whole model)"), std::string::npos) << scope;
 }
 
 TEST_F(CompareTest, NoInjectionThroughArguments) {
-  const ComparisonTable table = compare(kSweep, {"x' OR 1=1 --"}, {"swd' OR '1'='1"});
-  ASSERT_EQ(table.rows.size(), 1u);
-  EXPECT_EQ(table.rows[0].by[0], "-");
-  EXPECT_EQ(table.rows[0].runs, 12u);
-  EXPECT_EQ(table.rows[0].metrics[0].n, 0u);
+  const std::size_t groups = compare(kSweep).rows.size();
+  try {
+    compare(kSweep, {"x' OR 1=1 --"}, {"swd' OR '1'='1"});
+    FAIL() << "an unknown key must be refused";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("'x' OR 1=1 --'"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(compare(kSweep).rows.size(), groups);
   EXPECT_THROW(compare("kstudy' OR 1=1 --"), std::runtime_error);
   EXPECT_THROW(compare("' OR ''='"), std::runtime_error);
 }

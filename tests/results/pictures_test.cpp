@@ -228,11 +228,11 @@ TEST_F(PlotTest, ErrorsSayWhatIsWrong) {
             std::string::npos);
   const std::string no_metric = plot_error({kSweep, "partition.k", "fid"});
   EXPECT_NE(no_metric.find("has metric 'fid'"), std::string::npos) << no_metric;
-  EXPECT_NE(no_metric.find("metrics there: swd"), std::string::npos) << no_metric;
+  EXPECT_NE(no_metric.find("they have swd"), std::string::npos) << no_metric;
   const std::string no_param = plot_error({kSweep, "partition.kk", "swd"});
-  EXPECT_NE(no_param.find("has a param 'partition.kk'"), std::string::npos) << no_param;
+  EXPECT_NE(no_param.find("has param 'partition.kk' (did you mean 'partition.k'?)"), std::string::npos) << no_param;
   const std::string wrong_scope = plot_error({kSweep, "partition.k", "swd", "student:0"});
-  EXPECT_NE(wrong_scope.find("at scope student:0; metrics there: none"), std::string::npos) << wrong_scope;
+  EXPECT_NE(wrong_scope.find("has scope 'student:0'"), std::string::npos) << wrong_scope;
 }
 
 }  // namespace

@@ -162,7 +162,8 @@ TEST(Store, RoundTripsEveryTable) {
   EXPECT_EQ(artifacts[0].kind, "checkpoint");
   EXPECT_EQ(artifacts[0].path, "/tmp/ckpt/step10.pt");
   EXPECT_EQ(artifacts[1].kind, "samples");
-  EXPECT_EQ(artifacts[1].path, "samples/grid.png");
+  // Stored relative to the database's folder, read back absolute.
+  EXPECT_EQ(artifacts[1].path, (std::filesystem::path(path).parent_path() / "samples/grid.png").string());
 
   EXPECT_FALSE(reader.find_run(id + 1).has_value());
 }
@@ -387,8 +388,12 @@ TEST(Migrations, ReadOnlyDoesNotMigrateAnOlderFile) {
   TempDir dir;
   const std::string path = dir.file("old.db");
   {
+    // The tables of a version 1 file, which carries no application_id yet.
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db.exec("CREATE TABLE placeholder (x)");
+    for (const char* table : {"experiments", "runs", "params", "metrics", "artifacts"}) {
+      db.exec(std::string("CREATE TABLE ") + table + " (id)");
+    }
+    db.exec("PRAGMA user_version = 1");
   }
   try {
     Store store(path, Store::Mode::read_only);
@@ -398,7 +403,7 @@ TEST(Migrations, ReadOnlyDoesNotMigrateAnOlderFile) {
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find("read-write"), std::string::npos) << message;
   }
-  EXPECT_EQ(user_version(path), 0);
+  EXPECT_EQ(user_version(path), 1);
 }
 
 TEST(Migrations, ReadOnlyRefusesWrites) {

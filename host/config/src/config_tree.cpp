@@ -1,6 +1,7 @@
 #include "config_tree.h"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 #include <string_view>
 
@@ -60,16 +61,23 @@ SourceLocation location_of(const toml::node& node, const std::string& file) {
   return SourceLocation{file, static_cast<int>(begin.line), static_cast<int>(begin.column)};
 }
 
-ConfigNode convert(const toml::node& node, const std::string& file) {
+ConfigError too_deep(const SourceLocation& where, const std::string& what) {
+  return ConfigError({ConfigIssue{where, "",
+                                  what + " nests more than " + std::to_string(kMaxNesting) +
+                                      " levels deep; experiment files need a handful (stage.0.loss.1.weight)"}});
+}
+
+ConfigNode convert(const toml::node& node, const std::string& file, int depth = 0) {
   ConfigNode out;
   out.where = location_of(node, file);
+  if (depth > kMaxNesting) throw too_deep(out.where, "this value");
   switch (node.type()) {
     case toml::node_type::table:
       out.kind = ConfigNode::Kind::table;
       for (auto&& [key, value] : *node.as_table()) {
         SourceLocation key_where{file, static_cast<int>(key.source().begin.line),
                                  static_cast<int>(key.source().begin.column)};
-        out.entries.push_back(ConfigEntry{std::string(key.str()), convert(value, file), key_where});
+        out.entries.push_back(ConfigEntry{std::string(key.str()), convert(value, file, depth + 1), key_where});
       }
       // toml++ keeps keys sorted; file order makes issues and variant coordinates read like the file.
       std::stable_sort(out.entries.begin(), out.entries.end(), [](const ConfigEntry& a, const ConfigEntry& b) {
@@ -79,7 +87,7 @@ ConfigNode convert(const toml::node& node, const std::string& file) {
       break;
     case toml::node_type::array:
       out.kind = ConfigNode::Kind::array;
-      for (const toml::node& item : *node.as_array()) out.items.push_back(convert(item, file));
+      for (const toml::node& item : *node.as_array()) out.items.push_back(convert(item, file, depth + 1));
       break;
     case toml::node_type::boolean:
       out.kind = ConfigNode::Kind::boolean;
@@ -142,7 +150,58 @@ ConfigNode empty_container(bool array, const SourceLocation& where) {
 
 }  // namespace
 
+/// Index of the first character after the string that starts at text[i] (a quote), counting the
+/// newlines it holds into `line`. An unterminated string runs to the end (toml++ reports it).
+std::size_t skip_string(const std::string& text, std::size_t i, int& line) {
+  const char quote = text[i];
+  const bool multi_line = text.compare(i, 3, std::string(3, quote)) == 0;
+  i += multi_line ? 3 : 1;
+  while (i < text.size()) {
+    if (quote == '"' && text[i] == '\\') {
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++line;
+      i += 2;
+      continue;
+    }
+    if (multi_line ? text.compare(i, 3, std::string(3, quote)) == 0 : text[i] == quote) {
+      return i + (multi_line ? 3 : 1);
+    }
+    if (text[i] == '\n') {
+      if (!multi_line) return i;
+      ++line;
+    }
+    ++i;
+  }
+  return i;
+}
+
+/// Throws ConfigError at the first dotted key of more than kMaxNesting segments. It runs before
+/// toml++ sees the text, because toml++ recurses once per segment. Outside strings and comments a
+/// dot only joins key segments or sits inside a number, so counting the dots in each run of key
+/// characters, blanks and quoted segments finds every long key.
+void check_key_segments(const std::string& text, const std::string& file) {
+  int line = 1;
+  int dots = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '"' || c == '\'') {
+      i = skip_string(text, i, line);
+      continue;
+    }
+    if (c == '#') {
+      i = std::min(text.find('\n', i), text.size());
+      continue;
+    }
+    if (c == '.' && ++dots > kMaxNesting) throw too_deep(SourceLocation{file, line, 0}, "a dotted key");
+    const bool in_key = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == ' ' ||
+                        c == '\t' || c == '.';
+    if (!in_key) dots = 0;
+    if (c == '\n') ++line;
+    ++i;
+  }
+}
+
 ConfigNode parse_document(const std::string& text, const std::string& file) {
+  check_key_segments(text, file);
   try {
     return convert(toml::parse(std::string_view(text), std::string_view(file)), file);
   } catch (const toml::parse_error& error) {
@@ -157,6 +216,7 @@ ConfigNode parse_command_line_value(const std::string& text) {
   const SourceLocation where{kCommandLine, 0, 0};
   ConfigNode node;
   try {
+    check_key_segments(text, kCommandLine);
     const toml::table table = toml::parse("v = " + text, std::string_view(kCommandLine));
     node = convert(*table.get("v"), kCommandLine);
     relocate(node, where);
@@ -187,6 +247,12 @@ void flatten(const std::string& prefix, const ConfigNode& node, std::vector<Over
 void apply(const Override& override_, ConfigNode& root, std::vector<ConfigIssue>& issues) {
   const std::vector<std::string> segments = split_path(override_.path);
   const SourceLocation& where = override_.value.where;
+  if (segments.size() > static_cast<std::size_t>(kMaxNesting)) {
+    issues.push_back({where, override_.path.substr(0, 60) + "...",
+                      "the key has " + std::to_string(segments.size()) + " segments; at most " +
+                          std::to_string(kMaxNesting) + " are allowed"});
+    return;
+  }
   ConfigNode* at = &root;
   std::string walked;  // the part of the path already followed, for messages
   for (std::size_t i = 0; i < segments.size(); ++i) {

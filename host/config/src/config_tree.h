@@ -13,6 +13,11 @@ namespace msd::host::config_detail {
 /// Where --set values come from.
 inline const char* const kCommandLine = "<command line>";
 
+/// The deepest an experiment file may nest tables, arrays and dotted-key segments. A real file
+/// needs about five (stage.0.loss.1.weight); the bound keeps the recursive tree code, and toml++
+/// itself (which crashes on a key of 100 000 segments), far from the end of the stack.
+constexpr int kMaxNesting = 32;
+
 struct ConfigEntry;
 
 /// One TOML node: a table, an array, or a scalar.
@@ -48,7 +53,8 @@ struct ConfigEntry {
   const SourceLocation& where() const { return key_where.line > 0 ? key_where : value.where; }
 };
 
-/// Parses a TOML document. Throws ConfigError at the syntax error's line and column.
+/// Parses a TOML document. Throws ConfigError at the syntax error's line and column, or where the
+/// document nests deeper than kMaxNesting.
 ConfigNode parse_document(const std::string& text, const std::string& file);
 
 /// Parses the value of a --set assignment as TOML, or takes it as a bare string when it is not TOML

@@ -8,11 +8,18 @@ KeySpec plugin_key(PluginKind kind) {
                       std::string("name of the ") + to_string(kind) + " plugin (`msd plugins list`)");
 }
 
-KeySpec required_int(std::string name, std::string doc, double min) {
+KeySpec required_int(std::string name, std::string doc, double min, double max) {
   KeySpec spec = key_required(std::move(name), KeyType::integer, std::move(doc));
   spec.min = min;
+  spec.max = max;
   return spec;
 }
+
+// Upper bounds far above any study, below what would hang the process (a million threads) or
+// overflow the compute counters (steps x batch in 64 bits).
+constexpr double kMaxThreads = 1024;
+constexpr double kMaxSamples = 1 << 24;
+constexpr double kMaxSteps = 1e9;
 
 std::vector<SectionSchema> make_schema() {
   return {
@@ -22,7 +29,7 @@ std::vector<SectionSchema> make_schema() {
            key_required("name", KeyType::string, "name of the experiment, recorded with every run"),
            key_string("description", "", "one line for listings"),
            key_int("seed", 0, "seed of every random generator of a run", 0),
-           key_int("threads", 0, "CPU threads per run; 0: every core", 0),
+           key_int("threads", 0, "CPU threads per run; 0: every core", 0, kMaxThreads),
            key_real("checkpoint_seconds", 60.0,
                     "seconds between checkpoints of the student being trained (an interrupted run "
                     "resumes from the last one); 0: only when interrupted and after each student", 0.0),
@@ -53,7 +60,7 @@ std::vector<SectionSchema> make_schema() {
       {"distill", false, Presence::optional, std::nullopt, "whether and how the teacher is distilled",
        {
            key_bool("enabled", true, "false: the run is the teacher-only baseline"),
-           key_int("pairs", 1024, "teacher noise->sample pairs made per run for regression losses", 0),
+           key_int("pairs", 1024, "teacher noise->sample pairs made per run for regression losses", 0, kMaxSamples),
            key_string("pairs_split", "shared",
                       "shared: every student sees all pairs; partitioned: only its cell's",
                       {"shared", "partitioned"}),
@@ -68,21 +75,21 @@ std::vector<SectionSchema> make_schema() {
                       {"per_student", "total"}),
            key_string("divide", "steps", "with scope total: divide the steps or the batch size by K",
                       {"steps", "batch"}),
-           key_int("batch_size", 256, "samples per iteration per student, before any division", 1),
+           key_int("batch_size", 256, "samples per iteration per student, before any division", 1, kMaxSamples),
        }},
       {"stage", true, Presence::required_to_distill, std::nullopt,
        "one training stage (TSM, DM, ADM, KD, ...), run in file order",
        {
            key_required("name", KeyType::string, "names the stage in checkpoints and metrics"),
            required_int("steps", "iterations, per student or in total (see [budget]); 0 skips the stage, so an "
-                        "ablation can switch it off", 0),
+                        "ablation can switch it off", 0, kMaxSteps),
            key_real("lr", 1e-4, "student learning rate", 0),
            key_real("beta1", 0.9, "AdamW beta1", 0, 1),
            key_real("beta2", 0.999, "AdamW beta2", 0, 1),
            key_real("weight_decay", 0.0, "AdamW weight decay", 0),
            key_real("grad_clip", 10.0, "maximum gradient norm of the student; 0 disables clipping", 0),
-           key_int("warmup", 0, "iterations of linear learning-rate warm-up", 0),
-           key_int("update_every", 1, "the student steps every this many iterations (two-time-scale rule)", 1),
+           key_int("warmup", 0, "iterations of linear learning-rate warm-up", 0, kMaxSteps),
+           key_int("update_every", 1, "the student steps every this many iterations (two-time-scale rule)", 1, kMaxSteps),
        }},
       {"stage.loss", true, Presence::required, PluginKind::loss,
        "one objective of the stage above; the student minimises the weighted sum",
@@ -91,7 +98,7 @@ std::vector<SectionSchema> make_schema() {
            key_real("weight", 1.0, "multiplies this loss in the student's objective"),
        }},
       {"evaluate", false, Presence::optional, std::nullopt, "how the finished run is scored",
-       {key_int("samples", 5000, "samples drawn from the model under test", 1)}},
+       {key_int("samples", 5000, "samples drawn from the model under test", 1, kMaxSamples)}},
       {"evaluate.metric", true, Presence::optional, PluginKind::metric, "one metric computed on those samples",
        {plugin_key(PluginKind::metric)}},
       {"sweep", false, Presence::optional, std::nullopt, "the runs made from this file: [[sweep.variant]], [sweep.grid], [sweep.zip] and seeds = [...]", {}},

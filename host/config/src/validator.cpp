@@ -1,6 +1,8 @@
 #include "validator.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "canonical.h"
@@ -83,6 +85,22 @@ bool check_range(const KeySpec& spec, double value, const ConfigNode& node, cons
   return true;
 }
 
+/// What is wrong with a string value whatever its key: a control character (a NUL would cut the name
+/// short in C APIs and terminals; a newline would break every table), or emptiness where the key is
+/// required (a required name left empty names nothing).
+std::optional<std::string> string_problem(const KeySpec& spec, const std::string& value) {
+  for (const char c : value) {
+    const auto code = static_cast<unsigned char>(c);
+    if ((code < 0x20 && c != '\t') || code == 0x7f) {
+      char escaped[16];
+      std::snprintf(escaped, sizeof escaped, "U+%04X", static_cast<unsigned>(code));
+      return std::string("must not contain control characters; it holds ") + escaped;
+    }
+  }
+  if (!spec.default_value && value.empty()) return std::string("must not be empty");
+  return std::nullopt;
+}
+
 std::optional<Value> check_scalar(KeyType type, const KeySpec& spec, const ConfigNode& node, const std::string& key,
                                   const std::string& prefix, std::vector<ConfigIssue>& issues) {
   switch (type) {
@@ -100,6 +118,11 @@ std::optional<Value> check_scalar(KeyType type, const KeySpec& spec, const Confi
       if (node.kind == Kind::integer || node.kind == Kind::real) {
         const double value = node.kind == Kind::integer ? static_cast<double>(std::get<std::int64_t>(node.scalar))
                                                          : std::get<double>(node.scalar);
+        // nan and inf are TOML floats, but no key means them: they would only turn into NaN losses.
+        if (!std::isfinite(value)) {
+          issues.push_back({node.where, key, prefix + "must be a finite number, got " + node.text()});
+          return std::nullopt;
+        }
         if (!check_range(spec, value, node, key, prefix, issues)) return std::nullopt;
         return Value{value};
       }
@@ -107,6 +130,10 @@ std::optional<Value> check_scalar(KeyType type, const KeySpec& spec, const Confi
     case KeyType::string:
       if (node.kind == Kind::string) {
         const auto& value = std::get<std::string>(node.scalar);
+        if (const std::optional<std::string> problem = string_problem(spec, value)) {
+          issues.push_back({node.where, key, prefix + *problem});
+          return std::nullopt;
+        }
         if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
           std::string message = prefix + "must be one of " + join(spec.choices, "\"") + "; got " + node.text();
           if (auto close = closest_match(value, spec.choices)) message += " (did you mean \"" + *close + "\"?)";

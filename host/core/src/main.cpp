@@ -15,6 +15,10 @@
 //   msd report SWEEP --out FILE.html [--metric NAME]... [--db PATH]
 //   msd sample RUN --n N --out FILE.npy [--from students|teacher|data]
 #include <time.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <limits>
 
 #include <algorithm>
 #include <atomic>
@@ -52,6 +56,8 @@ using namespace msd;
 using namespace msd::host;
 
 constexpr const char* kDefaultDatabase = "msd-results/results.db";
+/// The most processes or threads one command starts, far above any machine's cores.
+constexpr std::int64_t kMaxJobs = 1024;
 constexpr const char* kStudentJobsHelp =
     "train each run's students in N processes at once, one student each (default 1: one after another in "
     "this process). The same students either way, bit for bit at equal thread counts; N processes keep a GPU "
@@ -114,13 +120,37 @@ void request_stop(int signal_number) {
 }
 
 /// Opens an existing database for the query commands: a mistyped --db must not create an empty one.
-/// Read-write, so that opening it marks runs of dead processes as interrupted.
+/// Read-write when this user may write it, so that opening it marks runs of dead processes as
+/// interrupted; read-only otherwise (a co-author's database on a read-only share).
 std::unique_ptr<results::Store> open_existing(const std::string& path) {
-  if (!std::filesystem::exists(path)) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
     throw std::runtime_error("no results database at " + path + " (give the right one with --db)");
   }
-  return std::make_unique<results::Store>(path);
+  const std::string folder = std::filesystem::absolute(path).parent_path().string();
+  const bool writable = access(path.c_str(), W_OK) == 0 && access(folder.c_str(), W_OK) == 0;
+  return std::make_unique<results::Store>(path, writable ? results::Store::Mode::read_write
+                                                         : results::Store::Mode::read_only);
 }
+
+/// A whole number from `min` to `max`. CLI11's own range checks print their bounds as doubles of up to
+/// 309 digits and let an integer that overflows through clamped.
+CLI::Validator whole_number(std::int64_t min, std::int64_t max) {
+  const std::string range = std::to_string(min) + " to " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, range](std::string& text) -> std::string {
+        std::int64_t value = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (error != std::errc() || stop != end || value < min || value > max) {
+          return "expected a whole number from " + range + ", got '" + text + "'";
+        }
+        return "";
+      },
+      "INT from " + range);
+}
+
+constexpr std::int64_t kMaxId = std::numeric_limits<std::int64_t>::max();
 
 std::filesystem::path database_for(const std::string& flag, const RunConfig* config, const std::filesystem::path& experiment_dir) {
   if (!flag.empty()) return flag;
@@ -494,7 +524,7 @@ int main(int argc, char** argv) {
   run->add_option("--device", run_options.device, "auto, cpu or cuda (default: experiment.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--cache", run_options.cache, "teacher cache folder (default: <database folder>/cache)");
-  run->add_option("--student-jobs", run_options.student_jobs, kStudentJobsHelp)->check(CLI::PositiveNumber);
+  run->add_option("--student-jobs", run_options.student_jobs, kStudentJobsHelp)->check(whole_number(1, kMaxJobs));
 
   // Started by a run under --student-jobs; not for people, so not in --help.
   TrainStudentOptions train_student_options;
@@ -504,9 +534,9 @@ int main(int argc, char** argv) {
   train_student->add_option("--db", train_student_options.db)->required()->check(CLI::ExistingFile);
   train_student->add_option("--cache", train_student_options.cache)->required();
   train_student->add_option("--device", train_student_options.device)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  train_student->add_option("--run", train_student_options.run_id)->required();
-  train_student->add_option("--student", train_student_options.student)->required();
-  train_student->add_option("--threads", train_student_options.threads);
+  train_student->add_option("--run", train_student_options.run_id)->required()->check(whole_number(1, kMaxId));
+  train_student->add_option("--student", train_student_options.student)->required()->check(whole_number(0, kMaxJobs));
+  train_student->add_option("--threads", train_student_options.threads)->check(whole_number(0, kMaxJobs));
 
   SweepOptions sweep_options;
   CLI::App* sweep = app.add_subcommand("sweep", "run the runs of an experiment file the database has not finished");
@@ -519,14 +549,14 @@ int main(int argc, char** argv) {
   sweep->add_flag("--dry-run", sweep_options.dry_run, "list the runs, done or to do, and run nothing");
   sweep->add_flag("--force", sweep_options.force, "run every run, even those the database has finished");
   sweep->add_option("--index", sweep_options.index, "run only the run with this sweep index (see --dry-run)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, kMaxId));
   sweep->add_option("--jobs", sweep_options.jobs, "worker processes sharing the runs (default 1: this process)")
-      ->check(CLI::PositiveNumber);
-  sweep->add_option("--student-jobs", sweep_options.student_jobs, kStudentJobsHelp)->check(CLI::PositiveNumber);
+      ->check(whole_number(1, kMaxJobs));
+  sweep->add_option("--student-jobs", sweep_options.student_jobs, kStudentJobsHelp)->check(whole_number(1, kMaxJobs));
   // Set by the supervisor of --jobs on its workers' command lines; not for people.
-  sweep->add_option("--worker", sweep_options.worker)->group("");
-  sweep->add_option("--after-run", sweep_options.after_run)->group("");
-  sweep->add_option("--worker-threads", sweep_options.worker_threads)->group("");
+  sweep->add_option("--worker", sweep_options.worker)->group("")->check(whole_number(0, kMaxJobs));
+  sweep->add_option("--after-run", sweep_options.after_run)->group("")->check(whole_number(0, kMaxId));
+  sweep->add_option("--worker-threads", sweep_options.worker_threads)->group("")->check(whole_number(0, kMaxJobs));
   SlurmOptions slurm_options;
   std::string sweep_launcher;
   CLI::Option* launcher = sweep->add_option("--launcher", sweep_launcher,
@@ -535,7 +565,7 @@ int main(int argc, char** argv) {
   sweep->add_option("--slurm-option", slurm_options.sbatch_options,
                     "extra #SBATCH line of the job script: --slurm-option=--partition=gpu (repeatable)")->needs(launcher);
   sweep->add_option("--slurm-max-parallel", slurm_options.max_parallel, "most array tasks running at once (default: no limit)")
-      ->check(CLI::NonNegativeNumber)->needs(launcher);
+      ->check(whole_number(0, kMaxId))->needs(launcher);
   sweep->add_flag("--submit", slurm_options.submit, "submit the job script with sbatch and print the job id")->needs(launcher);
 
   std::string validate_file;
@@ -562,7 +592,7 @@ int main(int argc, char** argv) {
   std::int64_t show_run = 0;
   CLI::App* results_show = results_cmd->add_subcommand("show", "config, status and final metrics of a run");
   results_show->fallthrough();
-  results_show->add_option("run", show_run, "run id")->required();
+  results_show->add_option("run", show_run, "run id")->required()->check(whole_number(1, kMaxId));
 
   results::CompareRequest compare_request;
   std::string compare_format = "table";
@@ -585,6 +615,13 @@ int main(int argc, char** argv) {
   CLI::App* results_sql = results_cmd->add_subcommand("sql", "run one SQL query on the database, opened read-only");
   results_sql->fallthrough();
   results_sql->add_option("query", sql_text, "SQL statement, e.g. \"SELECT * FROM metric_values\"")->required();
+  results::QueryLimits sql_limits;
+  sql_limits.max_rows = 10000;
+  sql_limits.max_seconds = 300;
+  results_sql->add_option("--max-rows", sql_limits.max_rows, "print at most this many rows; 0: all")
+      ->capture_default_str()->check(whole_number(0, kMaxId));
+  results_sql->add_option("--timeout", sql_limits.max_seconds, "stop a query that runs longer, in seconds")
+      ->capture_default_str()->check(CLI::Range(0.001, 1e6));
   results_sql->add_option("--format", sql_format, "table, csv, json or markdown")
       ->check(CLI::IsMember({"table", "csv", "json", "markdown"}))
       ->capture_default_str();
@@ -632,19 +669,25 @@ int main(int argc, char** argv) {
   SampleRequest sample_request;
   std::string sample_db = kDefaultDatabase;
   CLI::App* sample = app.add_subcommand("sample", "write samples of a run's models (or its dataset) as .npy");
-  sample->add_option("run", sample_request.run_id, "run id")->required();
-  sample->add_option("--n", sample_request.n, "number of samples")->capture_default_str();
+  sample->add_option("run", sample_request.run_id, "run id")->required()->check(whole_number(1, kMaxId));
+  sample->add_option("--n", sample_request.n, "number of samples")->capture_default_str()
+      ->check(whole_number(1, kMaxSampleCount));
   sample->add_option("--out", sample_request.out, "output .npy file (labels: <stem>_labels.npy)")->required();
   sample->add_option("--from", sample_request.from, "students, teacher or data")
       ->check(CLI::IsMember({"students", "teacher", "data"}))
       ->capture_default_str();
-  sample->add_option("--seed", sample_request.seed, "random seed")->capture_default_str();
+  sample->add_option("--seed", sample_request.seed, "random seed")->capture_default_str()->check(whole_number(0, kMaxId));
   sample->add_option("--device", sample_request.device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   sample->add_option("--db", sample_db, "results database")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every mistake on the command line exits 2, as a bad experiment file does.
+    return app.exit(error) == 0 ? 0 : 2;
+  }
 
   try {
     if (run->parsed()) return cmd_run(run_options, plugin_options);
@@ -693,8 +736,12 @@ int main(int argc, char** argv) {
     }
     if (results_sql->parsed()) {
       const results::Store store(db, results::Store::Mode::read_only);
-      std::cout << results::format_query_result(store.query(sql_text),
-                                                results::output_format_from_string(sql_format));
+      const results::QueryResult rows = store.query(sql_text, {}, sql_limits);
+      std::cout << results::format_query_result(rows, results::output_format_from_string(sql_format));
+      if (rows.truncated) {
+        std::cerr << "msd: stopped after " << rows.rows.size()
+                  << " rows; the query has more (--max-rows N shows more, 0 all; or add a LIMIT)\n";
+      }
       return 0;
     }
     if (results_query->parsed()) {
@@ -729,7 +776,7 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "msd: " << e.what() << "\n";
+    std::cerr << "msd: " << describe_error(e) << "\n";
     return 1;
   }
   return 0;

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "msd/atomic_file.h"
 #include "msd/edm.h"
 #include "msd/host/config.h"
 #include "msd/host/plugin_registry.h"
@@ -132,11 +133,34 @@ torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Te
   return torch::cat(parts, 0);
 }
 
+namespace {
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+std::string describe_error(const std::exception& error) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) return torch_error->what_without_backtrace();
+  return error.what();
+}
+
 void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& file) {
-  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
-  const std::filesystem::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
-  archive.save_to(tmp.string());
-  std::filesystem::rename(tmp, file);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(file, bytes.str());
+}
+
+void read_archive(const std::filesystem::path& file, const torch::Device& device, const std::string& remedy,
+                  const std::function<void(torch::serialize::InputArchive&)>& read) {
+  if (!std::filesystem::exists(file)) throw std::runtime_error(file.string() + " does not exist; " + remedy);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string(), device);
+    read(archive);
+  } catch (const c10::Error& error) {
+    throw std::runtime_error(file.string() + " cannot be read (" + first_line(error.what_without_backtrace()) +
+                             "): it is truncated, damaged or of another model; " + remedy);
+  }
 }
 
 void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
@@ -150,14 +174,11 @@ void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
   save_archive(archive, file);
 }
 
-void load_weights(torch::nn::Module& net, const std::filesystem::path& file) {
-  if (!std::filesystem::exists(file)) throw std::runtime_error("checkpoint " + file.string() + " does not exist");
-  torch::serialize::InputArchive archive;
-  archive.load_from(file.string(), torch::kCPU);
+void load_weights(torch::nn::Module& net, const std::filesystem::path& file, const std::string& remedy) {
   auto params = net.parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
   net.to(torch::kCPU);
-  net.load(archive);
+  read_archive(file, torch::kCPU, remedy, [&](torch::serialize::InputArchive& archive) { net.load(archive); });
   net.to(device);
 }
 
@@ -181,23 +202,24 @@ void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file) {
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(file, std::ios::binary);
-  if (!out) throw std::runtime_error("cannot write " + file.string());
-  const char magic[] = "\x93NUMPY\x01\x00";
-  out.write(magic, 8);
   const auto len = static_cast<std::uint16_t>(header.size());
-  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(len_bytes, 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-  if (!out) throw std::runtime_error("failed writing " + file.string());
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(len & 0xff);
+  bytes += static_cast<char>(len >> 8);
+  bytes += header;
+  bytes.append(static_cast<const char*>(t.data_ptr()), static_cast<std::size_t>(t.numel() * t.element_size()));
+  write_file_atomically(file, bytes);
 }
 
 torch::Device resolve_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
   const bool gpu = torch::cuda::is_available();
   if (requested == "cuda") {
-    if (!gpu) throw std::runtime_error("--device cuda: no CUDA device is available to this LibTorch build");
+    if (!gpu) {
+      throw std::runtime_error("device cuda (from --device or experiment.device): this machine has no CUDA device "
+                               "that this LibTorch build can use; use --device cpu, or auto to take a GPU when "
+                               "there is one (docs/GPU.md builds msd for CUDA)");
+    }
     return torch::Device(torch::kCUDA, 0);
   }
   return gpu ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);

@@ -18,6 +18,7 @@
 
 #include <torch/torch.h>
 
+#include "msd/atomic_file.h"
 #include "msd/cache_lock.h"
 #include "msd/dataset.h"
 #include "msd/host/child_process.h"
@@ -42,6 +43,17 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+std::string number_text(double value) {
+  if (std::isnan(value)) return "nan";  // whatever its sign bit, which streams print as "-nan"
+  std::ostringstream text;
+  text << value;
+  return text.str();
+}
+
+/// What to do about a run's own checkpoint or student file that cannot be read.
+constexpr const char* kDamagedCheckpoint =
+    "delete it (or the run's folder), and `msd sweep` trains the students it held again";
 
 struct Interrupted : std::runtime_error {
   Interrupted() : std::runtime_error("interrupted by a signal") {}
@@ -193,6 +205,11 @@ class RunMonitor final : public Monitor {
   RunMonitor(results::Store& store, std::int64_t run_id, ProgressReporter& progress)
       : store_(store), run_id_(run_id), progress_(progress) {}
   void progress(const std::string& what, std::int64_t step, std::int64_t total, double loss) override {
+    if (!std::isfinite(loss)) {
+      throw std::runtime_error(what + ", step " + std::to_string(step) + " of " + std::to_string(total) +
+                               ": the training loss is " + number_text(loss) +
+                               ", so the weights are lost to it; lower the learning rate of this phase");
+    }
     progress_.update(what, step, total, loss);
     check_stop();
     if (seconds_since(last_heartbeat_) > 30.0) {
@@ -417,7 +434,7 @@ class RunExecution {
     const CacheLock lock(file.string() + ".lock", &log_);
     std::vector<results::MetricRow> rows;
     if (std::filesystem::exists(file)) {
-      load_weights(*teacher_, file);
+      load_weights(*teacher_, file, "delete it, and the next run trains the teacher again");
       log_ << "teacher: reusing " << file.string() << "\n";
       // A resumed run keeps what its first attempt recorded (it may have trained this teacher).
       if (!resume_) rows.push_back({"teacher.cached", 0, 1.0, ""});
@@ -433,7 +450,7 @@ class RunExecution {
       rows.push_back({"teacher.train_seconds", 0, seconds_since(start), ""});
       save_weights(*teacher_, file);
       // Provenance beside the weights: the run config whose dataset, teacher and seed produced them.
-      std::ofstream(file.string() + ".toml") << config_.canonical_toml;
+      write_file_atomically(file.string() + ".toml", config_.canonical_toml);
       log_ << "teacher: trained and cached at " << file.string() << "\n";
     }
     teacher_->to(device_);
@@ -478,16 +495,12 @@ class RunExecution {
     torch::Tensor noise, labels, target;
     const bool cached = std::filesystem::exists(file);
     if (cached) {
-      try {
-        torch::serialize::InputArchive archive;
-        archive.load_from(file.string(), torch::kCPU);
-        archive.read("noise", noise);
-        archive.read("labels", labels);
-        archive.read("target", target);
-      } catch (const c10::Error& e) {
-        throw std::runtime_error("cached teacher pairs " + file.string() + " cannot be read (" +
-                                 e.what_without_backtrace() + "); delete the file and the run makes them again");
-      }
+      read_archive(file, torch::kCPU, "delete it, and the next run makes the teacher pairs again",
+                   [&](torch::serialize::InputArchive& archive) {
+                     archive.read("noise", noise);
+                     archive.read("labels", labels);
+                     archive.read("target", target);
+                   });
       log_ << "teacher pairs: reusing " << file.string() << "\n";
     } else {
       seed_phase(config_.seed, "teacher-pairs");
@@ -514,7 +527,7 @@ class RunExecution {
       archive.write("labels", labels);
       archive.write("target", target);
       save_archive(archive, file);
-      std::ofstream(file.string() + ".toml") << config_.canonical_toml;
+      write_file_atomically(file.string() + ".toml", config_.canonical_toml);
       log_ << "teacher pairs: " << n << " made in " << seconds_since(start) << " s and cached at " << file.string() << "\n";
     }
     pairs_ = TeacherPairs{noise.to(device_), labels.to(device_), target.to(device_)};
@@ -589,7 +602,7 @@ class RunExecution {
       const std::filesystem::path file = student_file(index);
       Compute spent;
       if (index < progress.student) {
-        load_weights(*net, file);
+        load_weights(*net, file, kDamagedCheckpoint);
         net->to(device_);
         spent = progress.students_spent.at(k);
         log_ << "student " << k << ": trained earlier, loaded from " << file.string() << "\n";
@@ -644,10 +657,9 @@ class RunExecution {
   /// from `progress.student` on, in order.
   void take_finished_students(Progress& progress) {
     while (progress.student < config_.k && std::filesystem::exists(compute_file(progress.student))) {
-      torch::serialize::InputArchive archive;
-      archive.load_from(compute_file(progress.student).string());
       torch::Tensor t;
-      archive.read("spent", t);
+      read_archive(compute_file(progress.student), torch::kCPU, kDamagedCheckpoint,
+                   [&](torch::serialize::InputArchive& archive) { archive.read("spent", t); });
       progress.finish_student(Compute::from_tensor(t));
     }
   }
@@ -850,6 +862,7 @@ class RunExecution {
       }
       double shown = 0.0;
       if (log_now) {
+        require_finite_losses(stage_index, what, it, values, aux);
         for (size_t i = 0; i < losses.size(); ++i) {
           monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
           shown += stage.losses[i].weight * values[i];
@@ -880,6 +893,25 @@ class RunExecution {
     return spent;
   }
 
+  /// A loss that turned NaN or infinite has spoilt the weights it updates: the run fails here, naming
+  /// the stage, the iteration and the loss, instead of finishing with NaN metrics.
+  void require_finite_losses(std::int64_t stage_index, const std::string& what, std::int64_t iteration,
+                             const std::vector<double>& values, const std::map<std::string, double>& aux) const {
+    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
+    const auto fail = [&](const std::string& loss, double value) {
+      throw std::runtime_error(what + ", iteration " + std::to_string(iteration) + ": " + loss + " is " +
+                               number_text(value) + ", so the weights it trains are lost; lower stage." +
+                               std::to_string(stage_index) + ".lr (" + number_text(stage.lr) +
+                               ") or the loss weights of stage '" + stage.name + "'");
+    };
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) fail("the loss '" + stage.losses[i].plugin + "'", values[i]);
+    }
+    for (const auto& [name, value] : aux) {
+      if (!std::isfinite(value)) fail("the auxiliary value '" + name + "'", value);
+    }
+  }
+
   std::filesystem::path run_checkpoint_file() const { return run_dir_ / "checkpoint.pt"; }
   std::filesystem::path student_checkpoint_file(std::int64_t k) const {
     return run_dir_ / ("checkpoint-student-" + std::to_string(k) + ".pt");
@@ -903,14 +935,15 @@ class RunExecution {
       log_ << "resuming: no student finished in the interrupted attempt\n";
       return progress;
     }
-    torch::serialize::InputArchive archive;
-    archive.load_from(run_checkpoint_file().string());
-    const std::int64_t done = read_int(archive, "students_done");
-    for (std::int64_t k = 0; k < done; ++k) {
-      torch::Tensor t;
-      archive.read("spent." + std::to_string(k), t);
-      progress.finish_student(Compute::from_tensor(t));
-    }
+    std::int64_t done = 0;
+    read_archive(run_checkpoint_file(), torch::kCPU, kDamagedCheckpoint, [&](torch::serialize::InputArchive& archive) {
+      done = read_int(archive, "students_done");
+      for (std::int64_t k = 0; k < done; ++k) {
+        torch::Tensor t;
+        archive.read("spent." + std::to_string(k), t);
+        progress.finish_student(Compute::from_tensor(t));
+      }
+    });
     log_ << "resuming from " << run_checkpoint_file().string() << ": " << done << " of " << config_.k
          << " students finished\n";
     return progress;
@@ -945,16 +978,16 @@ class RunExecution {
   void resume_student(Progress& progress) {
     const std::filesystem::path file = student_checkpoint_file(progress.student);
     if (!std::filesystem::exists(file)) return;
-    torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
-    progress.stage = read_int(archive, "stage");
-    progress.iteration = read_int(archive, "iteration");
-    progress.updates = read_int(archive, "updates");
-    torch::Tensor t;
-    archive.read("stage_seconds", t);
-    progress.stage_seconds = t.item<double>();
-    archive.read("student_spent", t);
-    progress.student_spent = Compute::from_tensor(t);
+    read_archive(file, torch::kCPU, kDamagedCheckpoint, [&](torch::serialize::InputArchive& archive) {
+      progress.stage = read_int(archive, "stage");
+      progress.iteration = read_int(archive, "iteration");
+      progress.updates = read_int(archive, "updates");
+      torch::Tensor t;
+      archive.read("stage_seconds", t);
+      progress.stage_seconds = t.item<double>();
+      archive.read("student_spent", t);
+      progress.student_spent = Compute::from_tensor(t);
+    });
     log_ << "resuming from " << file.string() << ": student " << progress.student << ", stage " << progress.stage
          << ", iteration " << progress.iteration << "\n";
   }
@@ -962,20 +995,21 @@ class RunExecution {
   /// Loads the mid-stage training state of student `k`'s checkpoint into freshly set-up objects.
   void restore_checkpoint(std::int64_t k, Denoiser& student, torch::optim::Optimizer& optimizer,
                           std::vector<std::unique_ptr<Loss>>& losses) {
-    torch::serialize::InputArchive archive, net, opt;
-    archive.load_from(student_checkpoint_file(k).string(), device_);
-    archive.read("net", net);
-    student.load(net);
-    archive.read("optimizer", opt);
-    optimizer.load(opt);
-    for (size_t i = 0; i < losses.size(); ++i) {
-      torch::serialize::InputArchive loss;
-      archive.read("loss." + std::to_string(i), loss);
-      losses[i]->load(loss);
-    }
-    torch::Tensor rng;
-    archive.read("rng", rng);
-    set_generator_state(device_, rng.to(torch::kCPU));
+    read_archive(student_checkpoint_file(k), device_, kDamagedCheckpoint, [&](torch::serialize::InputArchive& archive) {
+      torch::serialize::InputArchive net, opt;
+      archive.read("net", net);
+      student.load(net);
+      archive.read("optimizer", opt);
+      optimizer.load(opt);
+      for (size_t i = 0; i < losses.size(); ++i) {
+        torch::serialize::InputArchive loss;
+        archive.read("loss." + std::to_string(i), loss);
+        losses[i]->load(loss);
+      }
+      torch::Tensor rng;
+      archive.read("rng", rng);
+      set_generator_state(device_, rng.to(torch::kCPU));
+    });
   }
 
   using Sampler = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
@@ -998,6 +1032,11 @@ class RunExecution {
     const auto start = Clock::now();
     Batch generated{sample_in_chunks(sample_at_precision, data_->sample_shape(), labels, device_), labels};
     log_ << model << ": " << n << " samples in " << seconds_since(start) << " s\n";
+    const std::int64_t non_finite = (~torch::isfinite(generated.x)).sum().item<std::int64_t>();
+    if (non_finite > 0) {
+      throw std::runtime_error("evaluation: " + std::to_string(non_finite) + " values in the samples of the " + model +
+                               " are NaN or infinite, so no metric of them means anything");
+    }
 
     std::filesystem::create_directories(run_dir_);
     write_npy(generated.x, run_dir_ / "samples.npy");
@@ -1036,6 +1075,13 @@ class RunExecution {
     }
     store_.log_metrics(run_id_, rows);
     store_.set_tag(run_id_, "model", model);
+    for (const results::MetricRow& row : rows) {
+      if (!std::isfinite(row.value)) {
+        throw std::runtime_error("evaluation: metric '" + row.name + "'" +
+                                 (row.scope.empty() ? std::string() : " at scope " + row.scope) + " is " +
+                                 number_text(row.value) + " (recorded); a run with a non-finite metric is no result");
+      }
+    }
   }
 
   bool resume_;  ///< continuing an interrupted attempt of the same run
@@ -1069,7 +1115,7 @@ void run_reporting(RunExecution& execution, RunReport& report, const std::string
     report.error = e.what();
   } catch (const std::exception& e) {
     report.status = results::RunStatus::failed;
-    report.error = e.what();
+    report.error = describe_error(e);
   }
   if (report.status == results::RunStatus::finished) return;
   try {
@@ -1101,7 +1147,7 @@ std::filesystem::path database_folder(const std::filesystem::path& db, const std
 Runner::Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log)
     : registry_(registry), store_(store), workspace_(std::move(workspace)), log_(log) {}
 
-results::NewRun Runner::new_run(const RunConfig& config, std::string& device_error) const {
+results::NewRun Runner::new_run(const RunConfig& config) const {
   results::NewRun row;
   row.experiment = config.experiment;
   row.name = config.name;
@@ -1115,24 +1161,18 @@ results::NewRun Runner::new_run(const RunConfig& config, std::string& device_err
   row.coords = config.coords;
   row.sweep_id = config.sweep_id;
   row.sweep_index = config.sweep_index;
-  try {
-    row.device = resolve_device(workspace_.device.empty() ? config.device : workspace_.device).str();
-  } catch (const std::exception& e) {
-    row.device = config.device;
-    device_error = e.what();
-  }
+  // A device this machine lacks is refused before anything is recorded: no run could use it.
+  row.device = resolve_device(workspace_.device.empty() ? config.device : workspace_.device).str();
   return row;
 }
 
 RunReport Runner::run(const RunConfig& config) {
-  std::string device_error;
-  const results::NewRun row = new_run(config, device_error);
-  return execute(config, row.device, store_.begin_run(row), false, device_error);
+  const results::NewRun row = new_run(config);
+  return execute(config, row.device, store_.begin_run(row), false);
 }
 
 RunReport Runner::claim_and_run(const RunConfig& config, std::int64_t after_id) {
-  std::string device_error;
-  const results::NewRun row = new_run(config, device_error);
+  const results::NewRun row = new_run(config);
   const results::RunClaim claim = store_.claim_run(row, after_id);
   if (claim.outcome == results::RunClaim::Outcome::finished || claim.outcome == results::RunClaim::Outcome::running) {
     RunReport report;
@@ -1143,8 +1183,7 @@ RunReport Runner::claim_and_run(const RunConfig& config, std::int64_t after_id) 
                                                                           : results::RunStatus::running;
     return report;
   }
-  RunReport report = execute(config, row.device, claim.run_id, claim.outcome == results::RunClaim::Outcome::resumed,
-                             device_error);
+  RunReport report = execute(config, row.device, claim.run_id, claim.outcome == results::RunClaim::Outcome::resumed);
   report.outcome = claim.outcome;
   return report;
 }
@@ -1161,19 +1200,12 @@ RunReport Runner::train_student(const RunConfig& config, std::int64_t run_id, st
   return report;
 }
 
-RunReport Runner::execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume,
-                          const std::string& device_error) {
+RunReport Runner::execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume) {
   RunReport report;
   report.name = config.name;
   report.run_id = run_id;
-  report.error = device_error;
   log_ << "== run " << report.run_id << (resume ? " (resumed)" : "") << ": " << config.experiment << " / "
        << config.name << " (config " << config.hash << ", device " << device << ")\n";
-  if (!report.error.empty()) {
-    store_.finish_run(report.run_id, results::RunStatus::failed, report.error);
-    report.status = results::RunStatus::failed;
-    return report;
-  }
   const auto start = Clock::now();
   RunExecution execution(registry_, store_, workspace_, config, report.run_id, resume, log_);
   run_reporting(execution, report, "run " + std::to_string(report.run_id), log_, [&] {

@@ -16,6 +16,13 @@ std::filesystem::path labels_path_for(const std::filesystem::path& samples) {
 
 namespace {
 
+/// The memory the samples of one `msd sample` may take, in GiB.
+constexpr double kMaxSampleGiB = 4.0;
+
+/// What to do when a finished run's weights cannot be read.
+constexpr const char* kRetrain =
+    "the run's weights are lost: run its experiment again (`msd sweep FILE --force`) to train them anew";
+
 std::vector<std::string> artifacts_of_kind(const results::Store& store, std::int64_t run_id, const std::string& kind) {
   std::vector<std::string> paths;
   for (const auto& a : store.artifacts(run_id)) {
@@ -33,7 +40,9 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
     throw std::runtime_error("run " + std::to_string(run->id) + " is " + results::to_string(run->status) +
                              ", not finished: it has no complete models to sample");
   }
-  if (request.n < 1) throw std::runtime_error("--n must be at least 1");
+  if (request.n < 1 || request.n > kMaxSampleCount) {
+    throw std::runtime_error("--n must be from 1 to " + std::to_string(kMaxSampleCount));
+  }
   const std::vector<RunConfig> configs =
       ExperimentFile::parse(run->config_text, "config of run " + std::to_string(run->id)).resolve(registry);
   const RunConfig& config = configs.front();
@@ -44,6 +53,14 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
   seed_phase(config.seed, "dataset");
   data->prepare({std::filesystem::path(store.path()).parent_path() / "cache", device, nullptr,
                  static_cast<std::uint64_t>(config.seed)});
+  std::int64_t values_per_sample = 1;
+  for (std::int64_t d : data->sample_shape()) values_per_sample *= d;
+  const double gib = static_cast<double>(request.n) * static_cast<double>(values_per_sample) * 4.0 / (1 << 30);
+  if (gib > kMaxSampleGiB) {
+    throw std::runtime_error("--n " + std::to_string(request.n) + ": the samples would take " + std::to_string(gib) +
+                             " GiB in memory (at most " + std::to_string(kMaxSampleGiB) +
+                             "); draw them in parts, each with its own --seed");
+  }
   torch::Tensor labels = torch::arange(request.n, torch::kInt64) % data->num_classes();
   seed_phase(request.seed, "sample/" + request.from);
   torch::Tensor x;
@@ -56,7 +73,7 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
     std::shared_ptr<Denoiser> teacher = teacher_plugin->build(data->sample_shape(), data->num_classes());
     const auto teacher_files = artifacts_of_kind(store, run->id, "teacher");
     if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run->id) + " recorded no teacher");
-    load_weights(*teacher, teacher_files.front());
+    load_weights(*teacher, teacher_files.front(), kRetrain);
     teacher->to(device);
     teacher->eval();
     if (request.from == "teacher") {
@@ -80,7 +97,7 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
       for (size_t k = 0; k < cells.size(); ++k) {
         std::shared_ptr<Denoiser> net = student_plugin->build(
             student_context(*teacher, *data, *teacher_plugin, static_cast<std::int64_t>(k), cells[k]));
-        load_weights(*net, student_files[k]);
+        load_weights(*net, student_files[k], kRetrain);
         net->to(device);
         net->eval();
         slots.push_back({cells[k], net});

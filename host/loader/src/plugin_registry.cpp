@@ -9,6 +9,7 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include "library_file.h"
 #include "msd/host/edit_distance.h"
 
 namespace msd::host {
@@ -170,6 +171,7 @@ void PluginRegistry::load_library(const fs::path& file) {
   if (impl_->loaded.count(path) != 0) return;
   const std::string where = path.string();
 
+  check_library_file(path);
   boost::dll::shared_library library;
   try {
     // Local symbols keep two plugins' internals apart; binding now reports missing symbols here,

@@ -78,7 +78,7 @@ struct MetricRow {
 
 struct Artifact {
   std::string kind;        ///< "checkpoint", "samples", ...
-  std::string path;        ///< absolute (msd run writes absolute paths)
+  std::string path;        ///< absolute; stored relative to the database's folder when inside it
 };
 
 /// One cell of a query result.
@@ -95,6 +95,15 @@ struct QueryValue {
 struct QueryResult {
   std::vector<std::string> columns;
   std::vector<std::vector<QueryValue>> rows;
+  bool truncated = false;  ///< QueryLimits::max_rows was reached: more rows were left unread
+};
+
+/// What one Store::query may take. A query past max_bytes or max_seconds is stopped with an error
+/// (an endless recursive CTE, say); one past max_rows returns the rows so far, marked truncated.
+struct QueryLimits {
+  std::size_t max_rows = 0;                    ///< 0: every row
+  std::size_t max_bytes = std::size_t{1} << 30;  ///< memory held by SQLite and by the rows read
+  double max_seconds = 0.0;                    ///< 0: no time limit
 };
 
 class Store {
@@ -154,7 +163,8 @@ class Store {
   /// bound to ?1, ?2, ... as text, and returns every row. A statement that would write throws
   /// std::runtime_error (saying the database is opened read-only when it is); so does SQL with
   /// more than one statement, or any SQLite error.
-  QueryResult query(const std::string& sql, const std::vector<std::string>& params = {}) const;
+  QueryResult query(const std::string& sql, const std::vector<std::string>& params = {},
+                    const QueryLimits& limits = {}) const;
 
  private:
   struct Impl;

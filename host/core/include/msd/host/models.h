@@ -72,15 +72,21 @@ torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Te
                                const std::vector<std::int64_t>& sample_shape, const torch::Tensor& labels,
                                const torch::Device& device, std::int64_t chunk = 2048);
 
-/// Writes `archive` to `file` (creating its folder) through a temporary file and a rename, so a reader,
-/// or a crash, never sees half a file.
+/// Writes `archive` to `file` whole or not at all (msd::write_file_atomically): a reader, a crash or a
+/// full disk never leaves half a file. Throws std::runtime_error naming the file when it cannot be written.
 void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& file);
 
-/// Saves and loads a network's weights (LibTorch archive).
-void save_weights(torch::nn::Module& net, const std::filesystem::path& file);
-void load_weights(torch::nn::Module& net, const std::filesystem::path& file);
+/// Reads `file` into an archive on `device` and hands it to `read`. A missing, truncated or damaged
+/// file, or one that does not hold what `read` looks for, becomes std::runtime_error naming the file,
+/// saying what is wrong and ending with `remedy` (what the user should do), not a LibTorch trace.
+void read_archive(const std::filesystem::path& file, const torch::Device& device, const std::string& remedy,
+                  const std::function<void(torch::serialize::InputArchive&)>& read);
 
-/// Writes a NumPy .npy file (float32 or int64, C order) that numpy.load reads.
+/// Saves and loads a network's weights (LibTorch archive); load_weights reads as read_archive does.
+void save_weights(torch::nn::Module& net, const std::filesystem::path& file);
+void load_weights(torch::nn::Module& net, const std::filesystem::path& file, const std::string& remedy);
+
+/// Writes a NumPy .npy file (float32 or int64, C order) that numpy.load reads, whole or not at all.
 void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file);
 
 /// "auto" -> cuda if available else cpu; "cuda" without a GPU is an error saying so.

@@ -45,7 +45,8 @@ extern std::atomic<bool> g_stop_requested;
 class Runner {
  public:
   Runner(const PluginRegistry& registry, results::Store& store, Workspace workspace, std::ostream& log);
-  /// Runs one config as a new run. Never throws for a failure inside the run: it is recorded and reported.
+  /// Runs one config as a new run. Never throws for a failure inside the run: it is recorded and
+  /// reported. Throws, recording nothing, when the run's device is not on this machine.
   RunReport run(const RunConfig& config);
   /// For sweeps and their workers: claims the config in the store (Store::claim_run) and runs it, or
   /// resumes its interrupted run from the last checkpoint, or reports (outcome finished or running,
@@ -58,15 +59,18 @@ class Runner {
   RunReport train_student(const RunConfig& config, std::int64_t run_id, std::int64_t student);
 
  private:
-  results::NewRun new_run(const RunConfig& config, std::string& device_error) const;
-  RunReport execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume,
-                    const std::string& device_error);
+  /// The run's row. Throws when the run's device is not on this machine.
+  results::NewRun new_run(const RunConfig& config) const;
+  RunReport execute(const RunConfig& config, const std::string& device, std::int64_t run_id, bool resume);
 
   const PluginRegistry& registry_;
   results::Store& store_;
   Workspace workspace_;
   std::ostream& log_;
 };
+
+/// The message of `error` for people: LibTorch's errors lose the C++ stack trace they carry.
+std::string describe_error(const std::exception& error);
 
 /// The teacher cache file for a config.
 std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunConfig& config);

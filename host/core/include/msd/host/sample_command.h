@@ -11,6 +11,9 @@
 
 namespace msd::host {
 
+/// The most samples one `msd sample` draws: larger sets are drawn in parts (other --seed values).
+constexpr std::int64_t kMaxSampleCount = std::int64_t{1} << 24;
+
 struct SampleRequest {
   std::int64_t run_id = 0;
   std::int64_t n = 1000;                ///< number of samples; labels cycle through the classes
