@@ -52,11 +52,11 @@ int decode_status(int status) {
 }
 
 /// Forks and execs msd with stdout and stderr on `out_fd`. Only async-signal-safe calls after fork.
-pid_t start_child(const std::vector<std::string>& args, const fs::path& cwd, int out_fd, int close_fd) {
-  const std::string binary = msd_binary().string();
-  std::vector<std::string> storage;
-  storage.reserve(args.size() + 1);
-  storage.push_back(binary);
+pid_t start_child(const std::vector<std::string>& args, const fs::path& cwd, int out_fd, int close_fd,
+                  const std::vector<std::string>& wrapper = {}) {
+  std::vector<std::string> storage = wrapper;
+  storage.reserve(wrapper.size() + args.size() + 1);
+  storage.push_back(msd_binary().string());
   for (const auto& a : args) storage.push_back(a);
   std::vector<char*> argv;
   for (auto& s : storage) argv.push_back(s.data());
@@ -101,10 +101,11 @@ pid_t start_child(const std::vector<std::string>& args, const fs::path& cwd, int
 
 }  // namespace
 
-RunResult run_msd(const std::vector<std::string>& args, const fs::path& cwd, int timeout_seconds) {
+RunResult run_msd(const std::vector<std::string>& args, const fs::path& cwd, int timeout_seconds,
+                  const std::vector<std::string>& wrapper) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  const pid_t pid = start_child(args, cwd, fds[1], fds[0]);
+  const pid_t pid = start_child(args, cwd, fds[1], fds[0], wrapper);
   close(fds[1]);
 
   RunResult result;

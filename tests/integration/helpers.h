@@ -45,7 +45,9 @@ struct RunResult {
 
 /// Runs `msd ARGS...` in `cwd` (the current folder when empty) and waits for it, at most
 /// `timeout_seconds`. MSD_PLUGIN_PATH is cleared in the child so only the build's plugins load.
-RunResult run_msd(const std::vector<std::string>& args, const fs::path& cwd = {}, int timeout_seconds = 300);
+/// A non-empty `wrapper` runs `WRAPPER... msd ARGS...` instead (setpriv, a shell setting limits).
+RunResult run_msd(const std::vector<std::string>& args, const fs::path& cwd = {}, int timeout_seconds = 300,
+                  const std::vector<std::string>& wrapper = {});
 
 /// Starts `msd ARGS...` without waiting; its stdout and stderr go to `log_file`. Returns its pid.
 pid_t spawn_msd(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log_file);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -34,6 +35,22 @@ std::string trim(const std::string& text) {
 }
 
 std::string first_segment(const std::string& path) { return path.substr(0, path.find('.')); }
+
+/// More than this is no experiment file (a handful of kB), and more runs than this no sweep that
+/// finishes: both are refused before any work.
+constexpr std::uintmax_t kMaxExperimentFileBytes = 4 << 20;
+constexpr std::uint64_t kMaxRuns = 100000;
+
+/// The runs a sweep plan makes (variants x the points of every axis), or kMaxRuns + 1 when more.
+std::uint64_t run_count(const config_detail::SweepPlan& plan) {
+  std::uint64_t runs = std::max<std::uint64_t>(1, plan.variants.size());
+  for (const config_detail::Axis& axis : plan.axes) {
+    if (axis.empty()) continue;
+    if (runs > kMaxRuns / axis.size()) return kMaxRuns + 1;
+    runs *= axis.size();
+  }
+  return runs;
+}
 
 /// A variant's coordinates: each overridden key once (the last override wins, as when applied), valued
 /// as resolved (so `lr = 1` reads 1.0 like the param) when it names a key.
@@ -77,6 +94,19 @@ ExperimentFile& ExperimentFile::operator=(ExperimentFile&&) noexcept = default;
 ExperimentFile::~ExperimentFile() = default;
 
 ExperimentFile ExperimentFile::load(const std::filesystem::path& path) {
+  const auto refuse = [&](const std::string& why) {
+    return ConfigError({ConfigIssue{SourceLocation{path.string()}, "", why}});
+  };
+  std::error_code ec;
+  // A device or a pipe (/dev/zero, a FIFO) would be read forever.
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    throw refuse("is not a regular file; give the path of an experiment .toml file");
+  }
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxExperimentFileBytes) {
+    throw refuse("is " + std::to_string(size) + " bytes; an experiment file is a few kB (at most " +
+                 std::to_string(kMaxExperimentFileBytes) + " bytes are read)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw ConfigError({ConfigIssue{SourceLocation{path.string()}, "",
@@ -145,6 +175,11 @@ std::vector<RunConfig> ExperimentFile::resolve(const PluginCatalog& catalog) con
   config_detail::SweepPlan plan;
   if (const ConfigNode* sweep = impl_->root.find("sweep")) plan = config_detail::read_sweep(*sweep, issues);
   if (plan.variants.empty()) plan.variants.push_back(config_detail::Variant{"base", {}});
+  if (run_count(plan) > kMaxRuns) {
+    throw ConfigError({ConfigIssue{impl_->root.find("sweep")->where, "sweep",
+                                   "[sweep] makes more than " + std::to_string(kMaxRuns) +
+                                       " runs (variants x grid x zip x seeds); split it into several files"}});
+  }
 
   // Every combination of one point per axis, the first axis outermost.
   std::vector<std::vector<const config_detail::AxisPoint*>> combinations{{}};
