@@ -14,9 +14,11 @@ MSD_BUILD="${MSD_BUILD:-$MSD_ROOT/build}"
 MSD_PACKAGES=(cmake make g++ git libtorch-dev libopenblas0-openmp libboost-dev libtomlplusplus-dev
               libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3 gnuplot-nox libpng-dev
               dataset-fashion-mnist zlib1g-dev libgoogle-perftools-dev)
-# Only the test suite needs these: headless Chromium renders the HTML report, and a single-node Slurm
-# (slurmctld + slurmd + munge on localhost) runs the job-array launcher's integration test.
-MSD_TEST_PACKAGES=(chromium fonts-dejavu-core slurm-wlm munge)
+# Only the test suite needs these: GoogleMock (libgtest-dev alone lacks it), headless Chromium renders
+# the HTML report, a single-node Slurm (slurmctld + slurmd + munge on localhost) runs the job-array
+# launcher's integration test, and clang with its runtime builds the libFuzzer targets (scripts/fuzz.sh).
+MSD_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+MSD_TEST_PACKAGES=(libgmock-dev chromium fonts-dejavu-core slurm-wlm munge "${MSD_FUZZ_PACKAGES[@]}")
 
 # Installs MSD_PACKAGES and any extra packages given as arguments, skipping those already installed.
 msd_install_packages() {

@@ -1,0 +1,93 @@
+// What the experiment-file fuzz targets validate against: a catalog of plugins like the built-in ones,
+// declaring keys of every type and bound, without loading any library (a fuzz target must stay
+// fast and free of LibTorch). Also the base file that the --set and [sweep] targets start from.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "msd/host/config.h"
+
+namespace msd::fuzz {
+
+class FuzzCatalog : public host::PluginCatalog {
+ public:
+  FuzzCatalog() {
+    add({PluginKind::dataset, "grid", "1", "", {key_int("modes", 8, "", 1, 64), key_real("spread", 0.05, "", 0)}});
+    add({PluginKind::teacher, "mlp", "1", "",
+         {key_int("hidden", 32, "", 1), key_real("lr", 1e-3, "", 0), sampling(key_int("sampler_steps", 4, "", 1)),
+          KeySpec{"channel_mult", KeyType::integer_list, Value{std::vector<std::int64_t>{1, 2}}, "", 1, 8, {}},
+          KeySpec{"sigmas", KeyType::real_list, Value{std::vector<double>{0.1}}, "", 0, {}, {}}}});
+    add({PluginKind::student, "generator", "1", "", {key_bool("from_teacher", true, "")}});
+    add({PluginKind::partition, "classes", "1", "", {key_string("order", "consecutive", "", {"consecutive", "random"})}});
+    add({PluginKind::loss, "dm", "1", "", {key_real("fake_lr", 1e-4, "", 0), key_required("tag", KeyType::string, "")}});
+    add({PluginKind::loss, "regression", "1", "",
+         {KeySpec{"names", KeyType::string_list, Value{std::vector<std::string>{}}, "", {}, {}, {}}}});
+    add({PluginKind::metric, "swd", "1", "", {key_int("projections", 64, "", 1, 4096)}});
+  }
+
+  const PluginInfo* find(PluginKind kind, const std::string& name) const override {
+    const auto found = plugins_.find({kind, name});
+    return found == plugins_.end() ? nullptr : &found->second;
+  }
+
+  std::vector<std::string> names(PluginKind kind) const override {
+    std::vector<std::string> out;
+    for (const auto& [key, info] : plugins_) {
+      if (key.first == kind) out.push_back(key.second);
+    }
+    return out;
+  }
+
+ private:
+  void add(PluginInfo info) { plugins_.emplace(std::make_pair(info.kind, info.name), std::move(info)); }
+  std::map<std::pair<PluginKind, std::string>, PluginInfo> plugins_;
+};
+
+/// A valid experiment for FuzzCatalog, without a [sweep].
+inline const char* const kBaseExperiment = R"toml(
+[experiment]
+name = "fuzz"
+seed = 1
+
+[dataset]
+plugin = "grid"
+
+[teacher]
+plugin = "mlp"
+
+[student]
+plugin = "generator"
+
+[partition]
+plugin = "classes"
+k = 2
+
+[[stage]]
+name = "dm"
+steps = 10
+
+[[stage.loss]]
+plugin = "dm"
+tag = "a"
+
+[[stage.loss]]
+plugin = "regression"
+weight = 0.25
+
+[[evaluate.metric]]
+plugin = "swd"
+)toml";
+
+/// Parses and resolves; ConfigError is the expected answer to bad input, anything else escapes.
+inline void resolve(const host::ExperimentFile& file) {
+  static const FuzzCatalog catalog;
+  try {
+    file.resolve(catalog);
+  } catch (const host::ConfigError&) {
+  }
+}
+
+}  // namespace msd::fuzz
