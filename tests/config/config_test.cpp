@@ -1,4 +1,5 @@
 // Experiment configuration: parsing, strict validation, overrides, variants, canonical text and hash.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -815,6 +816,63 @@ TEST(ConfigErrors, DuplicateStageNamesAndLossesAreRejected) {
     EXPECT_NE(all.find("two stages are named 'dm'"), std::string::npos) << all;
     EXPECT_NE(all.find("loss 'dm' appears twice in stage 'dm'"), std::string::npos) << all;
   }
+}
+
+std::string repeated(const std::string& text, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += text;
+  return out;
+}
+
+// Every way of nesting deep is refused at its line before the recursive code (or toml++) sees it.
+TEST(Limits, NestingIsBounded) {
+  const auto first_issue = [](const std::string& text, const std::vector<std::string>& sets = {}) {
+    const std::vector<ConfigIssue> issues = issues_of(text, sets);
+    return issues.empty() ? std::string() : issues.front().str();
+  };
+  EXPECT_THAT(first_issue(std::string(kBase) + "a" + repeated(".a", 100000) + " = 1\n"),
+              ::testing::HasSubstr("nests more than 32 levels"));
+  EXPECT_THAT(first_issue(std::string(kBase) + "[" + std::string("t") + repeated(".t", 40) + "]\n"),
+              ::testing::HasSubstr("nests more than 32 levels"));
+  // 32 segments are fine as far as nesting goes (the key is unknown, which is another issue).
+  EXPECT_THAT(first_issue(std::string(kBase) + "[t" + repeated(".t", 31) + "]\n"),
+              ::testing::Not(::testing::HasSubstr("nests")));
+  // Dots inside strings and comments are no key segments.
+  EXPECT_NO_THROW(resolve(std::string(kBase) + "# " + repeated(".", 100) + "\n", {"experiment.description=\"" +
+                                                                                     repeated(".", 100) + "\""}));
+  EXPECT_THAT(first_issue(kBase, {"teacher.x=" + repeated("{a=", 40) + "1" + repeated("}", 40)}),
+              ::testing::HasSubstr("nests more than 32 levels"));
+  EXPECT_THAT(first_issue(kBase, {"a" + repeated(".a", 40) + "=1"}), ::testing::HasSubstr("41 segments"));
+}
+
+TEST(Limits, FloatsMustBeFinite) {
+  for (const char* value : {"inf", "-inf", "nan", "+inf"}) {
+    const std::vector<ConfigIssue> issues = issues_of(kBase, {std::string("stage.0.loss.1.weight=") + value});
+    ASSERT_EQ(issues.size(), 1u) << value;
+    EXPECT_EQ(issues[0].key, "stage.0.loss.1.weight");
+    EXPECT_THAT(issues[0].message, ::testing::HasSubstr("must be a finite number"));
+  }
+  EXPECT_THAT(issues_of(kBase, {"dataset.spread=inf"}).front().message, ::testing::HasSubstr("finite"));
+}
+
+TEST(Limits, StringsHoldNoControlCharactersAndRequiredOnesAreNotEmpty) {
+  const std::vector<ConfigIssue> nul = issues_of(edit(kBase, "name = \"toy\"", "name = \"t\\u0000y\""));
+  ASSERT_EQ(nul.size(), 1u);
+  EXPECT_EQ(nul[0].where.line, 2);
+  EXPECT_THAT(nul[0].message, ::testing::HasSubstr("U+0000"));
+  EXPECT_THAT(issues_of(kBase, {"stage.0.name=\"a\\nb\""}).front().message, ::testing::HasSubstr("U+000A"));
+  EXPECT_THAT(issues_of(kBase, {"experiment.name=\"\""}).front().message, ::testing::HasSubstr("must not be empty"));
+  // Tabs are allowed, and so is an empty optional string.
+  EXPECT_NO_THROW(resolve(kBase, {"experiment.description=\"a\\tb\"", "experiment.results=\"\""}));
+}
+
+TEST(Limits, SweepsOfTooManyRunsAreRefused) {
+  std::string values;
+  for (int i = 1; i <= 400; ++i) values += (i > 1 ? ", " : "") + std::to_string(i);
+  const std::vector<ConfigIssue> issues = issues_of(std::string(kBase) + "\n[sweep.grid]\n\"stage.0.steps\" = [" +
+                                                    values + "]\n\"evaluate.samples\" = [" + values + "]\n");
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_THAT(issues[0].message, ::testing::HasSubstr("more than 100000 runs"));
 }
 
 }  // namespace

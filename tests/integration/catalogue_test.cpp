@@ -596,6 +596,13 @@ TEST_F(Catalogue, DiskFullWhileTheTeacherIsCached) {
   }
 }
 
+TEST_F(Catalogue, NetworkTooLargeForMemory) {
+  // msd caps a CPU run's data memory at the machine's RAM, so that an allocation past it fails rather
+  // than wake the OOM killer; a lower cap set here makes the 17 GB layer fail on any machine.
+  const std::vector<std::string> four_gib{"/bin/bash", "-c", "ulimit -d 4194304; exec \"$0\" \"$@\""};
+  run_fails({"teacher.hidden=65536"}, {"teacher 'edm_mlp'", "can't allocate memory"}, four_gib);
+}
+
 TEST_F(Catalogue, TruncatedTeacherCache) {
   for (const auto& entry : fs::directory_iterator(lab() / "cache" / "teachers")) {
     if (entry.path().extension() == ".pt") fs::resize_file(entry.path(), 3000);

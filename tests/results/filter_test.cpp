@@ -263,6 +263,48 @@ TEST_F(FilterTest, NotBindsTighterThanAndWhichBindsTighterThanOr) {
   EXPECT_EQ(ids("not (id = 1 or id = 2)"), (Ids{3, 4}));
 }
 
+// The deepest and longest filters msd accepts are ones SQLite accepts too (its parser's stack holds
+// about 30 levels of parentheses); one step further is refused where it goes too far.
+TEST_F(FilterTest, TheDeepestAndLongestFiltersRunAndOneMoreIsRefused) {
+  // 15 parentheses around alternating 'or' and 'and' put the innermost comparison at level 16.
+  std::string deep = "metrics.swd@student:0 < 1";
+  for (int level = 1; level <= 15; ++level) {
+    deep = "(params.partition.k = 4 " + std::string(level % 2 ? "or " : "and ") + deep + ")";
+  }
+  EXPECT_NO_THROW(ids(deep));
+  EXPECT_THROW(ids("(" + deep + ")"), FilterError);
+  // 'not' counts as a level too, and nests in SQL as deeply as a parenthesis.
+  std::string negated = "metrics.swd@student:0 < 1";
+  for (int level = 1; level <= 7; ++level) negated = "not (params.partition.k = 4 or " + negated + ")";
+  EXPECT_NO_THROW(ids("not " + negated));
+  EXPECT_THROW(ids("not not " + negated), FilterError);
+  EXPECT_THROW(ids(std::string(17, '(') + "id = 1" + std::string(17, ')')), FilterError);
+
+  std::string chain = "metrics.swd@student:0 < 1";
+  for (int i = 1; i < 256; ++i) chain += (i % 2 ? " or " : " and ") + std::string("metrics.swd < ") + std::to_string(i);
+  EXPECT_NO_THROW(ids(chain));
+  try {
+    ids(chain + " or id = 1");
+    FAIL() << "257 comparisons must be refused";
+  } catch (const FilterError& error) {
+    EXPECT_NE(error.problem().find("more than 256 comparisons"), std::string::npos) << error.what();
+  }
+  std::string values = "id in (0";
+  for (int i = 1; i < 10001; ++i) values += ", " + std::to_string(i);
+  EXPECT_THROW(ids(values + ")"), FilterError);
+}
+
+TEST(FilterSyntaxTest, ALongFilterIsShownAroundTheCaret) {
+  const std::string filter = std::string(5000, '(') + "id = 1";
+  try {
+    compile_filter(filter);
+    FAIL() << "expected a FilterError";
+  } catch (const FilterError& error) {
+    EXPECT_LT(std::string(error.what()).size(), 300u) << error.what();
+    EXPECT_EQ(error.column(), 17);
+  }
+}
+
 TEST_F(FilterTest, KeywordsAreCaseInsensitive) {
   EXPECT_EQ(ids("status = finished AND NOT id = 1"), (Ids{2}));
   EXPECT_EQ(ids("id IN (1, 3) Or id NOT in (1, 2, 3)"), (Ids{1, 3, 4}));

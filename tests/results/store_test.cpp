@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -327,6 +329,103 @@ TEST(Migrations, FreshFileGetsTheCurrentVersionInWalMode) {
   EXPECT_EQ(user_version(path), Store::current_schema_version());
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   EXPECT_EQ(db.execAndGet("PRAGMA journal_mode").getString(), "wal");
+}
+
+// Version 3 marks the file as msd's and makes artifact paths inside the database's folder relative,
+// so that a results folder can move; paths elsewhere stay absolute.
+TEST(Migrations, VersionThreeMarksTheFileAndMakesArtifactPathsRelative) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  const std::string folder = std::filesystem::path(path).parent_path().string();
+  {
+    Store store(path);
+    const std::int64_t id = store.begin_run(sample_run());
+    store.add_artifact(id, {"student", "runs/run-1/student-0.pt"});
+    store.add_artifact(id, {"teacher", "/elsewhere/cache/teacher.pt"});
+  }
+  {
+    // The file as an msd build of version 2 left it: no mark, absolute paths.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA application_id = 0; PRAGMA user_version = 2");
+    db.exec("UPDATE artifacts SET path = '" + folder + "/' || path WHERE kind = 'student'");
+  }
+  Store migrated(path);
+  EXPECT_EQ(migrated.schema_version(), 3);
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("PRAGMA application_id").getInt(), 0x6d73646c);
+  EXPECT_EQ(db.execAndGet("SELECT path FROM artifacts WHERE kind = 'student'").getString(), "runs/run-1/student-0.pt");
+  EXPECT_EQ(db.execAndGet("SELECT path FROM artifacts WHERE kind = 'teacher'").getString(),
+            "/elsewhere/cache/teacher.pt");
+  const std::vector<Artifact> artifacts = migrated.artifacts(1);
+  ASSERT_EQ(artifacts.size(), 2u);
+  EXPECT_EQ(artifacts[0].path, folder + "/runs/run-1/student-0.pt");
+}
+
+// What is not msd's is refused before SQLite writes anything: the bytes stay as they were.
+TEST(Migrations, FilesThatAreNotMsdsAreLeftUntouched) {
+  TempDir dir;
+  const auto bytes_of = [](const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const auto refusal = [](const std::string& file) {
+    try {
+      Store store(file);
+    } catch (const std::runtime_error& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string notes = dir.file("notes.db");
+  SQLite::Database(notes, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE).exec("CREATE TABLE notes (x)");
+  const std::string other = dir.file("other.db");
+  SQLite::Database(other, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE).exec("PRAGMA application_id = 7");
+  const std::string empty = dir.file("empty.db");
+  std::ofstream(empty).close();
+  const std::string text = dir.file("text.db");
+  std::ofstream(text) << "not a database\n";
+  for (const auto& [file, message] : std::vector<std::pair<std::string, std::string>>{
+           {notes, "that msd did not make (tables: notes)"},
+           {other, "another application (application_id 7)"},
+           {empty, "is an empty file"},
+           {text, "is not a SQLite database"},
+           {dir.file(""), "is a folder"}}) {
+    const std::string before = std::filesystem::is_regular_file(file) ? bytes_of(file) : "";
+    const std::string refused = refusal(file);
+    EXPECT_NE(refused.find(message), std::string::npos) << refused;
+    if (std::filesystem::is_regular_file(file)) EXPECT_EQ(bytes_of(file), before) << file;
+    EXPECT_FALSE(std::filesystem::exists(file + "-wal")) << file;
+  }
+}
+
+TEST(Migrations, NegativeVersionIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  { Store store(path); }
+  SQLite::Database(path, SQLite::OPEN_READWRITE).exec("PRAGMA user_version = -5");
+  EXPECT_THROW(Store store(path), std::runtime_error);
+  EXPECT_EQ(user_version(path), -5);
+}
+
+// A query past a limit stops: past max_rows with the rows so far, past memory or time with an error.
+TEST(Store, QueriesStopAtTheirLimits) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  { Store store(path); }
+  const Store store(path, Store::Mode::read_only);
+  const std::string endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) ";
+  QueryLimits rows;
+  rows.max_rows = 5;
+  const QueryResult five = store.query(endless + "SELECT x FROM c", {}, rows);
+  EXPECT_EQ(five.rows.size(), 5u);
+  EXPECT_TRUE(five.truncated);
+  EXPECT_FALSE(store.query("SELECT 1", {}, rows).truncated);
+  QueryLimits memory;
+  memory.max_bytes = 8 << 20;
+  EXPECT_THROW(store.query(endless + "SELECT x FROM c ORDER BY -x", {}, memory), std::runtime_error);
+  QueryLimits time;
+  time.max_seconds = 0.2;
+  EXPECT_THROW(store.query(endless + "SELECT count(*) FROM c", {}, time), std::runtime_error);
 }
 
 TEST(Migrations, ReopeningIsANoOp) {

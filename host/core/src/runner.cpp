@@ -1,6 +1,7 @@
 #include "msd/host/runner.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,6 +62,21 @@ struct Interrupted : std::runtime_error {
 
 void check_stop() {
   if (g_stop_requested.load()) throw Interrupted();
+}
+
+/// Caps this process's data memory at the machine's physical memory (RLIMIT_DATA), so that a network
+/// too large for it (`hidden = 65536`, a typo) fails to allocate, and the run fails with LibTorch's
+/// message, instead of the kernel's OOM killer ending the process and leaving the run `running`. Only
+/// for runs on the CPU: a CUDA context reserves address space the limit would count.
+void limit_memory_to_this_machine() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return;
+  const auto bytes = static_cast<rlim_t>(pages) * static_cast<rlim_t>(page_size);
+  rlimit limit{};
+  if (getrlimit(RLIMIT_DATA, &limit) != 0 || limit.rlim_cur <= bytes) return;
+  limit.rlim_cur = bytes;
+  setrlimit(RLIMIT_DATA, &limit);
 }
 
 /// The teacher's denoiser for the run's own sampling (teacher pairs, evaluation): a stop request
@@ -336,7 +352,9 @@ class RunExecution {
         progress_(log, ProgressReporter::stdout_is_terminal() && &log == &std::cout),
         monitor_(store, run_id, progress_),
         device_(resolve_device(workspace.device.empty() ? config.device : workspace.device)),
-        run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {}
+        run_dir_(workspace.artifacts / ("run-" + std::to_string(run_id))) {
+    if (device_.is_cpu()) limit_memory_to_this_machine();
+  }
 
   void execute() {
     if (!resume_) set_aside_stale_folder();
@@ -382,6 +400,9 @@ class RunExecution {
 
   void flush() { monitor_.flush(); }
 
+  /// What the run was doing: told to errors that do not say it themselves (LibTorch's, say).
+  const std::string& phase() const { return phase_; }
+
   /// A new run's folder is empty. One that holds files was left by a run of the same id in a database
   /// since deleted or replaced; its checkpoints and students must not be taken for this run's, and
   /// nothing in it is deleted: it is renamed run-<id>.stale-<n>.
@@ -419,9 +440,11 @@ class RunExecution {
     torch::set_num_threads(static_cast<int>(threads));
     if (!only_student_) store_.set_tag(run_id_, "threads", std::to_string(threads));
 
+    phase_ = "dataset '" + config_.dataset.plugin + "'";
     data_ = registry_.make<Dataset>(PluginKind::dataset, config_.dataset.plugin, config_.dataset.params);
     seed_phase(config_.seed, "dataset");
     data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
+    phase_ = "teacher '" + config_.teacher.plugin + "'";
     teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
     obtain_teacher();
   }
@@ -559,8 +582,10 @@ class RunExecution {
   /// process and each student process compute alike before any student trains.
   StudentPlan plan_students() {
     StudentPlan plan;
+    phase_ = "partition '" + config_.partition.plugin + "'";
     plan.plugin = registry_.make<Student>(PluginKind::student, config_.student.plugin, config_.student.params);
     plan.cells = partition_cells(registry_, config_, *data_, *teacher_plugin_, plan.plugin->type());
+    phase_ = "teacher pairs";
     if (stages_use_pairs()) make_teacher_pairs();
     return plan;
   }
@@ -568,6 +593,7 @@ class RunExecution {
   /// Student k's network as its training starts, from the student's own seed phase, so that the
   /// same student comes out whichever process trains it.
   std::shared_ptr<Denoiser> build_student(const StudentPlan& plan, std::int64_t k) {
+    phase_ = "student " + std::to_string(k) + " ('" + config_.student.plugin + "')";
     seed_phase(config_.seed, "student/" + std::to_string(k));
     return plan.plugin->build(
         student_context(*teacher_, *data_, *teacher_plugin_, k, plan.cells[static_cast<size_t>(k)]));
@@ -772,6 +798,7 @@ class RunExecution {
     const auto [steps, batch] = steps_and_batch(stage);
     const std::string scope = "student:" + std::to_string(k);
     const std::string what = "student " + std::to_string(k) + " of " + std::to_string(config_.k) + ", " + stage.name;
+    phase_ = what;
 
     LossSetup setup;
     setup.teacher = teacher_.get();
@@ -1016,6 +1043,7 @@ class RunExecution {
 
   void evaluate(const std::string& model, const Sampler& sampler, std::int64_t nfe, std::int64_t params_per_sample,
                 std::int64_t params_total, std::int64_t students) {
+    phase_ = "evaluation of the " + model;
     const std::int64_t n = config_.evaluate.samples;
     const std::int64_t classes = data_->num_classes();
     torch::Tensor labels = torch::arange(n, torch::kInt64) % classes;
@@ -1070,6 +1098,7 @@ class RunExecution {
     std::vector<results::MetricRow> rows;
     for (const PluginSection& m : config_.evaluate.metrics) {
       seed_phase(config_.seed, "metric/" + m.plugin);
+      phase_ = "metric '" + m.plugin + "'";
       auto metric = registry_.make<Metric>(PluginKind::metric, m.plugin, m.params);
       for (const MetricValue& v : metric->evaluate(ctx)) rows.push_back({v.name, 0, v.value, v.scope});
     }
@@ -1084,6 +1113,7 @@ class RunExecution {
     }
   }
 
+  std::string phase_;  ///< see phase()
   bool resume_;  ///< continuing an interrupted attempt of the same run
   std::optional<std::int64_t> only_student_;  ///< set in a student process: the student it trains
   const PluginRegistry& registry_;
@@ -1102,6 +1132,17 @@ class RunExecution {
   TeacherPairs pairs_;
 };
 
+/// What a failed run records. msd's own errors say where they arose; LibTorch's (an allocation that
+/// failed, shapes that do not fit), the file system's and bugs (logic errors) are told the phase.
+std::string failure_message(const std::exception& error, const std::string& phase) {
+  const bool says_where = dynamic_cast<const c10::Error*>(&error) == nullptr &&
+                          dynamic_cast<const std::logic_error*>(&error) == nullptr &&
+                          dynamic_cast<const std::filesystem::filesystem_error*>(&error) == nullptr &&
+                          dynamic_cast<const std::bad_alloc*>(&error) == nullptr;
+  const std::string message = describe_error(error);
+  return says_where || phase.empty() ? message : phase + ": " + message;
+}
+
 /// Runs `work` and sets `report.status`: finished, interrupted (a stop request) or failed (any other
 /// error, its message in `report.error`). Unless finished, stores the curve points still pending and
 /// logs "<what> <status>: <error>".
@@ -1115,7 +1156,7 @@ void run_reporting(RunExecution& execution, RunReport& report, const std::string
     report.error = e.what();
   } catch (const std::exception& e) {
     report.status = results::RunStatus::failed;
-    report.error = describe_error(e);
+    report.error = failure_message(e, execution.phase());
   }
   if (report.status == results::RunStatus::finished) return;
   try {
