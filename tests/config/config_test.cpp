@@ -9,12 +9,13 @@
 
 #include "msd/host/config.h"
 #include "msd/host/schema.h"
+#include "support/info_catalog.h"
 
 namespace msd::host {
 namespace {
 
 /// A catalog with a few plugins of each kind, standing in for the loaded plugin libraries.
-class FakeCatalog : public PluginCatalog {
+class FakeCatalog : public msd::testing::InfoCatalog {
  public:
   FakeCatalog() {
     add({PluginKind::dataset, "toy2d", "1", "2-D mixture",
@@ -32,23 +33,6 @@ class FakeCatalog : public PluginCatalog {
     add({PluginKind::loss, "regression", "1", "paired regression", {}});
     add({PluginKind::metric, "fd", "1", "Frechet distance", {key_string("features", "mlp", "feature network")}});
   }
-
-  const PluginInfo* find(PluginKind kind, const std::string& name) const override {
-    auto it = plugins_.find({kind, name});
-    return it == plugins_.end() ? nullptr : &it->second;
-  }
-
-  std::vector<std::string> names(PluginKind kind) const override {
-    std::vector<std::string> out;
-    for (const auto& [key, info] : plugins_) {
-      if (key.first == kind) out.push_back(key.second);
-    }
-    return out;
-  }
-
- private:
-  void add(PluginInfo info) { plugins_.emplace(std::make_pair(info.kind, info.name), std::move(info)); }
-  std::map<std::pair<PluginKind, std::string>, PluginInfo> plugins_;
 };
 
 const char* const kBase = R"([experiment]

@@ -3,16 +3,15 @@
 // fast and free of LibTorch). Also the base file that the --set and [sweep] targets start from.
 #pragma once
 
-#include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "msd/host/config.h"
+#include "support/info_catalog.h"
 
 namespace msd::fuzz {
 
-class FuzzCatalog : public host::PluginCatalog {
+class FuzzCatalog : public testing::InfoCatalog {
  public:
   FuzzCatalog() {
     add({PluginKind::dataset, "grid", "1", "", {key_int("modes", 8, "", 1, 64), key_real("spread", 0.05, "", 0)}});
@@ -27,23 +26,6 @@ class FuzzCatalog : public host::PluginCatalog {
          {KeySpec{"names", KeyType::string_list, Value{std::vector<std::string>{}}, "", {}, {}, {}}}});
     add({PluginKind::metric, "swd", "1", "", {key_int("projections", 64, "", 1, 4096)}});
   }
-
-  const PluginInfo* find(PluginKind kind, const std::string& name) const override {
-    const auto found = plugins_.find({kind, name});
-    return found == plugins_.end() ? nullptr : &found->second;
-  }
-
-  std::vector<std::string> names(PluginKind kind) const override {
-    std::vector<std::string> out;
-    for (const auto& [key, info] : plugins_) {
-      if (key.first == kind) out.push_back(key.second);
-    }
-    return out;
-  }
-
- private:
-  void add(PluginInfo info) { plugins_.emplace(std::make_pair(info.kind, info.name), std::move(info)); }
-  std::map<std::pair<PluginKind, std::string>, PluginInfo> plugins_;
 };
 
 /// A valid experiment for FuzzCatalog, without a [sweep].
