@@ -13,10 +13,11 @@ MIRROR="${MSD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
 [ -x "$CHROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase bookworm "$CHROOT" "$MIRROR"
 
-for fs in proc sys dev dev/pts; do
-  mountpoint -q "$CHROOT/$fs" || mount --bind "/$fs" "$CHROOT/$fs"
+# Recursive binds: the Slurm test's slurmd needs the cgroup file system mounted under /sys.
+for fs in proc sys dev; do
+  mountpoint -q "$CHROOT/$fs" || { mount --rbind "/$fs" "$CHROOT/$fs" && mount --make-rslave "$CHROOT/$fs"; }
 done
-trap 'for fs in dev/pts dev sys proc; do umount -l "$CHROOT/$fs" 2>/dev/null || true; done' EXIT
+trap 'for fs in dev sys proc; do umount -R -l "$CHROOT/$fs" 2>/dev/null || true; done' EXIT
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf"
 
 in_chroot() { chroot "$CHROOT" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb bash -c "$1"; }
