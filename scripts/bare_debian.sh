@@ -17,7 +17,9 @@ command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get inst
 for fs in proc sys dev; do
   mountpoint -q "$CHROOT/$fs" || { mount --rbind "/$fs" "$CHROOT/$fs" && mount --make-rslave "$CHROOT/$fs"; }
 done
-trap 'for fs in dev sys proc; do umount -R -l "$CHROOT/$fs" 2>/dev/null || true; done' EXIT
+# On the way out, the chroot's Slurm (started by the test command) stops: it shares this machine's ports.
+trap 'chroot "$CHROOT" bash /root/msd-lab/scripts/slurm_local.sh stop > /dev/null 2>&1 || true
+      for fs in dev sys proc; do umount -R -l "$CHROOT/$fs" 2>/dev/null || true; done' EXIT
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf"
 
 in_chroot() { chroot "$CHROOT" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb bash -c "$1"; }
