@@ -3,12 +3,10 @@
 #include "msd/dataset.h"
 #include "msd/loss.h"
 #include "msd/metric.h"
-#include "msd/monitor.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
 
 namespace msd {
-Monitor::~Monitor() = default;
 Dataset::~Dataset() = default;
 FeatureSpace::~FeatureSpace() = default;
 Teacher::~Teacher() = default;

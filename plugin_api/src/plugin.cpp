@@ -5,9 +5,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "msd/monitor.h"
+
 namespace msd {
 
 Plugin::~Plugin() = default;
+Monitor::~Monitor() = default;
 
 const char* to_string(PluginKind kind) {
   switch (kind) {

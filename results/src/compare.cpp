@@ -11,7 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "msd/host/edit_distance.h"
+#include "msd/text.h"
 #include "msd/results/format.h"
 
 namespace msd::results {
@@ -64,13 +64,8 @@ void require_known(const std::string& flag, const std::string& value, const std:
                    const std::string& description, const std::string& what) {
   if (std::find(known.begin(), known.end(), value) != known.end()) return;
   std::string hint;
-  std::size_t best = value.size() / 3 + 2;
-  for (const std::string& candidate : known) {
-    const std::size_t distance = host::edit_distance(value, candidate);
-    if (distance < best && distance <= std::max<std::size_t>(1, candidate.size() / 3)) {
-      best = distance;
-      hint = " (did you mean '" + candidate + "'?)";
-    }
+  if (const auto close = text::closest_match(value, known, std::max<std::size_t>(1, value.size() / 3))) {
+    hint = " (did you mean '" + *close + "'?)";
   }
   std::vector<std::string> shown;
   for (const std::string& name : known) shown.push_back(name.empty() ? "'' (whole model)" : name);

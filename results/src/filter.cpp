@@ -8,7 +8,7 @@
 #include <tuple>
 #include <utility>
 
-#include "msd/host/edit_distance.h"
+#include "msd/text.h"
 
 namespace msd::results {
 
@@ -22,24 +22,9 @@ std::string lowercase(std::string text) {
   return text;
 }
 
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (std::size_t i = 0; i < items.size(); ++i) text += (i ? ", " : "") + items[i];
-  return text;
-}
-
 // The candidate closest to `word`, when it is close enough to be a likely typo.
 std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& candidates) {
-  std::optional<std::string> best;
-  std::size_t best_distance = 0;
-  for (const std::string& candidate : candidates) {
-    const std::size_t distance = host::edit_distance(lowercase(word), candidate);
-    if (distance <= std::max<std::size_t>(1, candidate.size() / 3) && (!best || distance < best_distance)) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
+  return text::closest_match(lowercase(word), candidates, std::max<std::size_t>(1, word.size() / 3));
 }
 
 // Where byte `offset` of `filter` is, for people: line and column (in characters, from 1), the
@@ -363,7 +348,7 @@ Value typed_value(const std::string& filter, const Field& field, const Token& to
         if (auto name = closest(token.text, status_names())) {
           hint = " (did you mean '" + *name + "'?)";
         }
-        fail("unknown status '" + token.text + "'" + hint + "; statuses are " + joined(status_names()));
+        fail("unknown status '" + token.text + "'" + hint + "; statuses are " + text::join(status_names()));
       }
       value.type = Compare::text;
       break;

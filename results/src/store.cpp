@@ -802,6 +802,30 @@ std::optional<RunRecord> Store::find_run(std::int64_t run_id) const {
   return run;
 }
 
+std::vector<std::pair<std::string, RunStatus>> Store::sweep_statuses(const std::string& sweep_id,
+                                                                     std::int64_t after_id) const {
+  std::vector<std::pair<std::string, RunStatus>> statuses;
+  impl_->with_retry("reading a sweep's runs", [&] {
+    statuses.clear();
+    SQLite::Statement query(impl_->db,
+                            "SELECT config_hash, status FROM runs WHERE sweep_id = ? AND id > ? ORDER BY id");
+    query.bind(1, sweep_id);
+    query.bind(2, after_id);
+    while (query.executeStep()) {
+      statuses.emplace_back(query.getColumn(0).getString(), status_column(query.getColumn(1), impl_->path));
+    }
+  });
+  return statuses;
+}
+
+std::int64_t Store::last_run_id() const {
+  std::int64_t id = 0;
+  impl_->with_retry("reading the last run id", [&] {
+    id = impl_->db.execAndGet("SELECT coalesce(max(id), 0) FROM runs").getInt64();
+  });
+  return id;
+}
+
 std::vector<RunRecord> Store::runs_with_hash(const std::string& config_hash) const {
   std::vector<RunRecord> runs;
   impl_->with_retry("finding runs by config hash", [&] {

@@ -9,6 +9,7 @@
 
 #include "msd/host/config.h"
 #include "msd/host/schema.h"
+#include "msd/text.h"
 #include "support/info_catalog.h"
 
 namespace msd::host {
@@ -659,7 +660,7 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
     hashed += line;
   }
   EXPECT_NE(hashed, base.canonical_toml);
-  EXPECT_EQ(base.hash, hash_text(hashed));
+  EXPECT_EQ(base.hash, text::hash_text(hashed));
 
   // Writing a default explicitly (in any section, a real as an integer, keys in another order): same config.
   EXPECT_EQ(resolve(edit(kBase, "hidden = 64", "layers = 4\nhidden = 64"))[0].hash, base.hash);
@@ -762,8 +763,8 @@ TEST(ConfigFile, BadPluginPathsAreReportedBeforeLoading) {
 }
 
 TEST(ConfigText, HashTextIsFnv1a64) {
-  EXPECT_EQ(hash_text(""), "cbf29ce484222325");
-  EXPECT_EQ(hash_text("a"), "af63dc4c8601ec8c");
+  EXPECT_EQ(text::hash_text(""), "cbf29ce484222325");
+  EXPECT_EQ(text::hash_text("a"), "af63dc4c8601ec8c");
 }
 
 TEST(ConfigText, ClosestMatch) {

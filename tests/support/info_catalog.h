@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "msd/host/plugin_registry.h"
+#include "msd/host/plugin_catalog.h"
 
 namespace msd::testing {
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "msd/text.h"
+
 namespace msd::host::config_detail {
 namespace {
 
@@ -46,7 +48,7 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   }
   std::vector<const CanonicalSection*> hashed;
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);
-  run.hash = hash_text(to_text(hashed));
+  run.hash = text::hash_text(to_text(hashed));
 
   // A trained teacher is reused by every run whose data, teacher, seed and precision agree, whatever
   // they distil.
@@ -65,7 +67,7 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   }
   std::vector<const CanonicalSection*> teacher_part{&seed};
   for (const CanonicalSection& section : trained) teacher_part.push_back(&section);
-  run.teacher_hash = hash_text(to_text(teacher_part));
+  run.teacher_hash = text::hash_text(to_text(teacher_part));
 
   // The teacher pairs (noise drawn from the seed, sampled by the teacher) are shared the same way by
   // every run whose teacher, sampler and pair count agree.
@@ -78,7 +80,7 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
     count.values.emplace("pairs", distill->values.at("pairs"));
   }
   pairs_part.push_back(&count);
-  run.pairs_hash = hash_text(to_text(pairs_part));
+  run.pairs_hash = text::hash_text(to_text(pairs_part));
 
   run.params.clear();
   for (const CanonicalSection& section : sections) {

@@ -10,6 +10,7 @@
 #include "config_tree.h"
 #include "msd/host/config.h"
 #include "msd/host/schema.h"
+#include "msd/text.h"
 #include "sweep.h"
 #include "validator.h"
 
@@ -242,7 +243,7 @@ std::vector<RunConfig> ExperimentFile::resolve(const PluginCatalog& catalog) con
 
   std::string plan_text;
   for (const RunConfig& run : runs) plan_text += run.name + " " + run.hash + "\n";
-  const std::string sweep_id = hash_text(plan_text);
+  const std::string sweep_id = text::hash_text(plan_text);
   for (RunConfig& run : runs) run.sweep_id = sweep_id;
   return runs;
 }

@@ -7,6 +7,7 @@
 
 #include "canonical.h"
 #include "msd/host/schema.h"
+#include "msd/text.h"
 
 namespace msd::host::config_detail {
 namespace {
@@ -22,12 +23,6 @@ std::string number(double value) {
   os.precision(15);
   os << value;
   return os.str();
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& quote = "") {
-  std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + quote + item + quote;
-  return out;
 }
 
 const SectionSchema& schema_of(const std::string& name) { return *find_section_schema(name); }
@@ -135,7 +130,7 @@ std::optional<Value> check_scalar(KeyType type, const KeySpec& spec, const Confi
           return std::nullopt;
         }
         if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
-          std::string message = prefix + "must be one of " + join(spec.choices, "\"") + "; got " + node.text();
+          std::string message = prefix + "must be one of " + text::join(spec.choices, ", ", "\"") + "; got " + node.text();
           if (auto close = closest_match(value, spec.choices)) message += " (did you mean \"" + *close + "\"?)";
           issues.push_back({node.where, key, message});
           return std::nullopt;
@@ -255,7 +250,7 @@ void Validation::check_top_level(const ConfigNode& root) {
       if (auto close = closest_match(entry.key, sections)) {
         message += "; did you mean [" + *close + "]?";
       } else {
-        message += "; sections are " + join(sections);
+        message += "; sections are " + text::join(sections);
       }
       issue(entry.value.where, entry.key, message);
       continue;
@@ -327,7 +322,7 @@ Values Validation::keys(const ConfigNode& node, const SectionSchema& schema, con
       if (auto close = closest_match(entry.key, valid)) {
         message += "; did you mean '" + *close + "'?";
       } else {
-        message += "; valid keys: " + join(valid);
+        message += "; valid keys: " + text::join(valid);
       }
       issue(entry.where(), key, message);
       continue;
@@ -365,7 +360,7 @@ const PluginInfo* Validation::find_plugin(PluginKind kind, const std::string& na
   if (known.empty()) {
     message += "; no " + kind_name + " plugins are loaded (check experiment.plugin_paths and MSD_PLUGIN_PATH)";
   } else {
-    message += "; known " + kind_name + " plugins: " + join(known);
+    message += "; known " + kind_name + " plugins: " + text::join(known);
   }
   issue(node.where, key, message);
   return nullptr;

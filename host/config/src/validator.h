@@ -8,7 +8,7 @@
 
 #include "config_tree.h"
 #include "msd/host/config.h"
-#include "msd/host/plugin_registry.h"
+#include "msd/host/plugin_catalog.h"
 
 namespace msd::host::config_detail {
 

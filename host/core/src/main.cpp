@@ -378,7 +378,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
   // --force reruns what is finished: runs recorded before this command started do not count.
   std::int64_t after_id = options.after_run;
   if (after_id < 0) {
-    after_id = options.force ? static_cast<std::int64_t>(store.query("SELECT coalesce(max(id), 0) FROM runs").rows[0][0].real) : 0;
+    after_id = options.force ? store.last_run_id() : 0;
   }
   const std::string sweep_id = runs.front().sweep_id;
 

@@ -17,6 +17,7 @@
 #include "msd/edm.h"
 #include "msd/host/config.h"
 #include "msd/host/plugin_registry.h"
+#include "msd/text.h"
 
 namespace msd::host {
 
@@ -268,7 +269,7 @@ MixedPrecision::~MixedPrecision() {
 }
 
 void seed_phase(std::int64_t seed, const std::string& phase) {
-  const std::string h = hash_text(std::to_string(seed) + "/" + phase);
+  const std::string h = text::hash_text(std::to_string(seed) + "/" + phase);
   const std::uint64_t value = std::stoull(h.substr(0, 15), nullptr, 16);
   torch::manual_seed(value);
 }

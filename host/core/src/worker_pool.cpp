@@ -28,19 +28,17 @@ struct SweepCounts {
 /// How many of the sweep's configs have a finished (running, failed) run since `after_id`.
 SweepCounts count_runs(const WorkerPoolOptions& options) {
   const results::Store store(options.database.string(), results::Store::Mode::read_only);
-  const results::QueryResult rows = store.query(
-      "SELECT config_hash, status FROM runs WHERE id > ?1 AND sweep_id = ?2",
-      {std::to_string(options.after_id), options.sweep_id});
+  using results::RunStatus;
   const std::set<std::string> wanted(options.config_hashes.begin(), options.config_hashes.end());
-  std::map<std::string, std::set<std::string>> statuses;
-  for (const auto& row : rows.rows) {
-    if (wanted.count(row[0].text) != 0) statuses[row[0].text].insert(row[1].text);
+  std::map<std::string, std::set<RunStatus>> statuses;
+  for (const auto& [hash, status] : store.sweep_statuses(options.sweep_id, options.after_id)) {
+    if (wanted.count(hash) != 0) statuses[hash].insert(status);
   }
   SweepCounts counts;
   for (const auto& [hash, seen] : statuses) {
-    if (seen.count("finished") != 0) ++counts.finished;
-    else if (seen.count("running") != 0) ++counts.running;
-    else if (seen.count("failed") != 0) ++counts.failed;
+    if (seen.count(RunStatus::finished) != 0) ++counts.finished;
+    else if (seen.count(RunStatus::running) != 0) ++counts.running;
+    else if (seen.count(RunStatus::failed) != 0) ++counts.failed;
   }
   return counts;
 }

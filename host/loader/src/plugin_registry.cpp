@@ -10,13 +10,11 @@
 #include <boost/dll/shared_library.hpp>
 
 #include "library_file.h"
-#include "msd/host/edit_distance.h"
+#include "msd/text.h"
 
 namespace msd::host {
 
 namespace fs = std::filesystem;
-
-PluginCatalog::~PluginCatalog() = default;
 
 namespace {
 
@@ -25,27 +23,6 @@ std::string absolute_string(const fs::path& path) {
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec);
   return (ec ? path : absolute).string();
-}
-
-std::string join(const std::vector<std::string>& items, const char* separator) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
-  return out;
-}
-
-/// The closest of `candidates` to `name` within two edits; empty when none is that close.
-std::string closest_name(const std::string& name, const std::vector<std::string>& candidates) {
-  constexpr size_t max_distance = 2;
-  std::string best;
-  size_t best_distance = max_distance + 1;
-  for (const std::string& candidate : candidates) {
-    const size_t distance = edit_distance(name, candidate);
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
 }
 
 /// Params widens integers to reals (get_real, get_real_list), so an integer default of a real key
@@ -99,7 +76,7 @@ void check_info(const PluginInfo& info, const std::string& file) {
     const auto* text = std::get_if<std::string>(&value);
     if (text && !key.choices.empty() &&
         std::find(key.choices.begin(), key.choices.end(), *text) == key.choices.end()) {
-      throw PluginError(what + " is not one of the key's own choices (" + join(key.choices, ", ") +
+      throw PluginError(what + " is not one of the key's own choices (" + text::join(key.choices) +
                         "); fix the default or the choices in the plugin's info()");
     }
   }
@@ -276,12 +253,12 @@ std::unique_ptr<Plugin> PluginRegistry::construct(PluginKind kind, const std::st
   const std::vector<std::string> known = names(kind);
   const std::string kind_name = to_string(kind);
   const std::string known_list =
-      "known " + kind_name + " plugins: " + (known.empty() ? "none" : join(known, ", "));
+      "known " + kind_name + " plugins: " + (known.empty() ? "none" : text::join(known));
   const LoadedPlugin* plugin = find_any(name);
   if (plugin == nullptr) {
     std::string message = "no " + kind_name + " plugin named '" + name + "'; " + known_list;
-    const std::string suggestion = closest_name(name, known);
-    if (!suggestion.empty()) message += "; did you mean '" + suggestion + "'?";
+    // Within two edits: plugin names are short, and a wrong kind's name is no typo.
+    if (const auto suggestion = text::closest_match(name, known, 2)) message += "; did you mean '" + *suggestion + "'?";
     throw PluginError(message);
   }
   if (plugin->info.kind != kind) {

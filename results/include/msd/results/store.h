@@ -147,6 +147,11 @@ class Store {
   // --- reading -------------------------------------------------------------------------------
   std::vector<RunRecord> list_runs(const std::string& experiment = "") const;
   std::optional<RunRecord> find_run(std::int64_t run_id) const;
+  /// (config hash, status) of every run of sweep `sweep_id` with an id above `after_id`, in id order.
+  std::vector<std::pair<std::string, RunStatus>> sweep_statuses(const std::string& sweep_id,
+                                                                std::int64_t after_id) const;
+  /// The largest run id, 0 for a database without runs.
+  std::int64_t last_run_id() const;
   /// Every run whose config hash is `config_hash`, whatever its status, ordered by id.
   std::vector<RunRecord> runs_with_hash(const std::string& config_hash) const;
   std::vector<std::pair<std::string, std::string>> params(std::int64_t run_id) const;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "msd/host/plugin_registry.h"
+#include "msd/host/plugin_catalog.h"
 #include "msd/plugin.h"
 
 namespace msd::host {
@@ -159,10 +159,9 @@ class ExperimentFile {
   std::unique_ptr<Impl> impl_;
 };
 
-/// FNV-1a 64-bit hash as 16 lowercase hex digits.
-std::string hash_text(const std::string& text);
-
-/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
+/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo: within
+/// two edits, or a third of the word's length for long words (the rule of every "did you mean" of
+/// experiment files).
 std::optional<std::string> closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace msd::host

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "msd/host/plugin_catalog.h"
 #include "msd/plugin.h"
 
 namespace msd::host {
@@ -25,16 +26,6 @@ struct LoadedPlugin {
   std::string library_path;   ///< absolute path of the .so
   std::string library_name;   ///< PluginLibrary::name
   PluginFactory create;
-};
-
-/// The plugin lookup the config validator needs (the registry implements it; tests may fake it).
-class PluginCatalog {
- public:
-  virtual ~PluginCatalog();
-  /// nullptr when no loaded library provides a plugin of that kind and name.
-  virtual const PluginInfo* find(PluginKind kind, const std::string& name) const = 0;
-  /// Names of every plugin of a kind, sorted, for "did you mean" messages.
-  virtual std::vector<std::string> names(PluginKind kind) const = 0;
 };
 
 class PluginRegistry : public PluginCatalog {
