@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -14,7 +16,7 @@ namespace msd {
 /// The denoised estimate and, for feature distillation, intermediate activations.
 struct DenoiserOutput {
   torch::Tensor denoised;               ///< same shape as x
-  std::vector<torch::Tensor> features;  ///< [batch, channels...] per tapped layer; may be empty
+  std::vector<torch::Tensor> features;  ///< [batch, channels...] per Denoiser::feature_names(), in order
 };
 
 class Denoiser : public torch::nn::Module {
@@ -26,10 +28,36 @@ class Denoiser : public torch::nn::Module {
   /// As denoise(), also returning intermediate features. Default: no features.
   virtual DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
                                                const torch::Tensor& labels);
-  /// A deep copy with the same architecture and weights, on the same device.
+  /// The names of the features denoise_with_features() returns, in its order ("block.0", "mid", ...):
+  /// feature and relational distillation pick the blocks they read by name. Default: none.
+  virtual std::vector<std::string> feature_names() const { return {}; }
+  /// A deep copy with the same architecture, weights, device and training mode. DenoiserFrom writes it.
   virtual std::shared_ptr<Denoiser> clone_denoiser() const = 0;
-  /// Widths of the tensors denoise_with_features returns (flattened per sample).
-  virtual std::vector<std::int64_t> feature_sizes() const { return {}; }
+  /// How many students this network is (a grouped network holds K on a group dimension; the batch
+  /// is then K blocks of equal size, block k for student k). 1 for every network of this host.
+  virtual std::int64_t group_size() const { return 1; }
+};
+
+/// Gives `to`, a network of the same architecture as `from`, its device, weights and training mode.
+void copy_state(const Denoiser& from, Denoiser& to);
+
+/// Base of a denoiser built from one options struct: clone_denoiser() is written here, once, as a new
+/// `Derived(options())` that copy_state() makes equal to this one.
+///
+///   class MlpDenoiser : public msd::DenoiserFrom<MlpDenoiser, MlpOptions> { ... };
+template <typename Derived, typename Options>
+class DenoiserFrom : public Denoiser {
+ public:
+  explicit DenoiserFrom(Options options) : options_(std::move(options)) {}
+  std::shared_ptr<Denoiser> clone_denoiser() const override {
+    auto copy = std::make_shared<Derived>(options_);
+    copy_state(*this, *copy);
+    return copy;
+  }
+  const Options& options() const { return options_; }
+
+ protected:
+  Options options_;
 };
 
 /// Number of scalar parameters in a module.

@@ -47,7 +47,9 @@ struct PairedBatch {
   torch::Tensor target;  ///< the teacher's sample from (noise, label)
 };
 
-/// Fixed facts about the student a loss trains, given once before training.
+class Dataset;
+
+/// Fixed facts about the student a loss trains and the stage it trains in, given once before training.
 struct LossSetup {
   Denoiser* teacher = nullptr;    ///< frozen; never update it
   Denoiser* student = nullptr;    ///< the network being trained
@@ -55,6 +57,15 @@ struct LossSetup {
   double generator_sigma = 80.0;  ///< one-step students: G(z, c) = D(generator_sigma z; generator_sigma, c)
   std::int64_t student_index = 0;
   Cell cell;                      ///< the keys this student is responsible for
+  /// The cells of the students this loss trains at once, in the order of the groups of a grouped
+  /// student network (Denoiser::group_size()). This host trains one student at a time: one member,
+  /// `cell`. A host that trains a stage's students as one network fills in all of them, for losses
+  /// whose LossTraits::trains_groups is true.
+  std::vector<Cell> members;
+  Dataset* data = nullptr;        ///< the run's dataset: real samples, class names, class features
+  std::string stage;              ///< the stage's name
+  std::int64_t stage_steps = 0;   ///< iterations of this stage for this student (after [budget] division)
+  std::int64_t batch_size = 0;    ///< samples per iteration for this student (after [budget] division)
   std::vector<std::int64_t> sample_shape;
   std::int64_t num_classes = 0;
   double sigma_data = 0.5;        ///< the teacher's preconditioning constant
@@ -87,10 +98,10 @@ class StepContext {
 class Loss : public Plugin {
  public:
   ~Loss() override;
-  /// Called once before training; build auxiliary networks here.
+  /// Called once before training; build auxiliary networks here. Whether the loss calls
+  /// StepContext::paired(), and which loss of the previous stage it starts from, is declared in
+  /// PluginInfo::loss (LossTraits), so that the host knows without constructing it.
   virtual void setup(const LossSetup& setup) { (void)setup; }
-  /// True if the loss calls StepContext::paired(); the host then makes the teacher pairs once per run.
-  virtual bool uses_teacher_pairs() const { return false; }
   /// Every iteration, after the student's step: train auxiliary networks (fake score, discriminator).
   /// Returns values to log; the host reads them only when ctx.logs().
   virtual std::map<std::string, double> update_auxiliary(StepContext& ctx) {
@@ -102,14 +113,12 @@ class Loss : public Plugin {
   /// Parameters the student's optimizer should train with the student (feature adapters).
   virtual std::vector<torch::Tensor> extra_parameters() { return {}; }
   /// Checkpoint of the auxiliary state (networks and optimizers). The host saves it with the
-  /// student's checkpoints (an interrupted run resumes from it) and, between stages, hands it on
-  /// (see resumes_from()). load() is called after setup().
+  /// student's checkpoints (an interrupted run resumes from it) and, between stages, hands it on: when
+  /// a loss named in this plugin's LossTraits::resumes_from was in the student's previous stage, the
+  /// host calls load() with that loss's save() right after setup() (DMD2's ADM stage resumes the DM
+  /// stage's fake-score network and its optimizer this way). load() is called after setup().
   virtual void save(torch::serialize::OutputArchive& archive) const { (void)archive; }
   virtual void load(torch::serialize::InputArchive& archive) { (void)archive; }
-  /// Loss plugins whose saved state this loss starts from when one of them was in the student's
-  /// previous stage: the host calls load() with that loss's save() right after setup(). DMD2's ADM
-  /// stage resumes the DM stage's fake-score network and its optimizer this way.
-  virtual std::vector<std::string> resumes_from() const { return {}; }
 };
 
 }  // namespace msd

@@ -1,6 +1,6 @@
 // Partition plugins split a routing key space into K cells. MSD routes by condition (class label),
-// O2MKD by noise level; a cell names both, so a router needs no plugin code and a hybrid partition
-// is the product of two cell lists.
+// O2MKD by noise level; a cell bounds both, so the router needs no plugin code and a hybrid partition
+// (classes x noise ranges) is a plugin returning product cells, declared RoutingKey::condition_and_noise.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +11,6 @@
 #include "msd/plugin.h"
 
 namespace msd {
-
-/// What a partition splits.
-enum class RoutingKey { condition, noise_level };
 
 /// One cell of a partition: the student trained for it handles exactly these keys.
 struct Cell {
@@ -37,21 +34,21 @@ struct PartitionContext {
                                                     ///< uses_class_features(); else, or when unknown, empty
 };
 
-/// Splits the key space into ctx.k disjoint cells that together cover it.
+/// Splits the key space into ctx.k disjoint cells that together cover it. What it splits is declared
+/// in PluginInfo::partition (the routing key, and whether split() reads ctx.class_features: the host
+/// fills them only then, since a dataset may compute them with a pass over its whole training split).
 class Partition : public Plugin {
  public:
   ~Partition() override;
-  virtual RoutingKey key() const = 0;
-  /// Exactly ctx.k cells. Condition cells list disjoint classes covering 0..num_classes-1; noise cells
-  /// tile [0, inf) so that every sigma (including the sampler's final 0) has a student.
+  /// Exactly ctx.k cells such that every (class, sigma) pair falls in exactly one: condition cells list
+  /// disjoint classes covering 0..num_classes-1; noise cells tile sigma in [0, inf) (the sampler's
+  /// final 0 included); condition_and_noise cells do both, the cells of each class tiling [0, inf).
   virtual std::vector<Cell> split(const PartitionContext& ctx) const = 0;
-  /// True if split() reads ctx.class_features. The host fills them only then: a dataset may compute
-  /// them with a pass over its whole training split (Fashion-MNIST: seconds on a CPU).
-  virtual bool uses_class_features() const { return false; }
 };
 
-/// Checks that `cells` is a valid partition for `key` (disjoint, covering); throws
-/// std::invalid_argument naming the offending cell. The host calls it on every plugin's output.
+/// Checks that `cells` is a valid partition for `key`: every (class, sigma) in exactly one cell, and
+/// each cell bounding only what `key` says. Throws std::invalid_argument naming the offending cell or
+/// class. The host calls it on every plugin's output.
 void check_partition(const std::vector<Cell>& cells, RoutingKey key, std::int64_t num_classes);
 
 }  // namespace msd

@@ -16,8 +16,9 @@
 #include <variant>
 #include <vector>
 
-/// Bumped whenever anything in plugin_api/ changes in a way that breaks already-built plugins.
-#define MSD_PLUGIN_API_VERSION 1
+/// Bumped whenever anything in plugin_api/ changes in a way that breaks already-built plugins
+/// (docs/PLUGINS.md, "Versions of the contract", says what each version changed).
+#define MSD_PLUGIN_API_VERSION 2
 
 namespace msd {
 
@@ -95,6 +96,43 @@ class Params {
   std::map<std::string, Value> values_;
 };
 
+/// What a partition splits.
+enum class RoutingKey {
+  condition,            ///< class labels (MSD): cells list classes and take every noise level
+  noise_level,          ///< noise levels (O2MKD): cells bound sigma and take every class
+  condition_and_noise,  ///< both at once (a hybrid): each cell lists classes and bounds sigma
+};
+
+/// What the host knows about a loss plugin without constructing one (PluginInfo::loss).
+struct LossTraits {
+  bool uses_teacher_pairs = false;        ///< calls StepContext::paired(): the host makes the pairs once per run
+  std::vector<std::string> resumes_from;  ///< loss plugins of the previous stage whose saved state it starts from
+                                          ///< (Loss::load gets their Loss::save), as DMD2's ADM starts from DM
+  bool trains_groups = false;             ///< can train a grouped student network (LossSetup::members)
+};
+
+/// What the host knows about a student plugin without constructing one (PluginInfo::student).
+struct StudentTraits {
+  bool builds_groups = false;  ///< Student::build_group() makes K students as one grouped network
+};
+
+/// What the host knows about a partition plugin without constructing one (PluginInfo::partition).
+struct PartitionTraits {
+  RoutingKey key = RoutingKey::condition;  ///< what its cells bound
+  bool uses_class_features = false;        ///< split() reads PartitionContext::class_features
+};
+
+/// A value a metric returns that the summary `msd run` prints shows as a column.
+struct SummaryColumn {
+  std::string metric;  ///< MetricValue::name, read at the whole-model scope
+  std::string title;   ///< the column's title, short
+};
+
+/// What the host knows about a metric plugin without constructing one (PluginInfo::metric).
+struct MetricTraits {
+  std::vector<SummaryColumn> summary;  ///< its values worth a column of the run summary, in order
+};
+
 /// Base of every plugin object; the kind interfaces (Dataset, Teacher, ...) derive from it.
 class Plugin {
  public:
@@ -108,6 +146,10 @@ struct PluginInfo {
   std::string version;                    ///< the plugin's own version, recorded with every run
   std::string description;                ///< one line for `msd plugins list`
   std::vector<KeySpec> keys;              ///< keys accepted in its TOML section
+  LossTraits loss;                        ///< for loss plugins
+  StudentTraits student;                  ///< for student plugins
+  PartitionTraits partition;              ///< for partition plugins
+  MetricTraits metric;                    ///< for metric plugins
 };
 
 /// Makes a plugin object from validated params. Throws std::exception with a message on bad values

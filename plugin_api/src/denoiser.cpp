@@ -14,6 +14,13 @@ DenoiserOutput Denoiser::denoise_with_features(const torch::Tensor& x, const tor
   return DenoiserOutput{denoise(x, sigma, labels), {}};
 }
 
+void copy_state(const Denoiser& from, Denoiser& to) {
+  const auto params = from.parameters();
+  if (!params.empty()) to.to(params.front().device());
+  copy_weights(from, to);
+  to.train(from.is_training());
+}
+
 std::int64_t count_parameters(const torch::nn::Module& module) {
   std::int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

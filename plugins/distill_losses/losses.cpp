@@ -29,9 +29,11 @@ torch::Tensor broadcast_sigma(const torch::Tensor& sigma, const torch::Tensor& l
 class DistributionMatching : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::loss, "dm", "1.0",
-            "DMD2 distribution matching with an online fake-score network initialised from the teacher",
-            keys()};
+    msd::PluginInfo info{msd::PluginKind::loss, "dm", "1.0",
+                         "DMD2 distribution matching with an online fake-score network initialised from the teacher",
+                         keys()};
+    info.loss.resumes_from = {"dm"};
+    return info;
   }
 
   explicit DistributionMatching(const msd::Params& params) : DistributionMatching(params, "dm") {}
@@ -104,7 +106,6 @@ class DistributionMatching : public msd::Loss {
       static_cast<torch::optim::AdamWOptions&>(group.options()) = adamw_options();
     }
   }
-  std::vector<std::string> resumes_from() const override { return {"dm"}; }
 
  protected:
   DistributionMatching(const msd::Params& params, std::string name) : params_(params), name_(std::move(name)) {
@@ -216,10 +217,13 @@ class AdversarialDistributionMatching final : public DistributionMatching {
                               "weight of the discriminator loss in the fake-score network's objective "
                               "(DMD2 ImageNet-64: 1e-2)",
                               0.0));
-    return {msd::PluginKind::loss, "adm", "1.0",
-            "DMD2 ADM: dm plus a non-saturating GAN whose discriminator head reads the fake-score network's "
-            "bottleneck features; resumes dm's fake-score network (head and optimizer settings: fake_*)",
-            k};
+    msd::PluginInfo info{msd::PluginKind::loss, "adm", "1.0",
+                         "DMD2 ADM: dm plus a non-saturating GAN whose discriminator head reads the fake-score "
+                         "network's bottleneck features; resumes dm's fake-score network (head and optimizer "
+                         "settings: fake_*)",
+                         k};
+    info.loss.resumes_from = {"dm", "adm"};
+    return info;
   }
 
   explicit AdversarialDistributionMatching(const msd::Params& params) : DistributionMatching(params, "adm") {}
@@ -298,7 +302,6 @@ class AdversarialDistributionMatching final : public DistributionMatching {
       static_cast<torch::optim::AdamWOptions&>(group.options()) = adamw_options();
     }
   }
-  std::vector<std::string> resumes_from() const override { return {"dm", "adm"}; }
 
  private:
   /// D(x): the head on the fake network's bottleneck for x noised at a DM-range grid level. [B].
@@ -316,13 +319,15 @@ class AdversarialDistributionMatching final : public DistributionMatching {
 class Regression final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::loss, "regression", "1.0",
-            "regression of the one-step student onto teacher noise->sample pairs (DMD's paired loss)",
-            {msd::key_string("distance", "pseudo_huber",
-                             "per-sample distance: l2 (squared error) or pseudo_huber sqrt(|d|^2 + c^2) - c; "
-                             "LPIPS needs pretrained weights, unavailable offline",
-                             {"l2", "pseudo_huber"}),
-             msd::key_real("huber_c", 0.01, "pseudo-Huber constant c, in data units", 1e-9)}};
+    msd::PluginInfo info{msd::PluginKind::loss, "regression", "1.0",
+                         "regression of the one-step student onto teacher noise->sample pairs (DMD's paired loss)",
+                         {msd::key_string("distance", "pseudo_huber",
+                                          "per-sample distance: l2 (squared error) or pseudo_huber "
+                                          "sqrt(|d|^2 + c^2) - c; LPIPS needs pretrained weights, unavailable offline",
+                                          {"l2", "pseudo_huber"}),
+                          msd::key_real("huber_c", 0.01, "pseudo-Huber constant c, in data units", 1e-9)}};
+    info.loss.uses_teacher_pairs = true;
+    return info;
   }
   explicit Regression(const msd::Params& params) : params_(params) {}
 
@@ -332,7 +337,6 @@ class Regression final : public msd::Loss {
     }
     setup_ = setup;
   }
-  bool uses_teacher_pairs() const override { return true; }
 
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     msd::PairedBatch p = ctx.paired();

@@ -119,7 +119,7 @@ void validate(const UNetOptions& o, const std::string& where) {
   }
 }
 
-UNetDenoiser::UNetDenoiser(const UNetOptions& options) : options_(options) {
+UNetDenoiser::UNetDenoiser(const UNetOptions& options) : DenoiserFrom(options) {
   validate(options, "unet");
   const std::int64_t embed = options.embed;
   const std::int64_t half = embed / 2;
@@ -218,24 +218,6 @@ msd::DenoiserOutput UNetDenoiser::denoise_with_features(const torch::Tensor& x, 
   torch::Tensor f = output_conv_->forward(torch::silu(output_norm_->forward(h)));
   out.denoised = image(pre.c_skip) * x + image(pre.c_out) * f;
   return out;
-}
-
-std::shared_ptr<msd::Denoiser> UNetDenoiser::clone_denoiser() const {
-  auto copy = std::make_shared<UNetDenoiser>(options_);
-  auto params = parameters();
-  if (!params.empty()) copy->to(params.front().device());
-  msd::copy_weights(*this, *copy);
-  copy->train(is_training());
-  return copy;
-}
-
-std::vector<std::int64_t> UNetDenoiser::feature_sizes() const {
-  std::int64_t h = options_.height, w = options_.width;
-  for (size_t level = 1; level < options_.channel_mult.size(); ++level) {
-    h = (h + 1) / 2;
-    w = (w + 1) / 2;
-  }
-  return {options_.base_channels * options_.channel_mult.back() * h * w};
 }
 
 void UNetDenoiser::set_dropout(double p) {

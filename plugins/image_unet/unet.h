@@ -45,23 +45,20 @@ class Attention;
 /// back up (to the skip's size, so odd sizes such as 7 -> 14 work), skips are concatenated. The
 /// bottleneck (middle blocks at the lowest resolution) is features[0] of denoise_with_features, as
 /// [B, C, h, w]: DMD2's discriminator head reads it.
-class UNetDenoiser final : public msd::Denoiser {
+class UNetDenoiser final : public msd::DenoiserFrom<UNetDenoiser, UNetOptions> {
  public:
   explicit UNetDenoiser(const UNetOptions& options);
 
   torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) override;
   msd::DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
                                             const torch::Tensor& labels) override;
-  std::shared_ptr<msd::Denoiser> clone_denoiser() const override;
-  /// One entry: channels * h * w of the bottleneck.
-  std::vector<std::int64_t> feature_sizes() const override;
+  /// "mid": the bottleneck, [B, C, h, w].
+  std::vector<std::string> feature_names() const override { return {"mid"}; }
 
-  const UNetOptions& options() const { return options_; }
   /// Changes the dropout probability of every residual block (a student may train without it).
   void set_dropout(double p);
 
  private:
-  UNetOptions options_;
   torch::Tensor frequencies_;  // buffer: frequencies of the Fourier embedding of c_noise
   torch::nn::Linear noise_fc1_{nullptr}, noise_fc2_{nullptr};
   torch::nn::Embedding class_embed_{nullptr};

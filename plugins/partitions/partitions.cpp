@@ -1,7 +1,8 @@
-// Partition strategies for the two routing keys the platform knows:
+// Partition strategies for the routing keys the platform knows:
 //  - condition (MSD): class_consecutive, class_random split the class labels into K balanced cells,
 //    class_kmeans clusters the dataset's per-class features;
-//  - noise level (O2MKD): noise_uniform, noise_nonuniform split sigma into K contiguous ranges.
+//  - noise level (O2MKD): noise_uniform, noise_nonuniform split sigma into K contiguous ranges;
+//  - both (the hybrid): class_x_noise, class groups times noise ranges.
 // No LibTorch here: splitting is bookkeeping, and this keeps the library quick to build and load.
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,12 @@
 namespace {
 
 constexpr const char* kVersion = "1.0.0";
+
+/// `info` with what its partition splits (PluginInfo::partition).
+msd::PluginInfo with_traits(msd::PluginInfo info, msd::RoutingKey key, bool class_features = false) {
+  info.partition = {key, class_features};
+  return info;
+}
 
 // --- condition partitions -----------------------------------------------------------------------
 
@@ -85,8 +92,6 @@ class ClassConsecutive final : public msd::Partition {
   }
   explicit ClassConsecutive(const msd::Params&) {}
 
-  msd::RoutingKey key() const override { return msd::RoutingKey::condition; }
-
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     check_class_split("class_consecutive", ctx);
     return cells_from_order(identity_order(ctx.num_classes), ctx.k);
@@ -106,6 +111,18 @@ std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
   return draw % bound;
 }
 
+// 0..n-1 in an order drawn from `seed`, the same with every standard library.
+std::vector<std::int64_t> shuffled_order(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);  // mt19937_64's output sequence is fixed by the standard
+  std::vector<std::int64_t> order = identity_order(n);
+  // Fisher-Yates by hand: std::shuffle's algorithm differs between standard libraries.
+  for (size_t i = order.size(); i > 1; --i) {
+    const size_t j = static_cast<size_t>(uniform_below(rng, static_cast<std::uint64_t>(i)));
+    std::swap(order[i - 1], order[j]);
+  }
+  return order;
+}
+
 class ClassRandom final : public msd::Partition {
  public:
   static msd::PluginInfo info() {
@@ -120,19 +137,10 @@ class ClassRandom final : public msd::Partition {
   }
   explicit ClassRandom(const msd::Params& params) : shuffle_seed_(params.get_int("shuffle_seed")) {}
 
-  msd::RoutingKey key() const override { return msd::RoutingKey::condition; }
-
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     check_class_split("class_random", ctx);
     const std::uint64_t seed = shuffle_seed_ >= 0 ? static_cast<std::uint64_t>(shuffle_seed_) : ctx.seed;
-    std::mt19937_64 rng(seed);  // mt19937_64's output sequence is fixed by the standard
-    std::vector<std::int64_t> order = identity_order(ctx.num_classes);
-    // Fisher-Yates by hand: std::shuffle's algorithm differs between standard libraries.
-    for (size_t i = order.size(); i > 1; --i) {
-      const size_t j = static_cast<size_t>(uniform_below(rng, static_cast<std::uint64_t>(i)));
-      std::swap(order[i - 1], order[j]);
-    }
-    return cells_from_order(order, ctx.k);
+    return cells_from_order(shuffled_order(ctx.num_classes, seed), ctx.k);
   }
 
  private:
@@ -272,7 +280,7 @@ double inertia(const Points& points, const Points& centres, const std::vector<st
 class ClassKMeans final : public msd::Partition {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::partition,
+    return with_traits({msd::PluginKind::partition,
             "class_kmeans",
             kVersion,
             "K cells from k-means on the dataset's per-class mean features (MSD's embedding clustering)",
@@ -281,15 +289,12 @@ class ClassKMeans final : public msd::Partition {
                            "a greedy capacity-constrained assignment; false: plain k-means, cells may be uneven"),
              msd::key_int("restarts", 10, "k-means++ restarts; the split with the lowest within-cell squared "
                                           "distance wins", 1, 10000),
-             msd::key_int("iterations", 100, "maximum Lloyd iterations per restart", 1, 100000)}};
+             msd::key_int("iterations", 100, "maximum Lloyd iterations per restart", 1, 100000)}}, msd::RoutingKey::condition, /*class_features=*/true);
   }
   explicit ClassKMeans(const msd::Params& params)
       : balanced_(params.get_bool("balanced")),
         restarts_(params.get_int("restarts")),
         iterations_(params.get_int("iterations")) {}
-
-  msd::RoutingKey key() const override { return msd::RoutingKey::condition; }
-  bool uses_class_features() const override { return true; }
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     check_class_split("class_kmeans", ctx);
@@ -387,15 +392,13 @@ std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionConte
 class NoiseUniform final : public msd::Partition {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::partition,
+    return with_traits({msd::PluginKind::partition,
             "noise_uniform",
             kVersion,
             "K noise-level ranges of equal width in log sigma over [sigma_min, sigma_max] (O2MKD uniform)",
-            {}};
+            {}}, msd::RoutingKey::noise_level);
   }
   explicit NoiseUniform(const msd::Params&) {}
-
-  msd::RoutingKey key() const override { return msd::RoutingKey::noise_level; }
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     return noise_cells("noise_uniform", ctx, 1.0);
@@ -405,7 +408,7 @@ class NoiseUniform final : public msd::Partition {
 class NoiseNonuniform final : public msd::Partition {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::partition,
+    return with_traits({msd::PluginKind::partition,
             "noise_nonuniform",
             kVersion,
             "K noise-level ranges, narrower at low sigma: more students where O2MKD found it pays",
@@ -413,11 +416,9 @@ class NoiseNonuniform final : public msd::Partition {
                            "warp of the boundaries, log sigma_i = log min + span * (i/K)^gamma (unitless); "
                            "1 = uniform in log sigma, > 1 = narrower cells (more students) at low noise, "
                            "following O2MKD's finding that more students at small timesteps is better",
-                           1.0, 10.0)}};
+                           1.0, 10.0)}}, msd::RoutingKey::noise_level);
   }
   explicit NoiseNonuniform(const msd::Params& params) : gamma_(params.get_real("gamma")) {}
-
-  msd::RoutingKey key() const override { return msd::RoutingKey::noise_level; }
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
     return noise_cells("noise_nonuniform", ctx, gamma_);
@@ -427,10 +428,69 @@ class NoiseNonuniform final : public msd::Partition {
   double gamma_;
 };
 
+// --- both at once -------------------------------------------------------------------------------
+
+/// The hybrid of MSD and O2MKD: class_cells groups of classes times noise_cells noise ranges, one
+/// student per (group, range). Each cell bounds classes and sigma; the router picks by both.
+class ClassXNoise final : public msd::Partition {
+ public:
+  static msd::PluginInfo info() {
+    return with_traits(
+        {msd::PluginKind::partition,
+         "class_x_noise",
+         kVersion,
+         "class groups x noise-level ranges (the MSD x O2MKD hybrid); partition.k = class_cells x noise_cells",
+         {msd::key_string("classes", "consecutive", "how classes are grouped: as class_consecutive or class_random "
+                                                    "(shuffled with the run's seed)",
+                          {"consecutive", "random"}),
+          msd::key_int("class_cells", 2, "groups of classes", 1, 1024),
+          msd::key_string("noise", "uniform", "how sigma is cut: as noise_uniform or noise_nonuniform",
+                          {"uniform", "nonuniform"}),
+          msd::key_int("noise_cells", 2, "noise-level ranges", 1, 1024),
+          msd::key_real("gamma", 2.0, "noise = nonuniform: the warp of noise_nonuniform", 1.0, 10.0)}},
+        msd::RoutingKey::condition_and_noise);
+  }
+  explicit ClassXNoise(const msd::Params& params)
+      : random_(params.get_string("classes") == "random"),
+        class_cells_(params.get_int("class_cells")),
+        gamma_(params.get_string("noise") == "nonuniform" ? params.get_real("gamma") : 1.0),
+        noise_cells_(params.get_int("noise_cells")) {}
+
+  std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
+    if (ctx.k != class_cells_ * noise_cells_) {
+      throw std::invalid_argument("class_x_noise: partition.k = " + std::to_string(ctx.k) +
+                                  " must equal class_cells x noise_cells = " + std::to_string(class_cells_) + " x " +
+                                  std::to_string(noise_cells_));
+    }
+    msd::PartitionContext classes = ctx, noise = ctx;
+    classes.k = class_cells_;
+    noise.k = noise_cells_;
+    check_class_split("class_x_noise", classes);
+    const std::vector<std::int64_t> order =
+        random_ ? shuffled_order(ctx.num_classes, ctx.seed) : identity_order(ctx.num_classes);
+    std::vector<msd::Cell> cells;
+    for (const msd::Cell& group : cells_from_order(order, class_cells_)) {
+      for (const msd::Cell& range : noise_cells("class_x_noise", noise, gamma_)) {
+        msd::Cell cell = range;
+        cell.classes = group.classes;
+        cell.label = group.label + ", " + range.label;
+        cells.push_back(std::move(cell));
+      }
+    }
+    return cells;
+  }
+
+ private:
+  bool random_;
+  std::int64_t class_cells_;
+  double gamma_;
+  std::int64_t noise_cells_;
+};
+
 }  // namespace
 
 // Parenthesised: the macro takes one argument and the braces hold commas.
 MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"partitions",
                                        {msd::describe<ClassConsecutive>(), msd::describe<ClassRandom>(),
                                         msd::describe<ClassKMeans>(), msd::describe<NoiseUniform>(),
-                                        msd::describe<NoiseNonuniform>()}}))
+                                        msd::describe<NoiseNonuniform>(), msd::describe<ClassXNoise>()}}))

@@ -8,7 +8,7 @@
 
 namespace toy {
 
-MlpDenoiser::MlpDenoiser(const MlpDenoiserOptions& options) : options_(options) {
+MlpDenoiser::MlpDenoiser(const MlpDenoiserOptions& options) : DenoiserFrom(options) {
   const std::int64_t half = options.embed / 2;
   // Log-spaced frequencies for c_noise = ln(sigma)/4, which spans roughly [-1.6, 1.1].
   frequencies_ = register_buffer("frequencies", torch::exp(torch::linspace(0.0, std::log(100.0), half)));
@@ -52,16 +52,10 @@ msd::DenoiserOutput MlpDenoiser::denoise_with_features(const torch::Tensor& x, c
   return out;
 }
 
-std::shared_ptr<msd::Denoiser> MlpDenoiser::clone_denoiser() const {
-  auto copy = std::make_shared<MlpDenoiser>(options_);
-  auto params = parameters();
-  if (!params.empty()) copy->to(params.front().device());
-  msd::copy_weights(*this, *copy);
-  return copy;
-}
-
-std::vector<std::int64_t> MlpDenoiser::feature_sizes() const {
-  return std::vector<std::int64_t>(static_cast<size_t>(options_.blocks), options_.hidden);
+std::vector<std::string> MlpDenoiser::feature_names() const {
+  std::vector<std::string> names;
+  for (std::int64_t b = 0; b < options_.blocks; ++b) names.push_back("block." + std::to_string(b));
+  return names;
 }
 
 }  // namespace toy

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/nn/modules/container/modulelist.h>
@@ -25,20 +26,17 @@ struct MlpDenoiserOptions {
 
 /// D(x; sigma, c) = c_skip x + c_out F(c_in x; c_noise, c). F: input projection plus a conditioning
 /// projection, then residual blocks h += W2 silu(W1 silu(h) + cond); features are h after each block.
-class MlpDenoiser final : public msd::Denoiser {
+class MlpDenoiser final : public msd::DenoiserFrom<MlpDenoiser, MlpDenoiserOptions> {
  public:
   explicit MlpDenoiser(const MlpDenoiserOptions& options);
 
   torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) override;
   msd::DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
                                             const torch::Tensor& labels) override;
-  std::shared_ptr<msd::Denoiser> clone_denoiser() const override;
-  std::vector<std::int64_t> feature_sizes() const override;
-
-  const MlpDenoiserOptions& options() const { return options_; }
+  /// "block.0", "block.1", ...: the hidden state after each residual block.
+  std::vector<std::string> feature_names() const override;
 
  private:
-  MlpDenoiserOptions options_;
   torch::Tensor frequencies_;  // buffer: Fourier frequencies of the noise embedding
   torch::nn::Linear noise_proj_{nullptr};
   torch::nn::Embedding class_embed_{nullptr};

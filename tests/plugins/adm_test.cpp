@@ -94,8 +94,12 @@ class Adm : public ::testing::Test {
 };
 
 TEST_F(Adm, DeclaresWhatItResumesFrom) {
-  EXPECT_EQ(make("dm")->resumes_from(), (std::vector<std::string>{"dm"}));
-  EXPECT_EQ(make("adm")->resumes_from(), (std::vector<std::string>{"dm", "adm"}));
+  const auto resumes_from = [](const char* name) {
+    return msd::test::find_plugin("distill_losses", name).info.loss.resumes_from;
+  };
+  EXPECT_EQ(resumes_from("dm"), (std::vector<std::string>{"dm"}));
+  EXPECT_EQ(resumes_from("adm"), (std::vector<std::string>{"dm", "adm"}));
+  EXPECT_TRUE(msd::test::find_plugin("distill_losses", "regression").info.loss.uses_teacher_pairs);
 }
 
 // Fresh, the fake score is the teacher itself (dropout 0), so the DM gradient is exactly zero.

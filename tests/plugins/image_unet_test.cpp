@@ -66,7 +66,7 @@ TEST(ImageUNet, ShapesAndBottleneckFeatures) {
   ASSERT_EQ(out.features.size(), 1u);
   // 28 -> 14 -> 7 with 16 * 2 channels at the lowest level.
   EXPECT_EQ(out.features[0].sizes(), (std::vector<std::int64_t>{3, 32, 7, 7}));
-  EXPECT_EQ(net->feature_sizes(), (std::vector<std::int64_t>{32 * 7 * 7}));
+  EXPECT_EQ(net->feature_names(), (std::vector<std::string>{"mid"}));
   EXPECT_TRUE(torch::isfinite(out.denoised).all().item<bool>());
 }
 

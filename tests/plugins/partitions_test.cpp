@@ -23,6 +23,10 @@ std::unique_ptr<Partition> make(const std::string& name, const std::map<std::str
   return msd::test::make_plugin<Partition>("partitions", name, overrides);
 }
 
+const msd::PartitionTraits& traits(const std::string& name) {
+  return msd::test::find_plugin("partitions", name).info.partition;
+}
+
 PartitionContext classes_ctx(std::int64_t num_classes, std::int64_t k, std::uint64_t seed = 0) {
   PartitionContext ctx;
   ctx.num_classes = num_classes;
@@ -55,7 +59,7 @@ std::vector<double> inner_edges(const std::vector<Cell>& cells) {
 const std::vector<std::pair<std::int64_t, std::int64_t>> kClassCombos{
     {1, 1}, {2, 2}, {7, 2}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {100, 8}, {1000, 7}};
 
-TEST(Partitions, LibraryDeclaresFivePartitionPluginsWithDocumentedKeys) {
+TEST(Partitions, LibraryDeclaresSixPartitionPluginsWithDocumentedKeys) {
   const msd::PluginLibrary& library = msd::test::load_library("partitions");
   std::vector<std::string> names;
   for (const msd::PluginDescriptor& d : library.plugins) {
@@ -68,21 +72,21 @@ TEST(Partitions, LibraryDeclaresFivePartitionPluginsWithDocumentedKeys) {
     }
   }
   EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "class_kmeans", "noise_uniform",
-                                             "noise_nonuniform"}));
+                                             "noise_nonuniform", "class_x_noise"}));
 }
 
 // Only k-means asks for the dataset's class features (a pass over its training split to compute).
 TEST(Partitions, OnlyKMeansUsesClassFeatures) {
-  for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform"}) {
-    EXPECT_FALSE(make(name)->uses_class_features()) << name;
+  for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform", "class_x_noise"}) {
+    EXPECT_FALSE(traits(name).uses_class_features) << name;
   }
-  EXPECT_TRUE(make("class_kmeans")->uses_class_features());
+  EXPECT_TRUE(traits("class_kmeans").uses_class_features);
 }
 
 TEST(Partitions, ClassSplitsAreValidAndBalanced) {
   for (const char* name : {"class_consecutive", "class_random"}) {
     const auto partition = make(name);
-    EXPECT_EQ(partition->key(), RoutingKey::condition);
+    EXPECT_EQ(traits(name).key, RoutingKey::condition);
     for (const auto& [num_classes, k] : kClassCombos) {
       SCOPED_TRACE(std::string(name) + " num_classes=" + std::to_string(num_classes) + " k=" + std::to_string(k));
       const std::vector<Cell> cells = partition->split(classes_ctx(num_classes, k, 7));
@@ -145,7 +149,7 @@ TEST(Partitions, RandomSplitIsPinned) {
 TEST(Partitions, NoiseSplitsTileZeroToInfinity) {
   for (const char* name : {"noise_uniform", "noise_nonuniform"}) {
     const auto partition = make(name);
-    EXPECT_EQ(partition->key(), RoutingKey::noise_level);
+    EXPECT_EQ(traits(name).key, RoutingKey::noise_level);
     for (std::int64_t k : {1, 2, 3, 5, 8, 16}) {
       SCOPED_TRACE(std::string(name) + " k=" + std::to_string(k));
       const std::vector<Cell> cells = partition->split(noise_ctx(k));
@@ -205,6 +209,64 @@ TEST(Partitions, NoiseSplitsRejectBadRanges) {
     EXPECT_THROW(partition->split(noise_ctx(4, 0.0, 80.0)), std::invalid_argument) << name;
     EXPECT_THROW(partition->split(noise_ctx(4, 10.0, 1.0)), std::invalid_argument) << name;
   }
+}
+
+// The hybrid: class groups x noise ranges, every (class, sigma) in exactly one cell.
+TEST(Partitions, ClassXNoiseCellsAreProductsThatTileBothKeys) {
+  EXPECT_EQ(traits("class_x_noise").key, RoutingKey::condition_and_noise);
+  PartitionContext ctx = classes_ctx(5, 4, 3);
+  const std::vector<Cell> cells = make("class_x_noise")->split(ctx);
+  ASSERT_EQ(cells.size(), 4u);
+  EXPECT_NO_THROW(msd::check_partition(cells, RoutingKey::condition_and_noise, 5));
+  EXPECT_EQ(cells[0].classes, (std::vector<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(cells[1].classes, (std::vector<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(cells[2].classes, (std::vector<std::int64_t>{3, 4}));
+  EXPECT_EQ(cells[0].sigma_lo, 0.0);
+  EXPECT_EQ(cells[0].sigma_hi, cells[1].sigma_lo);
+  EXPECT_EQ(cells[1].sigma_hi, kInf);
+  EXPECT_EQ(cells[0].label, "classes 0-2, sigma [0, 0.4)");
+  for (std::int64_t c = 0; c < 5; ++c) {
+    for (double sigma : {0.0, 0.01, 0.5, 79.0, 1e9}) {
+      int owners = 0;
+      for (const Cell& cell : cells) owners += cell.contains_class(c) && cell.contains_sigma(sigma) ? 1 : 0;
+      EXPECT_EQ(owners, 1) << "class " << c << ", sigma " << sigma;
+    }
+  }
+  ctx.k = 5;
+  EXPECT_THROW(make("class_x_noise")->split(ctx), std::invalid_argument);
+}
+
+// check_partition holds every kind of cell to its key: nothing uncovered, nothing twice.
+TEST(Partitions, CheckPartitionRefusesGapsOverlapsAndKeysOfTheWrongKind) {
+  const auto cell = [](std::vector<std::int64_t> classes, double lo, double hi) {
+    Cell c;
+    c.classes = std::move(classes);
+    c.sigma_lo = lo;
+    c.sigma_hi = hi;
+    return c;
+  };
+  const auto refused = [](const std::vector<Cell>& cells, RoutingKey key, std::int64_t classes) {
+    try {
+      msd::check_partition(cells, key, classes);
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  using K = RoutingKey;
+  const std::vector<Cell> product{cell({0}, 0, 1), cell({0}, 1, kInf), cell({1}, 0, kInf)};
+  EXPECT_EQ(refused(product, K::condition_and_noise, 2), "accepted");
+  EXPECT_NE(refused(product, K::condition, 2).find("bounds the noise level"), std::string::npos);
+  EXPECT_NE(refused({cell({}, 0, 1), cell({0}, 1, kInf)}, K::noise_level, 1).find("lists classes"), std::string::npos);
+  EXPECT_NE(refused({cell({0}, 0, 1), cell({0}, 2, kInf), cell({1}, 0, kInf)}, K::condition_and_noise, 2)
+                .find("class 0 is in cell 0 and cell 1, whose noise ranges leave a gap or overlap"),
+            std::string::npos);
+  EXPECT_NE(refused({cell({0}, 0, kInf)}, K::condition, 2).find("class 1 is in no cell"), std::string::npos);
+  EXPECT_NE(refused({cell({0}, 0, kInf), cell({0, 1}, 0, kInf)}, K::condition, 2).find("class 0 is in"),
+            std::string::npos);
+  EXPECT_NE(refused({cell({}, 0.5, kInf)}, K::noise_level, 0).find("do not start at sigma = 0"), std::string::npos);
+  EXPECT_NE(refused({cell({}, 0, 5)}, K::noise_level, 0).find("do not extend to sigma = infinity"), std::string::npos);
+  EXPECT_NE(refused({cell({3}, 0, kInf)}, K::condition, 2).find("names class 3 outside 0..1"), std::string::npos);
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -30,17 +32,18 @@ edm::DenoiseFn as_denoise_fn(Denoiser& net) {
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
                                   const Teacher& teacher, StudentType student_type) {
   auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
+  const PartitionTraits& traits = registry.find(PluginKind::partition, config.partition.plugin)->partition;
   PartitionContext ctx;
   ctx.k = config.k;
   ctx.num_classes = data.num_classes();
   ctx.sigma_min = teacher.sampler().sigma_min;
   ctx.sigma_max = teacher.sampler().sigma_max;
   ctx.seed = static_cast<std::uint64_t>(config.seed);
-  if (partition->uses_class_features()) ctx.class_features = data.class_features();
+  if (traits.uses_class_features) ctx.class_features = data.class_features();
   std::vector<Cell> cells = partition->split(ctx);
   const std::string who = "partition plugin '" + config.partition.plugin + "'";
   try {
-    check_partition(cells, partition->key(), data.num_classes());
+    check_partition(cells, traits.key, data.num_classes());
   } catch (const std::exception& e) {
     throw std::runtime_error(who + " returned an invalid partition: " + e.what());
   }
@@ -48,9 +51,13 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
     throw std::runtime_error(who + " returned " + std::to_string(cells.size()) + " cells for partition.k = " +
                              std::to_string(config.k));
   }
-  if (student_type == StudentType::one_step && partition->key() == RoutingKey::noise_level && cells.size() > 1) {
-    throw std::runtime_error("one-step students are evaluated at a single noise level, so a noise-level partition (" +
-                             who + ") would leave all but one untrained; use a condition partition");
+  const bool bounds_noise = std::any_of(cells.begin(), cells.end(), [](const Cell& cell) {
+    return cell.sigma_lo > 0.0 || cell.sigma_hi != std::numeric_limits<double>::infinity();
+  });
+  if (student_type == StudentType::one_step && bounds_noise) {
+    throw std::runtime_error("one-step students are evaluated at a single noise level, so a partition that splits "
+                             "the noise levels (" + who + ") would leave students untrained; use a condition "
+                             "partition, or multi-step students");
   }
   return cells;
 }

@@ -499,7 +499,7 @@ class RunExecution {
   bool stages_use_pairs() const {
     for (const StageConfig& stage : config_.stages) {
       for (const LossConfig& l : stage.losses) {
-        if (registry_.make<Loss>(PluginKind::loss, l.plugin, l.params)->uses_teacher_pairs()) return true;
+        if (registry_.find(PluginKind::loss, l.plugin)->loss.uses_teacher_pairs) return true;
       }
     }
     return false;
@@ -807,6 +807,11 @@ class RunExecution {
     setup.generator_sigma = student_plugin.generator_sigma();
     setup.student_index = k;
     setup.cell = cell;
+    setup.members = {cell};
+    setup.data = data_.get();
+    setup.stage = stage.name;
+    setup.stage_steps = steps;
+    setup.batch_size = batch;
     setup.sample_shape = data_->sample_shape();
     setup.num_classes = data_->num_classes();
     setup.sigma_data = teacher_plugin_->sigma_data();
@@ -821,8 +826,8 @@ class RunExecution {
     for (const LossConfig& l : stage.losses) {
       losses.push_back(registry_.make<Loss>(PluginKind::loss, l.plugin, l.params));
       losses.back()->setup(setup);
+      const std::vector<std::string>& from = registry_.find(PluginKind::loss, l.plugin)->loss.resumes_from;
       for (size_t j = 0; previous != nullptr && j < losses_out.size(); ++j) {
-        const std::vector<std::string> from = losses.back()->resumes_from();
         if (std::find(from.begin(), from.end(), (*previous)[j].plugin) != from.end()) {
           hand_on(*losses_out[j], *losses.back());
           log_ << stage.name << "." << l.plugin << ": starts from the state of " << (*previous)[j].plugin << "\n";
