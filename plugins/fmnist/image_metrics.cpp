@@ -23,10 +23,16 @@
 namespace msd::fmnist {
 namespace {
 
+/// `info` with the values it shows as columns of the run summary (PluginInfo::metric).
+PluginInfo with_summary(PluginInfo info, std::vector<SummaryColumn> columns) {
+  info.metric.summary = std::move(columns);
+  return info;
+}
+
 class ImageMetrics final : public Metric {
  public:
   static PluginInfo info() {
-    return {PluginKind::metric,
+    return with_summary({PluginKind::metric,
             "image_metrics",
             "1.0.0",
             "FD, KID, precision/recall and conditional accuracy in the dataset's feature network, with the "
@@ -41,7 +47,7 @@ class ImageMetrics final : public Metric {
                      1000),
              key_bool("per_class", true, "also report fd and cond_accuracy of each class (scope class:<c>)"),
              key_bool("floor", true, "also report every value for training images in place of generated ones "
-                                     "(names floor.<metric>)")}};
+                                     "(names floor.<metric>)")}}, {{"fd", "fd"}, {"kid", "kid"}, {"precision", "precision"}, {"recall", "recall"}, {"cond_accuracy", "cond_acc"}});
   }
 
   explicit ImageMetrics(const Params& params)

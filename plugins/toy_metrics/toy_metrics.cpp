@@ -24,6 +24,12 @@
 
 namespace {
 
+/// `info` with the values it shows as columns of the run summary (PluginInfo::metric).
+msd::PluginInfo with_summary(msd::PluginInfo info, std::vector<msd::SummaryColumn> columns) {
+  info.metric.summary = std::move(columns);
+  return info;
+}
+
 constexpr const char* kVersion = "1.0.0";
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -72,13 +78,13 @@ void check_same_dim(const char* plugin, const torch::Tensor& a, const torch::Ten
 class SlicedWasserstein final : public msd::Metric {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::metric,
+    return with_summary({msd::PluginKind::metric,
             "swd",
             kVersion,
             "sliced Wasserstein-2 distance between generated and reference samples (data units)",
             {msd::key_int("projections", 256, "random unit directions averaged over; error shrinks as 1/sqrt(n)",
                           1, 1e6),
-             msd::key_bool("per_class", true, "also report the distance of each class (scope class:<c>)")}};
+             msd::key_bool("per_class", true, "also report the distance of each class (scope class:<c>)")}}, {{"swd", "swd"}});
   }
   explicit SlicedWasserstein(const msd::Params& params)
       : projections_(params.get_int("projections")), per_class_(params.get_bool("per_class")) {}
@@ -127,7 +133,7 @@ class SlicedWasserstein final : public msd::Metric {
 class Mmd final : public msd::Metric {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::metric,
+    return with_summary({msd::PluginKind::metric,
             "mmd",
             kVersion,
             "unbiased squared maximum mean discrepancy, Gaussian kernel (may be slightly negative)",
@@ -138,7 +144,7 @@ class Mmd final : public msd::Metric {
                            0.0),
              msd::key_int("max_samples", 2000,
                           "use at most the first n samples of each set (cost grows as n^2)", 2, 1e6),
-             msd::key_bool("per_class", true, "also report MMD within each class (scope class:<c>)")}};
+             msd::key_bool("per_class", true, "also report MMD within each class (scope class:<c>)")}}, {{"mmd", "mmd"}});
   }
   explicit Mmd(const msd::Params& params)
       : bandwidth_(params.get_real("bandwidth")),
@@ -214,7 +220,7 @@ class Mmd final : public msd::Metric {
 class ModeCoverage final : public msd::Metric {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::metric,
+    return with_summary({msd::PluginKind::metric,
             "mode_coverage",
             kVersion,
             "fraction of a known mixture's modes reached by samples of the right class, and sample precision",
@@ -226,7 +232,7 @@ class ModeCoverage final : public msd::Metric {
                            "a mode is covered when its class's samples near it number at least this share "
                            "of the expected count (class samples x mode weight)",
                            0.0, 1.0),
-             msd::key_bool("per_class", true, "also report coverage and near_mode of each class (scope class:<c>)")}};
+             msd::key_bool("per_class", true, "also report coverage and near_mode of each class (scope class:<c>)")}}, {{"coverage", "coverage"}, {"near_mode", "near_mode"}});
   }
   explicit ModeCoverage(const msd::Params& params)
       : radius_(params.get_real("radius")),
@@ -286,12 +292,12 @@ class ModeCoverage final : public msd::Metric {
 class Cost final : public msd::Metric {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::metric,
+    return with_summary({msd::PluginKind::metric,
             "cost",
             kVersion,
             "network evaluations and parameters per sample, students, and measured latency per sample",
             {msd::key_int("batch", 1000, "samples per timed call", 1, 1e7),
-             msd::key_int("repeats", 3, "timed calls after one warm-up; the median is reported", 1, 1000)}};
+             msd::key_int("repeats", 3, "timed calls after one warm-up; the median is reported", 1, 1000)}}, {{"nfe", "NFE"}, {"latency_ms_per_sample", "ms/sample"}, {"params", "params"}});
   }
   explicit Cost(const msd::Params& params) : batch_(params.get_int("batch")), repeats_(params.get_int("repeats")) {}
 

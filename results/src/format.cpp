@@ -205,6 +205,14 @@ std::string format_run_details(const Store& store, std::int64_t run_id) {
     out << table.str();
   }
 
+  const auto plugins = store.plugins(run.id);
+  if (!plugins.empty()) {
+    out << "\nplugins:\n";
+    TextTable table({"kind", "name", "version", "library"});
+    for (const RunPlugin& plugin : plugins) table.add_row({plugin.kind, plugin.name, plugin.version, plugin.library});
+    out << table.str();
+  }
+
   const auto artifacts = store.artifacts(run.id);
   if (artifacts.empty()) {
     out << "\nartifacts: none\n";

@@ -71,13 +71,14 @@ struct ChildTable {
   const char* order;                 ///< the table's unique key: makes two copies comparable row by row
 };
 
-const std::array<ChildTable, 5>& child_tables() {
-  static const std::array<ChildTable, 5> tables = {{
+const std::array<ChildTable, 6>& child_tables() {
+  static const std::array<ChildTable, 6> tables = {{
       {"params", {"key", "value"}, "key"},
       {"sweep_coords", {"key", "value"}, "key"},
       {"tags", {"key", "value"}, "key"},
       {"metrics", {"scope", "name", "step", "value", "non_finite"}, "scope, name, step"},
       {"artifacts", {"kind", "path", "created_at"}, "kind, path"},
+      {"run_plugins", {"kind", "name", "version", "library"}, "kind, name"},
   }};
   return tables;
 }

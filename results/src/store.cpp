@@ -144,6 +144,17 @@ CREATE UNIQUE INDEX artifacts_once ON artifacts(run_id, kind, path);
       R"sql(
 PRAGMA application_id = 1836278892; -- detail::kApplicationId, "msdl"
 )sql",
+      // 4: the name, version and library of every plugin a run uses.
+      R"sql(
+CREATE TABLE run_plugins (
+  run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind    TEXT NOT NULL,
+  name    TEXT NOT NULL,
+  version TEXT NOT NULL,
+  library TEXT NOT NULL,
+  PRIMARY KEY (run_id, kind, name)
+) WITHOUT ROWID;
+)sql",
   };
   return list;
 }
@@ -707,6 +718,26 @@ void Store::set_tag(std::int64_t run_id, const std::string& key, const std::stri
   });
 }
 
+void Store::set_plugins(std::int64_t run_id, const std::vector<RunPlugin>& plugins) {
+  impl_->write("recording a run's plugins", [&] {
+    SQLite::Statement clear(impl_->db, "DELETE FROM run_plugins WHERE run_id = ?");
+    clear.bind(1, run_id);
+    clear.exec();
+    SQLite::Statement insert(impl_->db,
+                             "INSERT OR REPLACE INTO run_plugins (run_id, kind, name, version, library) "
+                             "VALUES (?, ?, ?, ?, ?)");
+    for (const RunPlugin& plugin : plugins) {
+      insert.bind(1, run_id);
+      insert.bind(2, plugin.kind);
+      insert.bind(3, plugin.name);
+      insert.bind(4, plugin.version);
+      insert.bind(5, plugin.library);
+      insert.exec();
+      insert.reset();
+    }
+  });
+}
+
 void Store::finish_run(std::int64_t run_id, RunStatus status, const std::string& error) {
   if (status == RunStatus::running) {
     throw std::invalid_argument(impl_->path + ": finish_run needs a final status, not running");
@@ -905,6 +936,21 @@ std::vector<Artifact> Store::artifacts(std::int64_t run_id) const {
     query.bind(1, run_id);
     while (query.executeStep()) {
       result.push_back({text(query.getColumn(0)), detail::resolved_artifact_path(impl_->folder, text(query.getColumn(1)))});
+    }
+  });
+  return result;
+}
+
+std::vector<RunPlugin> Store::plugins(std::int64_t run_id) const {
+  std::vector<RunPlugin> result;
+  impl_->with_retry("reading a run's plugins", [&] {
+    result.clear();
+    SQLite::Statement query(impl_->db,
+                            "SELECT kind, name, version, library FROM run_plugins WHERE run_id = ? ORDER BY kind, name");
+    query.bind(1, run_id);
+    while (query.executeStep()) {
+      result.push_back({text(query.getColumn(0)), text(query.getColumn(1)), text(query.getColumn(2)),
+                        text(query.getColumn(3))});
     }
   });
   return result;

@@ -366,6 +366,32 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
   }
 }
 
+// The hybrid of the repository's experiments/toy_hybrid.toml, from the file alone (smoke sizes):
+// 2 class groups x 2 noise ranges, four multi-step students, each cell bounding both keys.
+TEST(EndToEnd, HybridPartitionRunsFromItsExperimentFile) {
+  TempDir tmp;
+  const fs::path db = tmp / "results.db";
+  const RunResult r = run_msd({"run", (experiments_dir() / "toy_hybrid.toml").string(), "--only", "hybrid_2x2", "--db",
+                               db.string(), "--set", "experiment.threads=1", "--set", "teacher.steps=150", "--set",
+                               "teacher.hidden=32", "--set", "teacher.sampler_steps=4", "--set", "stage.0.steps=20",
+                               "--set", "evaluate.samples=300"},
+                              tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  const RunView& run = runs[0];
+  EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+  EXPECT_EQ(run.metric("nfe"), std::optional<double>(7.0));
+  EXPECT_EQ(run.metric("students"), std::optional<double>(4.0));
+  EXPECT_EQ(run.tag("cell.0"), std::optional<std::string>("classes 0-2, sigma [0, 0.4)"));
+  EXPECT_EQ(run.tag("cell.1"), std::optional<std::string>("classes 0-2, sigma [0.4, inf)"));
+  EXPECT_EQ(run.tag("cell.2"), std::optional<std::string>("classes 3-4, sigma [0, 0.4)"));
+  EXPECT_EQ(run.tag("cell.3"), std::optional<std::string>("classes 3-4, sigma [0.4, inf)"));
+  EXPECT_EQ(run.artifact_paths("student").size(), 4u);
+  ASSERT_TRUE(run.metric("swd").has_value());
+  EXPECT_TRUE(std::isfinite(*run.metric("swd")));
+}
+
 // 5. ----------------------------------------------------------------------------------------------
 TEST(EndToEnd, TeacherOnlyBaseline) {
   TempDir tmp;

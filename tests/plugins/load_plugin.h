@@ -1,37 +1,31 @@
-// Test helper: loads a built plugin library from the build's plugin folder with dlopen, the way the
-// host does, and constructs its plugins with every declared key at its default. It deliberately
-// avoids the host's loader so that these tests check the libraries alone.
+// Test helper: the built plugin libraries of this tree, by name, through the SDK's plugin test helper
+// (msd/testing.h), which loads them with dlopen the way the host does, without the host's loader.
 #pragma once
 
 #include <map>
 #include <memory>
-#include <stdexcept>
 #include <string>
 
-#include "msd/plugin.h"
+#include "msd/testing.h"
 
 namespace msd::test {
 
-/// The library libmsd_<name>.so from MSD_PLUGIN_DIR; loaded once and never unloaded. Fails the
-/// calling test (throws) when it cannot be opened or its api_version differs from this build's.
+/// The library libmsd_<name>.so from MSD_PLUGIN_DIR; fails the calling test (throws) when it cannot be
+/// opened, was built for another plugin API version, or calls itself otherwise.
 const PluginLibrary& load_library(const std::string& name);
 
 /// The descriptor of plugin `plugin` in library `library`; throws when absent.
-const PluginDescriptor& find_plugin(const std::string& library, const std::string& plugin);
+inline const PluginDescriptor& find_plugin(const std::string& library, const std::string& plugin) {
+  return testing::find_plugin(load_library(library), plugin);
+}
 
-/// Params holding the default of every key `info` declares, then `overrides` on top.
-Params default_params(const PluginInfo& info, const std::map<std::string, Value>& overrides = {});
+using testing::default_params;
 
 /// Constructs plugin `plugin` of `library` as interface T (msd::Partition, msd::Metric, ...).
 template <typename T>
 std::unique_ptr<T> make_plugin(const std::string& library, const std::string& plugin,
                                const std::map<std::string, Value>& overrides = {}) {
-  const PluginDescriptor& descriptor = find_plugin(library, plugin);
-  std::unique_ptr<Plugin> object = descriptor.create(default_params(descriptor.info, overrides));
-  T* typed = dynamic_cast<T*>(object.get());
-  if (typed == nullptr) throw std::logic_error(plugin + " does not implement the requested interface");
-  object.release();
-  return std::unique_ptr<T>(typed);
+  return testing::make_plugin<T>(load_library(library), plugin, overrides);
 }
 
 }  // namespace msd::test

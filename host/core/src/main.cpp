@@ -284,7 +284,7 @@ int cmd_run(const RunOptions& options, const PluginOptions& plugin_options) {
     all_finished = all_finished && report.status == results::RunStatus::finished;
     if (g_stop_requested) break;
   }
-  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ")\n" << format_run_summary(store, ids);
+  std::cout << "\n" << runs.front().experiment << " (" << db.string() << ")\n" << format_run_summary(store, ids, summary_columns(registry, runs));
   return all_finished ? 0 : 1;
 }
 
@@ -403,7 +403,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
     }
     std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << sweep_id << "): " << ids.size()
               << " of " << runs.size() << " runs finished\n"
-              << format_run_summary(store, ids);
+              << format_run_summary(store, ids, summary_columns(registry, runs));
     return workers_ok && all_finished ? 0 : 1;
   }
 
@@ -444,7 +444,7 @@ int cmd_sweep(const SweepOptions& options, const PluginOptions& plugin_options) 
   std::cout << "\n" << runs.front().experiment << " (" << db.string() << ", sweep " << sweep_id << "): "
             << "ran " << ran << ", " << skipped << " already finished"
             << (elsewhere > 0 ? ", " + std::to_string(elsewhere) + " being run by other processes" : "") << "\n"
-            << format_run_summary(store, ids);
+            << format_run_summary(store, ids, summary_columns(registry, runs));
   return all_finished ? 0 : 1;
 }
 

@@ -1172,6 +1172,26 @@ void run_reporting(RunExecution& execution, RunReport& report, const std::string
   log << what << " " << results::to_string(report.status) << ": " << report.error << "\n";
 }
 
+/// The plugins `config` uses, with the version and library file each was loaded from.
+std::vector<results::RunPlugin> plugins_of(const PluginRegistry& registry, const RunConfig& config) {
+  std::vector<std::pair<PluginKind, std::string>> used{{PluginKind::dataset, config.dataset.plugin},
+                                                       {PluginKind::teacher, config.teacher.plugin}};
+  if (config.distill.enabled) {
+    used.emplace_back(PluginKind::student, config.student.plugin);
+    used.emplace_back(PluginKind::partition, config.partition.plugin);
+    for (const StageConfig& stage : config.stages) {
+      for (const LossConfig& loss : stage.losses) used.emplace_back(PluginKind::loss, loss.plugin);
+    }
+  }
+  for (const PluginSection& metric : config.evaluate.metrics) used.emplace_back(PluginKind::metric, metric.plugin);
+  std::vector<results::RunPlugin> plugins;
+  for (const auto& [kind, name] : used) {
+    const LoadedPlugin* loaded = registry.find_any(name);
+    if (loaded != nullptr) plugins.push_back({to_string(kind), name, loaded->info.version, loaded->library_path});
+  }
+  return plugins;
+}
+
 std::string host_name() {
   char buffer[256] = {0};
   if (gethostname(buffer, sizeof(buffer) - 1) != 0) return "unknown";
@@ -1253,6 +1273,7 @@ RunReport Runner::execute(const RunConfig& config, const std::string& device, st
   log_ << "== run " << report.run_id << (resume ? " (resumed)" : "") << ": " << config.experiment << " / "
        << config.name << " (config " << config.hash << ", device " << device << ")\n";
   const auto start = Clock::now();
+  store_.set_plugins(report.run_id, plugins_of(registry_, config));
   RunExecution execution(registry_, store_, workspace_, config, report.run_id, resume, log_);
   run_reporting(execution, report, "run " + std::to_string(report.run_id), log_, [&] {
     execution.execute();

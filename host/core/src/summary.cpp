@@ -1,5 +1,6 @@
 #include "msd/host/summary.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -7,18 +8,23 @@
 
 namespace msd::host {
 
-namespace {
+std::vector<SummaryColumn> summary_columns(const PluginCatalog& catalog, const std::vector<RunConfig>& runs) {
+  std::vector<SummaryColumn> columns;
+  for (const RunConfig& run : runs) {
+    for (const PluginSection& metric : run.evaluate.metrics) {
+      const PluginInfo* info = catalog.find(PluginKind::metric, metric.plugin);
+      if (info == nullptr) continue;
+      for (const SummaryColumn& column : info->metric.summary) {
+        const auto same = [&](const SummaryColumn& c) { return c.metric == column.metric; };
+        if (std::none_of(columns.begin(), columns.end(), same)) columns.push_back(column);
+      }
+    }
+  }
+  return columns;
+}
 
-/// Quality metrics the summary shows, in this order, each only when some run has it (2-D data and
-/// images are scored by different metrics).
-const std::vector<std::pair<std::string, std::string>> kQualityColumns = {
-    {"swd", "swd"},     {"mmd", "mmd"}, {"coverage", "coverage"}, {"near_mode", "near_mode"},
-    {"fd", "fd"},       {"kid", "kid"}, {"precision", "precision"}, {"recall", "recall"},
-    {"cond_accuracy", "cond_acc"}};
-
-}  // namespace
-
-std::string format_run_summary(const results::Store& store, const std::vector<std::int64_t>& run_ids) {
+std::string format_run_summary(const results::Store& store, const std::vector<std::int64_t>& run_ids,
+                               const std::vector<SummaryColumn>& columns) {
   struct Row {
     std::int64_t id;
     results::RunRecord run;
@@ -39,30 +45,24 @@ std::string format_run_summary(const results::Store& store, const std::vector<st
     if (row.whole.count("students") && row.whole["students"] == 0) row.k = "teacher";
     rows.push_back(std::move(row));
   }
-  std::vector<std::pair<std::string, std::string>> quality;
-  for (const auto& column : kQualityColumns) {
-    for (const Row& row : rows) {
-      if (row.whole.count(column.first) != 0) {
-        quality.push_back(column);
-        break;
-      }
-    }
+  // Each column only when some run has it (2-D data and images are scored by different metrics).
+  std::vector<SummaryColumn> shown;
+  for (const SummaryColumn& column : columns) {
+    const auto has = [&](const Row& row) { return row.whole.count(column.metric) != 0; };
+    if (std::any_of(rows.begin(), rows.end(), has)) shown.push_back(column);
   }
-  std::vector<std::string> header{"run", "name", "status", "K", "NFE"};
-  for (const auto& column : quality) header.push_back(column.second);
-  for (const char* title : {"ms/sample", "params", "train_iters", "train_samples", "train_s"}) header.push_back(title);
+  std::vector<std::string> header{"run", "name", "status", "K"};
+  for (const SummaryColumn& column : shown) header.push_back(column.title);
+  for (const char* title : {"train_iters", "train_samples", "train_s"}) header.push_back(title);
   results::TextTable table(header);
   for (const Row& row : rows) {
     auto cell = [&](const std::string& name) {
       auto it = row.whole.find(name);
       return it == row.whole.end() ? std::string("-") : results::format_number(it->second);
     };
-    std::vector<std::string> cells{std::to_string(row.id), row.run.name, results::to_string(row.run.status), row.k,
-                                   cell("nfe")};
-    for (const auto& column : quality) cells.push_back(cell(column.first));
-    for (const char* name : {"latency_ms_per_sample", "params", "train.iterations", "train.samples", "train.seconds"}) {
-      cells.push_back(cell(name));
-    }
+    std::vector<std::string> cells{std::to_string(row.id), row.run.name, results::to_string(row.run.status), row.k};
+    for (const SummaryColumn& column : shown) cells.push_back(cell(column.metric));
+    for (const char* name : {"train.iterations", "train.samples", "train.seconds"}) cells.push_back(cell(name));
     table.add_row(cells);
   }
   return table.str();

@@ -99,9 +99,16 @@ PluginRegistry::~PluginRegistry() = default;
 std::vector<fs::path> PluginRegistry::default_search_path() {
   std::vector<fs::path> folders;
   std::error_code ec;
-  // The build's folder is skipped when absent (an installed msd may run without its build tree);
-  // folders the user names in MSD_PLUGIN_PATH are kept so that a typo there is reported by load_folder.
-  if (fs::is_directory(MSD_BUILD_PLUGIN_DIR, ec)) folders.emplace_back(MSD_BUILD_PLUGIN_DIR);
+  // An installed msd (<prefix>/bin/msd) loads its own <prefix>/lib/msd/plugins and never the build
+  // tree it came from, whose plugins would take the same names; msd in its build tree loads the
+  // build's folder. Folders the user names in MSD_PLUGIN_PATH are kept even when missing, so that a
+  // typo there is reported by load_folder.
+  const fs::path installed = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / MSD_INSTALL_PLUGIN_DIR;
+  if (!ec && fs::is_directory(installed, ec)) {
+    folders.push_back(installed);
+  } else if (fs::is_directory(MSD_BUILD_PLUGIN_DIR, ec)) {
+    folders.emplace_back(MSD_BUILD_PLUGIN_DIR);
+  }
   if (const char* env = std::getenv("MSD_PLUGIN_PATH")) {
     const std::string path = env;
     size_t begin = 0;

@@ -81,6 +81,14 @@ struct Artifact {
   std::string path;        ///< absolute; stored relative to the database's folder when inside it
 };
 
+/// A plugin a run used: recorded so that a result can be traced to the code that made it.
+struct RunPlugin {
+  std::string kind;     ///< "dataset", "teacher", "student", "partition", "loss", "metric"
+  std::string name;     ///< as in the experiment file
+  std::string version;  ///< the plugin's own (PluginInfo::version)
+  std::string library;  ///< the shared library it was loaded from, absolute
+};
+
 /// One cell of a query result.
 struct QueryValue {
   enum class Type { null, integer, real, text, blob };
@@ -139,6 +147,8 @@ class Store {
   /// Records an artifact; recording the same (kind, path) of a run again does nothing.
   void add_artifact(std::int64_t run_id, const Artifact& artifact);
   void set_tag(std::int64_t run_id, const std::string& key, const std::string& value);
+  /// Records the plugins the run uses, replacing what an earlier attempt recorded.
+  void set_plugins(std::int64_t run_id, const std::vector<RunPlugin>& plugins);
   /// Sets the final status, end time and error message.
   void finish_run(std::int64_t run_id, RunStatus status, const std::string& error = "");
   /// Marks runs left `running` by dead processes as interrupted; returns how many.
@@ -163,6 +173,8 @@ class Store {
   /// For each (name, scope), the row with the highest step.
   std::vector<MetricRow> final_metrics(std::int64_t run_id) const;
   std::vector<Artifact> artifacts(std::int64_t run_id) const;
+  /// The plugins the run used, ordered by kind and name.
+  std::vector<RunPlugin> plugins(std::int64_t run_id) const;
 
   /// Runs one statement that does not write (SELECT, WITH ..., read-only PRAGMAs) with `params`
   /// bound to ?1, ?2, ... as text, and returns every row. A statement that would write throws

@@ -5,11 +5,19 @@
 #include <string>
 #include <vector>
 
+#include "msd/host/config.h"
+#include "msd/host/plugin_catalog.h"
 #include "msd/results/store.h"
 
 namespace msd::host {
 
-/// One row per run: name, model, K, NFE, quality metrics, latency, parameters and training compute.
-std::string format_run_summary(const results::Store& store, const std::vector<std::int64_t>& run_ids);
+/// The metric columns of the summary: those the runs' metric plugins declare (PluginInfo::metric), in
+/// the order the runs name the plugins, each once. A new metric plugin shows up by declaring its own.
+std::vector<SummaryColumn> summary_columns(const PluginCatalog& catalog, const std::vector<RunConfig>& runs);
+
+/// One row per run: id, name, status, K, then each of `columns` that some run has (its final
+/// whole-model value), then the training compute.
+std::string format_run_summary(const results::Store& store, const std::vector<std::int64_t>& run_ids,
+                               const std::vector<SummaryColumn>& columns);
 
 }  // namespace msd::host
