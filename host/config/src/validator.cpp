@@ -216,6 +216,17 @@ class Validation {
                                 const std::string& key);
   CheckedPlugin plugin(const ConfigNode& node, const SectionSchema& schema, const std::string& path);
   std::optional<CheckedPlugin> top_plugin(const ConfigNode& root, const std::string& name);
+  /// An optional host section and its values (its defaults when absent).
+  std::pair<const ConfigNode*, Values> host_section(const ConfigNode& root, const std::string& name);
+  /// Every [[stage]] and its [[stage.loss]] entries into `run`; returns their canonical sections.
+  std::vector<CanonicalSection> read_stages(const ConfigNode& root, RunConfig& run);
+  void read_losses(const ConfigNode& stage_node, const std::string& path, StageConfig& stage,
+                   std::vector<CanonicalSection>& sections);
+  /// Every [[evaluate.metric]] into `run`; returns their canonical sections.
+  std::vector<CanonicalSection> read_metrics(const ConfigNode* evaluate_node, RunConfig& run);
+  /// The host keys of [experiment], [distill], [budget] and [evaluate] into `run`.
+  void apply_host_values(RunConfig& run, const Values& experiment, const Values& distill, const Values& budget,
+                         const Values& evaluate) const;
 
   const PluginCatalog& catalog_;
   const std::string& file_;
@@ -413,15 +424,8 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   const std::size_t issues_before = issues_.size();
   check_top_level(root);
 
-  // Optional host sections: an absent one is its defaults.
-  const auto host_section = [&](const std::string& name) -> std::pair<const ConfigNode*, Values> {
-    const SectionSchema& schema = schema_of(name);
-    const ConfigNode* node = section(root, schema, name, empty_.where);
-    return {node, keys(node ? *node : empty_, schema, schema.keys, header(schema), name, true)};
-  };
-
   // Read first: whether student, partition and stages are needed depends on it.
-  const Values distill = host_section("distill").second;
+  const Values distill = host_section(root, "distill").second;
   distill_enabled_ = value_or(distill, "enabled", true);
 
   std::optional<Values> experiment;
@@ -432,12 +436,47 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   const std::optional<CheckedPlugin> teacher = top_plugin(root, "teacher");
   const std::optional<CheckedPlugin> student = top_plugin(root, "student");
   const std::optional<CheckedPlugin> partition = top_plugin(root, "partition");
-  const Values budget = host_section("budget").second;
-
+  const Values budget = host_section(root, "budget").second;
   RunConfig run;
-  std::vector<CanonicalSection> stage_sections;
+  const std::vector<CanonicalSection> stage_sections = read_stages(root, run);
+  const auto [evaluate_node, evaluate] = host_section(root, "evaluate");
+  const std::vector<CanonicalSection> metric_sections = read_metrics(evaluate_node, run);
+  if (issues_.size() != issues_before) return std::nullopt;
+
+  apply_host_values(run, *experiment, distill, budget, evaluate);
+  run.dataset = dataset->section;
+  run.teacher = teacher->section;
+  if (student) run.student = student->section;
+  if (partition) {
+    run.partition = partition->section;
+    run.k = value_or(partition->values, "k", run.k);
+  }
+
+  std::vector<CanonicalSection> canonical;
+  canonical.push_back({"experiment", false, "experiment", *experiment});
+  canonical.push_back({"dataset", false, "dataset", dataset->values});
+  canonical.push_back({"teacher", false, "teacher", teacher->values, teacher->sampling_only});
+  if (student) canonical.push_back({"student", false, "student", student->values});
+  if (partition) canonical.push_back({"partition", false, "partition", partition->values});
+  canonical.push_back({"distill", false, "distill", distill});
+  canonical.push_back({"budget", false, "budget", budget});
+  canonical.insert(canonical.end(), stage_sections.begin(), stage_sections.end());
+  canonical.push_back({"evaluate", false, "evaluate", evaluate});
+  canonical.insert(canonical.end(), metric_sections.begin(), metric_sections.end());
+  write_canonical(canonical, run);
+  return run;
+}
+
+std::pair<const ConfigNode*, Values> Validation::host_section(const ConfigNode& root, const std::string& name) {
+  // Optional host sections: an absent one is its defaults.
+  const SectionSchema& schema = schema_of(name);
+  const ConfigNode* node = section(root, schema, name, empty_.where);
+  return {node, keys(node ? *node : empty_, schema, schema.keys, header(schema), name, true)};
+}
+
+std::vector<CanonicalSection> Validation::read_stages(const ConfigNode& root, RunConfig& run) {
+  std::vector<CanonicalSection> sections;
   const SectionSchema& stage_schema = schema_of("stage");
-  const SectionSchema& loss_schema = schema_of("stage.loss");
   const std::vector<const ConfigNode*> stage_nodes = entries(root, stage_schema, "stage", empty_.where);
   for (std::size_t i = 0; i < stage_nodes.size(); ++i) {
     if (stage_nodes[i] == nullptr) continue;
@@ -460,59 +499,60 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
     stage.grad_clip = value_or(values, "grad_clip", stage.grad_clip);
     stage.warmup = value_or(values, "warmup", stage.warmup);
     stage.update_every = value_or(values, "update_every", stage.update_every);
-    stage_sections.push_back({"stage", true, path, values});
-
-    const std::vector<const ConfigNode*> loss_nodes = entries(node, loss_schema, path + ".loss", node.where);
-    for (std::size_t j = 0; j < loss_nodes.size(); ++j) {
-      if (loss_nodes[j] == nullptr) continue;
-      const std::string loss_path = path + ".loss." + std::to_string(j);
-      CheckedPlugin loss = plugin(*loss_nodes[j], loss_schema, loss_path);
-      for (const LossConfig& earlier : stage.losses) {
-        if (!loss.section.plugin.empty() && earlier.plugin == loss.section.plugin) {
-          issue(loss_nodes[j]->where, loss_path + ".plugin",
-                "loss '" + loss.section.plugin + "' appears twice in stage '" + stage.name +
-                    "'; combine them into one entry with the summed weight");
-        }
-      }
-      stage.losses.push_back(
-          LossConfig{loss.section.plugin, value_or(loss.values, "weight", 1.0), std::move(loss.section.params)});
-      stage_sections.push_back({"stage.loss", true, loss_path, std::move(loss.values)});
-    }
+    sections.push_back({"stage", true, path, values});
+    read_losses(node, path, stage, sections);
     run.stages.push_back(std::move(stage));
   }
+  return sections;
+}
 
-  const auto [evaluate_node, evaluate] = host_section("evaluate");
-  std::vector<CanonicalSection> metric_sections;
-  if (evaluate_node != nullptr) {
-    const SectionSchema& metric_schema = schema_of("evaluate.metric");
-    const std::vector<const ConfigNode*> metric_nodes =
-        entries(*evaluate_node, metric_schema, "evaluate.metric", evaluate_node->where);
-    for (std::size_t i = 0; i < metric_nodes.size(); ++i) {
-      if (metric_nodes[i] == nullptr) continue;
-      const std::string path = "evaluate.metric." + std::to_string(i);
-      CheckedPlugin metric = plugin(*metric_nodes[i], metric_schema, path);
-      run.evaluate.metrics.push_back(std::move(metric.section));
-      metric_sections.push_back({"evaluate.metric", true, path, std::move(metric.values)});
+void Validation::read_losses(const ConfigNode& stage_node, const std::string& path, StageConfig& stage,
+                             std::vector<CanonicalSection>& sections) {
+  const SectionSchema& loss_schema = schema_of("stage.loss");
+  const std::vector<const ConfigNode*> loss_nodes = entries(stage_node, loss_schema, path + ".loss", stage_node.where);
+  for (std::size_t j = 0; j < loss_nodes.size(); ++j) {
+    if (loss_nodes[j] == nullptr) continue;
+    const std::string loss_path = path + ".loss." + std::to_string(j);
+    CheckedPlugin loss = plugin(*loss_nodes[j], loss_schema, loss_path);
+    for (const LossConfig& earlier : stage.losses) {
+      if (!loss.section.plugin.empty() && earlier.plugin == loss.section.plugin) {
+        issue(loss_nodes[j]->where, loss_path + ".plugin",
+              "loss '" + loss.section.plugin + "' appears twice in stage '" + stage.name +
+                  "'; combine them into one entry with the summed weight");
+      }
     }
+    stage.losses.push_back(
+        LossConfig{loss.section.plugin, value_or(loss.values, "weight", 1.0), std::move(loss.section.params)});
+    sections.push_back({"stage.loss", true, loss_path, std::move(loss.values)});
   }
+}
 
-  if (issues_.size() != issues_before) return std::nullopt;
-
-  run.experiment = value_or<std::string>(*experiment, "name", "");
-  run.description = value_or<std::string>(*experiment, "description", "");
-  run.seed = value_or(*experiment, "seed", run.seed);
-  run.threads = value_or(*experiment, "threads", run.threads);
-  run.checkpoint_seconds = value_or(*experiment, "checkpoint_seconds", run.checkpoint_seconds);
-  run.device = value_or(*experiment, "device", run.device);
-  run.precision = value_or(*experiment, "precision", run.precision);
-  run.results = value_or(*experiment, "results", run.results);
-  run.dataset = dataset->section;
-  run.teacher = teacher->section;
-  if (student) run.student = student->section;
-  if (partition) {
-    run.partition = partition->section;
-    run.k = value_or(partition->values, "k", run.k);
+std::vector<CanonicalSection> Validation::read_metrics(const ConfigNode* evaluate_node, RunConfig& run) {
+  std::vector<CanonicalSection> sections;
+  if (evaluate_node == nullptr) return sections;
+  const SectionSchema& metric_schema = schema_of("evaluate.metric");
+  const std::vector<const ConfigNode*> metric_nodes =
+      entries(*evaluate_node, metric_schema, "evaluate.metric", evaluate_node->where);
+  for (std::size_t i = 0; i < metric_nodes.size(); ++i) {
+    if (metric_nodes[i] == nullptr) continue;
+    const std::string path = "evaluate.metric." + std::to_string(i);
+    CheckedPlugin metric = plugin(*metric_nodes[i], metric_schema, path);
+    run.evaluate.metrics.push_back(std::move(metric.section));
+    sections.push_back({"evaluate.metric", true, path, std::move(metric.values)});
   }
+  return sections;
+}
+
+void Validation::apply_host_values(RunConfig& run, const Values& experiment, const Values& distill,
+                                   const Values& budget, const Values& evaluate) const {
+  run.experiment = value_or<std::string>(experiment, "name", "");
+  run.description = value_or<std::string>(experiment, "description", "");
+  run.seed = value_or(experiment, "seed", run.seed);
+  run.threads = value_or(experiment, "threads", run.threads);
+  run.checkpoint_seconds = value_or(experiment, "checkpoint_seconds", run.checkpoint_seconds);
+  run.device = value_or(experiment, "device", run.device);
+  run.precision = value_or(experiment, "precision", run.precision);
+  run.results = value_or(experiment, "results", run.results);
   run.distill.enabled = distill_enabled_;
   run.distill.pairs = value_or(distill, "pairs", run.distill.pairs);
   run.distill.pairs_split = value_or(distill, "pairs_split", run.distill.pairs_split);
@@ -521,20 +561,6 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   run.budget.divide = value_or(budget, "divide", run.budget.divide);
   run.budget.batch_size = value_or(budget, "batch_size", run.budget.batch_size);
   run.evaluate.samples = value_or(evaluate, "samples", run.evaluate.samples);
-
-  std::vector<CanonicalSection> canonical;
-  canonical.push_back({"experiment", false, "experiment", *experiment});
-  canonical.push_back({"dataset", false, "dataset", dataset->values});
-  canonical.push_back({"teacher", false, "teacher", teacher->values, teacher->sampling_only});
-  if (student) canonical.push_back({"student", false, "student", student->values});
-  if (partition) canonical.push_back({"partition", false, "partition", partition->values});
-  canonical.push_back({"distill", false, "distill", distill});
-  canonical.push_back({"budget", false, "budget", budget});
-  canonical.insert(canonical.end(), stage_sections.begin(), stage_sections.end());
-  canonical.push_back({"evaluate", false, "evaluate", evaluate});
-  canonical.insert(canonical.end(), metric_sections.begin(), metric_sections.end());
-  write_canonical(canonical, run);
-  return run;
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
+
+#include "msd/host/runner.h"
 
 namespace msd::host {
 
@@ -41,6 +44,49 @@ bool child_exited(pid_t pid, int& exit_code) {
   if (waitpid(pid, &status, WNOHANG) != pid) return false;
   exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return true;
+}
+
+std::vector<ChildExit> supervise_children(const std::vector<ChildJob>& jobs, const Supervision& supervision) {
+  using Clock = std::chrono::steady_clock;
+  struct Running {
+    std::size_t job;
+    pid_t pid;
+    Clock::time_point start;
+  };
+  std::vector<Running> running;
+  std::vector<ChildExit> exits;
+  std::size_t next = 0;
+  bool stopping = false;
+  while (!running.empty() || (next < jobs.size() && !stopping)) {
+    while (!stopping && next < jobs.size() && running.size() < supervision.parallel) {
+      running.push_back({next, start_child(jobs[next].command, jobs[next].log), Clock::now()});
+      if (supervision.on_start) supervision.on_start(next, running.back().pid);
+      ++next;
+    }
+    bool failed = false;
+    for (auto child = running.begin(); child != running.end();) {
+      int status = 0;
+      if (!child_exited(child->pid, status)) {
+        ++child;
+        continue;
+      }
+      exits.push_back({child->job, status, std::chrono::duration<double>(Clock::now() - child->start).count()});
+      if (supervision.on_exit) supervision.on_exit(exits.back());
+      failed = failed || status != 0;
+      child = running.erase(child);
+    }
+    if (!stopping && (g_stop_requested.load() || (failed && supervision.stop_on_failure))) {
+      stopping = true;
+      if (supervision.on_stopping) supervision.on_stopping();
+      for (const Running& child : running) kill(child.pid, SIGTERM);
+    }
+    if (running.empty()) continue;
+    std::vector<std::size_t> now;
+    for (const Running& child : running) now.push_back(child.job);
+    if (supervision.on_tick) supervision.on_tick(now);
+    std::this_thread::sleep_for(supervision.tick);
+  }
+  return exits;
 }
 
 std::string last_line(const std::filesystem::path& log, std::size_t width) {

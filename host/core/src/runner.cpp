@@ -700,106 +700,85 @@ class RunExecution {
     if (workspace_.student_command.empty()) {
       throw std::logic_error("--student-jobs: the runner was given no student command");
     }
-    std::vector<std::int64_t> waiting;
-    for (std::int64_t k = config_.k - 1; k >= progress.student; --k) {
-      if (!std::filesystem::exists(compute_file(k))) waiting.push_back(k);
+    std::vector<std::int64_t> students;
+    for (std::int64_t k = progress.student; k < config_.k; ++k) {
+      if (!std::filesystem::exists(compute_file(k))) students.push_back(k);
     }
-    const auto jobs = std::min<std::int64_t>(workspace_.student_jobs, static_cast<std::int64_t>(waiting.size()));
+    const auto jobs = std::min<std::int64_t>(workspace_.student_jobs, static_cast<std::int64_t>(students.size()));
     const std::int64_t threads = std::max<std::int64_t>(1, cores() / jobs);
     std::filesystem::create_directories(run_dir_);
-    log_ << "training " << waiting.size() << " students in " << jobs << " processes at once (logs: "
+    log_ << "training " << students.size() << " students in " << jobs << " processes at once (logs: "
          << (run_dir_ / "student-*.log").string() << ")\n";
-
-    struct Child {
-      std::int64_t student;
-      pid_t pid;
-      std::filesystem::path log;
-      Clock::time_point start;
-    };
-    std::vector<Child> running;
-    std::string failure;
-    bool stopping = false;
-    const bool interactive = ProgressReporter::stdout_is_terminal() && &log_ == &std::cout;
-    LiveBlock block(log_);
-    const auto say = [&](const std::string& message) {
-      block.clear();
-      log_ << message << "\n";
-    };
-    auto last_shown = Clock::now(), last_heartbeat = Clock::now();
-    while (!running.empty() || (!waiting.empty() && !stopping)) {
-      while (!stopping && !waiting.empty() && static_cast<std::int64_t>(running.size()) < jobs) {
-        const std::int64_t k = waiting.back();
-        waiting.pop_back();
-        std::vector<std::string> command = workspace_.student_command;
-        for (const std::string& arg : {std::string("--run"), std::to_string(run_id_), std::string("--student"),
-                                       std::to_string(k), std::string("--threads"), std::to_string(threads)}) {
-          command.push_back(arg);
-        }
-        const std::filesystem::path log = run_dir_ / ("student-" + std::to_string(k) + ".log");
-        running.push_back({k, start_child(command, log), log, Clock::now()});
-        say("student " + std::to_string(k) + ": process " + std::to_string(running.back().pid));
+    std::vector<ChildJob> children;
+    for (const std::int64_t k : students) {
+      std::vector<std::string> command = workspace_.student_command;
+      for (const std::string& arg : {std::string("--run"), std::to_string(run_id_), std::string("--student"),
+                                     std::to_string(k), std::string("--threads"), std::to_string(threads)}) {
+        command.push_back(arg);
       }
-      for (auto child = running.begin(); child != running.end();) {
-        int code = 0;
-        if (!child_exited(child->pid, code)) {
-          ++child;
-          continue;
-        }
-        if (code == 0) {
-          say("student " + std::to_string(child->student) + ": finished in " +
-              std::to_string(static_cast<int>(std::lround(seconds_since(child->start)))) + " s");
-        } else if (!g_stop_requested.load() && failure.empty()) {
-          failure = "student " + std::to_string(child->student) + ": its process exited with status " +
-                    std::to_string(code) + " (" + last_line(child->log, 400) + "); see " + child->log.string();
-        }
-        child = running.erase(child);
-      }
-      if ((g_stop_requested.load() || !failure.empty()) && !stopping) {
-        stopping = true;
-        for (const Child& child : running) kill(child.pid, SIGTERM);
-      }
-      if (seconds_since(last_heartbeat) > 30.0) {
-        store_.heartbeat(run_id_);
-        last_heartbeat = Clock::now();
-      }
-      if (interactive || seconds_since(last_shown) > 30.0) {
-        // A student's progress line names it ("student 2 of 4, dm ..."); its other lines may not.
-        std::vector<std::string> lines;
-        for (const Child& child : running) {
-          std::string line = last_line(child.log);
-          line.erase(0, line.find_first_not_of(' '));
-          if (line.rfind("student " + std::to_string(child.student) + " ", 0) != 0) {
-            line = "student " + std::to_string(child.student) + ": " + line;
-          }
-          lines.push_back("  " + line);
-        }
-        if (interactive) {
-          block.draw(lines);
-        } else {
-          for (const std::string& line : lines) log_ << line << "\n";
-        }
-        last_shown = Clock::now();
-      }
-      if (!running.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(interactive ? 500 : 200));
+      children.push_back({command, run_dir_ / ("student-" + std::to_string(k) + ".log")});
     }
+    std::string failure;
+    LiveBlock block(log_);
+    supervise_children(children, student_supervision(students, children, static_cast<std::size_t>(jobs), block, failure));
     block.clear();
     if (!failure.empty()) throw std::runtime_error(failure);
     check_stop();
   }
 
-  /// Trains the student through stage `stage_index`, from `progress.iteration` on when resuming (the
-  /// checkpoint then restores the student, its optimizer, the losses and the generators). Losses whose
-  /// resumes_from() names a loss of the previous stage start from its state; this stage's losses are
-  /// left in `losses_out` for the next stage.
-  Compute train_stage(std::int64_t stage_index, const Cell& cell, const Student& student_plugin, Denoiser& student,
-                      const TeacherPairs& pairs, Progress& progress, std::vector<std::unique_ptr<Loss>>& losses_out) {
-    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
-    const std::int64_t k = progress.student;
-    const auto [steps, batch] = steps_and_batch(stage);
-    const std::string scope = "student:" + std::to_string(k);
-    const std::string what = "student " + std::to_string(k) + " of " + std::to_string(config_.k) + ", " + stage.name;
-    phase_ = what;
+  /// How the run's process watches its student processes: it says when each starts and ends, keeps the
+  /// run's heartbeat, shows each one's progress line, and puts the first failure in `failure`.
+  Supervision student_supervision(const std::vector<std::int64_t>& students, const std::vector<ChildJob>& children,
+                                  std::size_t jobs, LiveBlock& block, std::string& failure) {
+    const bool interactive = ProgressReporter::stdout_is_terminal() && &log_ == &std::cout;
+    const auto say = [this, &block](const std::string& message) {
+      block.clear();
+      log_ << message << "\n";
+    };
+    const auto name = [&students](std::size_t job) { return "student " + std::to_string(students[job]); };
+    Supervision supervision;
+    supervision.parallel = jobs;
+    supervision.stop_on_failure = true;
+    supervision.tick = std::chrono::milliseconds(interactive ? 500 : 200);
+    supervision.on_start = [=](std::size_t job, pid_t pid) { say(name(job) + ": process " + std::to_string(pid)); };
+    supervision.on_exit = [=, &children, &failure](const ChildExit& exit) {
+      if (exit.status == 0) {
+        say(name(exit.job) + ": finished in " + std::to_string(static_cast<int>(std::lround(exit.seconds))) + " s");
+      } else if (!g_stop_requested.load() && failure.empty()) {
+        failure = name(exit.job) + ": its process exited with status " + std::to_string(exit.status) + " (" +
+                  last_line(children[exit.job].log, 400) + "); see " + children[exit.job].log.string();
+      }
+    };
+    auto last_shown = std::make_shared<Clock::time_point>(Clock::now());
+    auto last_heartbeat = std::make_shared<Clock::time_point>(Clock::now());
+    supervision.on_tick = [=, &children, &block](const std::vector<std::size_t>& running) {
+      if (seconds_since(*last_heartbeat) > 30.0) {
+        store_.heartbeat(run_id_);
+        *last_heartbeat = Clock::now();
+      }
+      if (!interactive && seconds_since(*last_shown) <= 30.0) return;
+      // A student's progress line names it ("student 2 of 4, dm ..."); its other lines may not.
+      std::vector<std::string> lines;
+      for (const std::size_t job : running) {
+        std::string line = last_line(children[job].log);
+        line.erase(0, line.find_first_not_of(' '));
+        if (line.rfind(name(job) + " ", 0) != 0) line = name(job) + ": " + line;
+        lines.push_back("  " + line);
+      }
+      if (interactive) {
+        block.draw(lines);
+      } else {
+        for (const std::string& line : lines) log_ << line << "\n";
+      }
+      *last_shown = Clock::now();
+    };
+    return supervision;
+  }
 
+
+  /// What every loss of student `k`'s stage `stage` is told at setup.
+  LossSetup loss_setup(const StageConfig& stage, std::int64_t k, const Cell& cell, const Student& student_plugin,
+                       Denoiser& student, std::int64_t steps, std::int64_t batch) {
     LossSetup setup;
     setup.teacher = teacher_.get();
     setup.student = &student;
@@ -818,23 +797,87 @@ class RunExecution {
     setup.sampler = teacher_plugin_->sampler();
     setup.device = device_;
     setup.monitor = &monitor_;
+    return setup;
+  }
 
-    std::vector<std::unique_ptr<Loss>> losses;
-    std::vector<torch::Tensor> trained = student.parameters();
-    const std::vector<LossConfig>* previous =
+  /// The losses of stage `stage_index`, built once and set up. A loss whose LossTraits::resumes_from
+  /// names a loss of the previous stage (`previous`, as that stage left them) starts from its state.
+  std::vector<std::unique_ptr<Loss>> make_losses(std::int64_t stage_index, const LossSetup& setup,
+                                                 const std::vector<std::unique_ptr<Loss>>& previous) {
+    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
+    const std::vector<LossConfig>* previous_configs =
         stage_index > 0 ? &config_.stages[static_cast<size_t>(stage_index - 1)].losses : nullptr;
+    std::vector<std::unique_ptr<Loss>> losses;
     for (const LossConfig& l : stage.losses) {
       losses.push_back(registry_.make<Loss>(PluginKind::loss, l.plugin, l.params));
       losses.back()->setup(setup);
       const std::vector<std::string>& from = registry_.find(PluginKind::loss, l.plugin)->loss.resumes_from;
-      for (size_t j = 0; previous != nullptr && j < losses_out.size(); ++j) {
-        if (std::find(from.begin(), from.end(), (*previous)[j].plugin) != from.end()) {
-          hand_on(*losses_out[j], *losses.back());
-          log_ << stage.name << "." << l.plugin << ": starts from the state of " << (*previous)[j].plugin << "\n";
+      for (size_t j = 0; previous_configs != nullptr && j < previous.size(); ++j) {
+        if (std::find(from.begin(), from.end(), (*previous_configs)[j].plugin) != from.end()) {
+          hand_on(*previous[j], *losses.back());
+          log_ << stage.name << "." << l.plugin << ": starts from the state of " << (*previous_configs)[j].plugin << "\n";
           break;
         }
       }
-      for (const torch::Tensor& p : losses.back()->extra_parameters()) trained.push_back(p);
+    }
+    return losses;
+  }
+
+  /// One step of the student on `ctx`: the weighted sum of the losses' student_loss(), backpropagated
+  /// once, clipped and applied, at the warmed-up learning rate. Returns each loss's value when `log_now`.
+  std::vector<double> step_student(const StageConfig& stage, StepContextImpl& ctx, std::vector<std::unique_ptr<Loss>>& losses,
+                                   msd::AdamW& optimizer, const std::vector<torch::Tensor>& trained,
+                                   std::int64_t updates, bool log_now) {
+    std::vector<double> values(losses.size(), 0.0);
+    const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
+    for (auto& group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stage.lr * warm);
+    }
+    torch::Tensor objective = torch::zeros({}, torch::TensorOptions().device(device_));
+    for (size_t i = 0; i < losses.size(); ++i) {
+      torch::Tensor value = losses[i]->student_loss(ctx);
+      objective = objective + stage.losses[i].weight * value;
+      if (log_now) values[i] = value.item<double>();
+    }
+    optimizer.zero_grad();
+    objective.backward();
+    if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip);
+    optimizer.step();
+    return values;
+  }
+
+  /// Records one logged iteration: each loss's curve point, the auxiliary values, and returns the
+  /// weighted sum the progress line shows. Fails the run on a non-finite value.
+  double log_iteration(std::int64_t stage_index, const std::string& what, std::int64_t it, const std::vector<double>& values,
+                       const std::map<std::string, double>& aux, const std::string& scope) {
+    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
+    require_finite_losses(stage_index, what, it, values, aux);
+    double shown = 0.0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
+      shown += stage.losses[i].weight * values[i];
+    }
+    for (const auto& [name, value] : aux) monitor_.metric("train." + stage.name + "." + name, it, value, scope);
+    return shown;
+  }
+
+  /// Trains the student through stage `stage_index`, from `progress.iteration` on when resuming (the
+  /// checkpoint then restores the student, its optimizer, the losses and the generators). Losses that
+  /// resume from a loss of the previous stage start from its state; this stage's losses are left in
+  /// `losses_out` for the next stage.
+  Compute train_stage(std::int64_t stage_index, const Cell& cell, const Student& student_plugin, Denoiser& student,
+                      const TeacherPairs& pairs, Progress& progress, std::vector<std::unique_ptr<Loss>>& losses_out) {
+    const StageConfig& stage = config_.stages.at(static_cast<size_t>(stage_index));
+    const std::int64_t k = progress.student;
+    const auto [steps, batch] = steps_and_batch(stage);
+    const std::string scope = "student:" + std::to_string(k);
+    const std::string what = "student " + std::to_string(k) + " of " + std::to_string(config_.k) + ", " + stage.name;
+    phase_ = what;
+    std::vector<std::unique_ptr<Loss>> losses =
+        make_losses(stage_index, loss_setup(stage, k, cell, student_plugin, student, steps, batch), losses_out);
+    std::vector<torch::Tensor> trained = student.parameters();
+    for (auto& loss : losses) {
+      for (const torch::Tensor& p : loss->extra_parameters()) trained.push_back(p);
     }
     msd::AdamW optimizer(trained, torch::optim::AdamWOptions(stage.lr)
                                       .betas({stage.beta1, stage.beta2})
@@ -850,7 +893,6 @@ class RunExecution {
     // every logged point has the student's losses, whatever the two-time-scale ratio.
     const std::int64_t expected_updates = (steps + stage.update_every - 1) / stage.update_every;
     const std::int64_t log_every = std::max<std::int64_t>(1, expected_updates / 100);
-    Compute spent;
     const auto start = Clock::now();
     auto last_checkpoint = start;
     std::int64_t updates = progress.updates;
@@ -871,39 +913,14 @@ class RunExecution {
       const bool log_now = updates_student && (updates % log_every == 0 || it + stage.update_every >= steps);
       StepContextImpl ctx(fixed, it, updates_student, log_now);
       std::vector<double> values(losses.size(), 0.0);
-      if (ctx.updates_student()) {
-        const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
-        for (auto& group : optimizer.param_groups()) {
-          static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stage.lr * warm);
-        }
-        torch::Tensor objective = torch::zeros({}, torch::TensorOptions().device(device_));
-        for (size_t i = 0; i < losses.size(); ++i) {
-          torch::Tensor value = losses[i]->student_loss(ctx);
-          objective = objective + stage.losses[i].weight * value;
-          if (log_now) values[i] = value.item<double>();
-        }
-        optimizer.zero_grad();
-        objective.backward();
-        if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip);
-        optimizer.step();
-        ++updates;
-      }
+      if (updates_student) values = step_student(stage, ctx, losses, optimizer, trained, updates++, log_now);
       std::map<std::string, double> aux;
       for (auto& loss : losses) {
         for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
       }
-      double shown = 0.0;
-      if (log_now) {
-        require_finite_losses(stage_index, what, it, values, aux);
-        for (size_t i = 0; i < losses.size(); ++i) {
-          monitor_.metric("train." + stage.name + "." + stage.losses[i].plugin, it, values[i], scope);
-          shown += stage.losses[i].weight * values[i];
-        }
-        for (const auto& [name, value] : aux) monitor_.metric("train." + stage.name + "." + name, it, value, scope);
-      }
       try {
         if (log_now) {
-          monitor_.progress(what, it + 1, steps, shown);
+          monitor_.progress(what, it + 1, steps, log_iteration(stage_index, what, it, values, aux, scope));
         } else {
           check_stop();
         }
@@ -917,12 +934,8 @@ class RunExecution {
       }
     }
     progress_.finish();
-    spent.iterations = steps;
-    spent.student_updates = updates;
-    spent.samples = steps * batch;
-    spent.seconds = progress.stage_seconds + seconds_since(start);
     losses_out = std::move(losses);
-    return spent;
+    return Compute{steps, updates, steps * batch, progress.stage_seconds + seconds_since(start)};
   }
 
   /// A loss that turned NaN or infinite has spoilt the weights it updates: the run fails here, naming

@@ -31,9 +31,8 @@ std::vector<std::string> artifacts_of_kind(const results::Store& store, std::int
   return paths;
 }
 
-}  // namespace
-
-std::string sample_run(const SampleRequest& request, const PluginRegistry& registry, const results::Store& store) {
+/// Refuses what cannot be sampled: no such run, an unfinished one (but for its data), a bad --n.
+results::RunRecord sampled_run(const SampleRequest& request, const results::Store& store) {
   const auto run = store.find_run(request.run_id);
   if (!run) throw std::runtime_error("no run with id " + std::to_string(request.run_id) + " in " + store.path());
   if (request.from != "data" && run->status != results::RunStatus::finished) {
@@ -43,8 +42,52 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
   if (request.n < 1 || request.n > kMaxSampleCount) {
     throw std::runtime_error("--n must be from 1 to " + std::to_string(kMaxSampleCount));
   }
+  return *run;
+}
+
+void require_memory_for(std::int64_t n, const std::vector<std::int64_t>& sample_shape) {
+  std::int64_t values_per_sample = 1;
+  for (std::int64_t d : sample_shape) values_per_sample *= d;
+  const double gib = static_cast<double>(n) * static_cast<double>(values_per_sample) * 4.0 / (1 << 30);
+  if (gib > kMaxSampleGiB) {
+    throw std::runtime_error("--n " + std::to_string(n) + ": the samples would take " + std::to_string(gib) +
+                             " GiB in memory (at most " + std::to_string(kMaxSampleGiB) +
+                             "); draw them in parts, each with its own --seed");
+  }
+}
+
+/// The run's students behind their router, rebuilt from its stored config and saved weights.
+StudentEnsemble load_students(const PluginRegistry& registry, const results::Store& store, const RunConfig& config,
+                              std::int64_t run_id, const Denoiser& teacher, Dataset& data, const Teacher& teacher_plugin,
+                              const torch::Device& device) {
+  const auto files = artifacts_of_kind(store, run_id, "student");
+  if (files.empty()) {
+    throw std::runtime_error("run " + std::to_string(run_id) + " has no students (a teacher-only run?); use --from teacher");
+  }
+  auto student_plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
+  const std::vector<Cell> cells = partition_cells(registry, config, data, teacher_plugin, student_plugin->type());
+  if (cells.size() != files.size()) {
+    throw std::runtime_error("run " + std::to_string(run_id) + " has " + std::to_string(files.size()) +
+                             " student checkpoints for " + std::to_string(cells.size()) + " cells");
+  }
+  std::vector<StudentSlot> slots;
+  for (size_t k = 0; k < cells.size(); ++k) {
+    std::shared_ptr<Denoiser> net =
+        student_plugin->build(student_context(teacher, data, teacher_plugin, static_cast<std::int64_t>(k), cells[k]));
+    load_weights(*net, files[k], kRetrain);
+    net->to(device);
+    net->eval();
+    slots.push_back({cells[k], net});
+  }
+  return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+}
+
+}  // namespace
+
+std::string sample_run(const SampleRequest& request, const PluginRegistry& registry, const results::Store& store) {
+  const results::RunRecord run = sampled_run(request, store);
   const std::vector<RunConfig> configs =
-      ExperimentFile::parse(run->config_text, "config of run " + std::to_string(run->id)).resolve(registry);
+      ExperimentFile::parse(run.config_text, "config of run " + std::to_string(run.id)).resolve(registry);
   const RunConfig& config = configs.front();
   const torch::Device device = resolve_device(request.device);
 
@@ -53,14 +96,7 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
   seed_phase(config.seed, "dataset");
   data->prepare({std::filesystem::path(store.path()).parent_path() / "cache", device, nullptr,
                  static_cast<std::uint64_t>(config.seed)});
-  std::int64_t values_per_sample = 1;
-  for (std::int64_t d : data->sample_shape()) values_per_sample *= d;
-  const double gib = static_cast<double>(request.n) * static_cast<double>(values_per_sample) * 4.0 / (1 << 30);
-  if (gib > kMaxSampleGiB) {
-    throw std::runtime_error("--n " + std::to_string(request.n) + ": the samples would take " + std::to_string(gib) +
-                             " GiB in memory (at most " + std::to_string(kMaxSampleGiB) +
-                             "); draw them in parts, each with its own --seed");
-  }
+  require_memory_for(request.n, data->sample_shape());
   torch::Tensor labels = torch::arange(request.n, torch::kInt64) % data->num_classes();
   seed_phase(request.seed, "sample/" + request.from);
   torch::Tensor x;
@@ -71,8 +107,8 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
   } else {
     auto teacher_plugin = registry.make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
     std::shared_ptr<Denoiser> teacher = teacher_plugin->build(data->sample_shape(), data->num_classes());
-    const auto teacher_files = artifacts_of_kind(store, run->id, "teacher");
-    if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run->id) + " recorded no teacher");
+    const auto teacher_files = artifacts_of_kind(store, run.id, "teacher");
+    if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run.id) + " recorded no teacher");
     load_weights(*teacher, teacher_files.front(), kRetrain);
     teacher->to(device);
     teacher->eval();
@@ -82,36 +118,16 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
                            data->sample_shape(), labels, device);
       what = "teacher (" + std::to_string(teacher_plugin->nfe()) + " NFE)";
     } else {
-      const auto student_files = artifacts_of_kind(store, run->id, "student");
-      if (student_files.empty()) {
-        throw std::runtime_error("run " + std::to_string(run->id) + " has no students (a teacher-only run?); use --from teacher");
-      }
-      auto student_plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
-      const std::vector<Cell> cells =
-          partition_cells(registry, config, *data, *teacher_plugin, student_plugin->type());
-      if (cells.size() != student_files.size()) {
-        throw std::runtime_error("run " + std::to_string(run->id) + " has " + std::to_string(student_files.size()) +
-                                 " student checkpoints for " + std::to_string(cells.size()) + " cells");
-      }
-      std::vector<StudentSlot> slots;
-      for (size_t k = 0; k < cells.size(); ++k) {
-        std::shared_ptr<Denoiser> net = student_plugin->build(
-            student_context(*teacher, *data, *teacher_plugin, static_cast<std::int64_t>(k), cells[k]));
-        load_weights(*net, student_files[k], kRetrain);
-        net->to(device);
-        net->eval();
-        slots.push_back({cells[k], net});
-      }
-      StudentEnsemble ensemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+      const StudentEnsemble ensemble = load_students(registry, store, config, run.id, *teacher, *data, *teacher_plugin, device);
       x = sample_in_chunks([&](const torch::Tensor& z, const torch::Tensor& l) { return ensemble.sample(*teacher_plugin, z, l); },
                            data->sample_shape(), labels, device);
-      what = std::to_string(cells.size()) + " students (" + std::to_string(ensemble.nfe(*teacher_plugin)) + " NFE)";
+      what = std::to_string(ensemble.students().size()) + " students (" + std::to_string(ensemble.nfe(*teacher_plugin)) + " NFE)";
     }
   }
   if (!request.out.parent_path().empty()) std::filesystem::create_directories(request.out.parent_path());
   write_npy(x, request.out);
   write_npy(labels, labels_path_for(request.out));
-  return "wrote " + std::to_string(request.n) + " samples of " + what + " of run " + std::to_string(run->id) +
+  return "wrote " + std::to_string(request.n) + " samples of " + what + " of run " + std::to_string(run.id) +
          " to " + request.out.string() + " (labels: " + labels_path_for(request.out).string() + ")";
 }
 

@@ -48,65 +48,51 @@ SweepCounts count_runs(const WorkerPoolOptions& options) {
 bool run_worker_pool(const WorkerPoolOptions& options, std::ostream& out) {
   std::filesystem::create_directories(options.log_folder);
   const std::size_t total = options.config_hashes.size();
-  std::vector<pid_t> workers;
-  std::vector<std::filesystem::path> logs;
+  std::vector<ChildJob> workers;
   for (int w = 0; w < options.jobs; ++w) {
     std::vector<std::string> command = options.command;
     command.push_back("--worker");
     command.push_back(std::to_string(w));
-    logs.push_back(options.log_folder / ("worker-" + std::to_string(w) + ".log"));
-    std::ofstream(logs.back(), std::ios::app) << "== msd sweep worker " << w << " of " << options.jobs << "\n";
-    workers.push_back(start_child(command, logs.back()));
+    workers.push_back({command, options.log_folder / ("worker-" + std::to_string(w) + ".log")});
+    std::ofstream(workers.back().log, std::ios::app) << "== msd sweep worker " << w << " of " << options.jobs << "\n";
   }
   out << "sweep " << options.sweep_id << ": " << total << " runs, " << options.jobs << " workers (logs: "
       << options.log_folder.string() << "/worker-*.log)\n";
 
   const bool interactive = ProgressReporter::stdout_is_terminal();
-  std::vector<int> exit_status(workers.size(), -1);
-  std::size_t alive = workers.size();
-  bool stop_passed_on = false;
-  SweepCounts shown{~std::size_t{0}, 0, 0};
   LiveBlock block(out);
-  while (alive > 0) {
-    for (std::size_t w = 0; w < workers.size(); ++w) {
-      if (exit_status[w] == -1 && child_exited(workers[w], exit_status[w])) {
-        --alive;
-        if (!interactive) out << "worker " << w << " exited with status " << exit_status[w] << "\n";
-      }
-    }
-    if (g_stop_requested && !stop_passed_on) {
-      block.clear();
-      out << "stopping the workers (each records its run as interrupted; run the same command to resume)\n";
-      for (std::size_t w = 0; w < workers.size(); ++w) {
-        if (exit_status[w] == -1) kill(workers[w], SIGTERM);
-      }
-      stop_passed_on = true;
-    }
+  SweepCounts shown{~std::size_t{0}, 0, 0};
+  Supervision supervision;
+  supervision.parallel = workers.size();
+  supervision.tick = std::chrono::milliseconds(interactive ? 500 : 1000);
+  supervision.on_exit = [&](const ChildExit& exit) {
+    if (!interactive) out << "worker " << exit.job << " exited with status " << exit.status << "\n";
+  };
+  supervision.on_stopping = [&] {
+    block.clear();
+    out << "stopping the workers (each records its run as interrupted; run the same command to resume)\n";
+  };
+  supervision.on_tick = [&](const std::vector<std::size_t>& running) {
     const SweepCounts counts = count_runs(options);
     const std::string summary = "sweep " + options.sweep_id + ": " + std::to_string(counts.finished) + "/" +
                                 std::to_string(total) + " runs finished, " + std::to_string(counts.running) +
                                 " running" + (counts.failed > 0 ? ", " + std::to_string(counts.failed) + " failed" : "");
     if (interactive) {
-      // The summary, then each worker's latest progress line.
+      // The summary, then each running worker's latest progress line.
       std::vector<std::string> lines{summary};
-      for (std::size_t w = 0; w < workers.size(); ++w) {
-        lines.push_back("  worker " + std::to_string(w) + ": " +
-                        (exit_status[w] == -1 ? last_line(logs[w]) : "exited (" + std::to_string(exit_status[w]) + ")"));
-      }
+      for (const std::size_t w : running) lines.push_back("  worker " + std::to_string(w) + ": " + last_line(workers[w].log));
       block.draw(lines);
     } else if (counts != shown) {
       out << summary << "\n";
       out.flush();
     }
     shown = counts;
-    if (alive > 0) std::this_thread::sleep_for(std::chrono::milliseconds(interactive ? 500 : 1000));
-  }
+  };
   bool all_ok = true;
-  for (std::size_t w = 0; w < workers.size(); ++w) {
-    if (exit_status[w] != 0) {
-      all_ok = false;
-      out << "worker " << w << " exited with status " << exit_status[w] << "; see " << logs[w].string() << "\n";
-    }
+  for (const ChildExit& exit : supervise_children(workers, supervision)) {
+    if (exit.status == 0) continue;
+    all_ok = false;
+    out << "worker " << exit.job << " exited with status " << exit.status << "; see " << workers[exit.job].log.string() << "\n";
   }
   return all_ok;
 }

@@ -200,9 +200,18 @@ void PluginRegistry::load_library(const fs::path& file) {
                       "plugin_api/msd/plugin.h");
   }
 
-  // Check every plugin before registering any, so a rejected library leaves the registry unchanged.
-  std::set<std::string> names;
+  check_plugins(*contents, where);
   for (const PluginDescriptor& descriptor : contents->plugins) {
+    impl_->plugins.emplace(descriptor.info.name,
+                           LoadedPlugin{descriptor.info, where, contents->name, descriptor.create});
+  }
+  impl_->loaded.insert(path);
+}
+
+void PluginRegistry::check_plugins(const PluginLibrary& contents, const std::string& where) const {
+  // Every plugin is checked before any is registered, so a rejected library leaves the registry unchanged.
+  std::set<std::string> names;
+  for (const PluginDescriptor& descriptor : contents.plugins) {
     const PluginInfo& info = descriptor.info;
     check_info(info, where);
     if (!names.insert(info.name).second) {
@@ -221,11 +230,6 @@ void PluginRegistry::load_library(const fs::path& file) {
                         " has no factory; declare it with msd::describe<T>()");
     }
   }
-  for (const PluginDescriptor& descriptor : contents->plugins) {
-    impl_->plugins.emplace(descriptor.info.name,
-                           LoadedPlugin{descriptor.info, where, contents->name, descriptor.create});
-  }
-  impl_->loaded.insert(path);
 }
 
 const PluginInfo* PluginRegistry::find(PluginKind kind, const std::string& name) const {

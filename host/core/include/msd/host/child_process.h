@@ -4,8 +4,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -20,6 +22,36 @@ pid_t start_child(const std::vector<std::string>& command, const std::filesystem
 /// Whether child `pid` has exited; if so `exit_code` receives its exit status (128 + signal when a
 /// signal ended it). Does not block.
 bool child_exited(pid_t pid, int& exit_code);
+
+/// One child process to run: its command line (argv[0] is the program's path) and its log.
+struct ChildJob {
+  std::vector<std::string> command;
+  std::filesystem::path log;
+};
+
+/// How a supervised child ended.
+struct ChildExit {
+  std::size_t job = 0;   ///< index into the jobs
+  int status = 0;        ///< exit status; 128 + signal when a signal ended it
+  double seconds = 0.0;  ///< how long it ran
+};
+
+/// What supervise_children() does besides starting and reaping.
+struct Supervision {
+  std::size_t parallel = 1;       ///< children at once
+  bool stop_on_failure = false;   ///< a child exiting non-zero stops the others (SIGTERM) and starts no more
+  std::chrono::milliseconds tick{500};  ///< how often on_tick runs while children run
+  std::function<void(std::size_t job, pid_t pid)> on_start;   ///< a child started
+  std::function<void(const ChildExit&)> on_exit;              ///< a child exited
+  std::function<void()> on_stopping;                          ///< the running children are being stopped
+  std::function<void(const std::vector<std::size_t>&)> on_tick;  ///< the jobs running now
+};
+
+/// Runs `jobs` as child processes in order, `parallel` at a time, until every started child has
+/// exited; a stop request (SIGINT/SIGTERM to this process) or, with stop_on_failure, a failed child
+/// passes SIGTERM on to the running ones and starts no more. The one supervisor of sweep workers and
+/// of the student processes of --student-jobs. Returns every exit, in the order they happened.
+std::vector<ChildExit> supervise_children(const std::vector<ChildJob>& jobs, const Supervision& supervision);
 
 /// The last non-empty line of a log (a child's current progress line), cut to `width` characters.
 std::string last_line(const std::filesystem::path& log, std::size_t width = 110);

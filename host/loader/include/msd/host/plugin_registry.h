@@ -69,6 +69,8 @@ class PluginRegistry : public PluginCatalog {
 
  private:
   std::unique_ptr<Plugin> construct(PluginKind kind, const std::string& name, const Params& params) const;
+  /// Throws PluginError when a plugin of `contents` (from file `where`) is inconsistent or its name taken.
+  void check_plugins(const PluginLibrary& contents, const std::string& where) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
