@@ -25,8 +25,8 @@ struct Workspace {
   std::int64_t cores = 0;           ///< threads of a run whose experiment.threads is 0; 0: every core
                                     ///< (sweep workers get their share, so N workers do not oversubscribe)
   int student_jobs = 1;             ///< processes training a run's students at once (--student-jobs)
-  std::vector<std::string> student_command;  ///< how to start one: `msd train-student FILE --set ...
-                                             ///< --db --cache`; the runner adds the run, student, threads
+  std::vector<std::string> student_command;  ///< how to start one: `msd --plugin-path ... train-student --db
+                                             ///< --cache`; the runner adds the run, student and threads
 };
 
 /// The outcome of one run, for the summary table.
