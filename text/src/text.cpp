@@ -36,6 +36,8 @@ std::optional<std::string> closest_match(const std::string& word, const std::vec
   return best;
 }
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 std::string join(const std::vector<std::string>& items, const std::string& separator, const std::string& quote) {
   std::string out;
   for (std::size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + quote + items[i] + quote;

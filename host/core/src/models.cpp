@@ -19,6 +19,7 @@
 #include "msd/edm.h"
 #include "msd/host/config.h"
 #include "msd/host/plugin_registry.h"
+#include "msd/host/stop.h"
 #include "msd/text.h"
 
 namespace msd::host {
@@ -26,6 +27,14 @@ namespace msd::host {
 edm::DenoiseFn as_denoise_fn(Denoiser& net) {
   return [&net](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
     return net.denoise(x, torch::full({x.size(0)}, sigma, x.options()), labels);
+  };
+}
+
+edm::DenoiseFn stoppable_denoise_fn(Denoiser& net) {
+  const edm::DenoiseFn fn = as_denoise_fn(net);
+  return [fn](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
+    check_stop();
+    return fn(x, sigma, labels);
   };
 }
 
@@ -62,6 +71,9 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
   return cells;
 }
 
+namespace {
+
+/// What student `index` of cell `cell` is built from.
 StudentContext student_context(const Denoiser& teacher, Dataset& data, const Teacher& teacher_plugin,
                                std::int64_t index, const Cell& cell) {
   StudentContext ctx;
@@ -72,6 +84,21 @@ StudentContext student_context(const Denoiser& teacher, Dataset& data, const Tea
   ctx.index = index;
   ctx.cell = &cell;
   return ctx;
+}
+
+}  // namespace
+
+StudentPlan plan_students(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
+                          const Teacher& teacher) {
+  StudentPlan plan;
+  plan.plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
+  plan.cells = partition_cells(registry, config, data, teacher, plan.plugin->type());
+  return plan;
+}
+
+std::shared_ptr<Denoiser> StudentPlan::build(std::int64_t k, const Denoiser& teacher, Dataset& data,
+                                             const Teacher& teacher_plugin) const {
+  return plugin->build(student_context(teacher, data, teacher_plugin, k, cells.at(static_cast<std::size_t>(k))));
 }
 
 StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students)
@@ -141,12 +168,6 @@ torch::Tensor sample_in_chunks(const std::function<torch::Tensor(const torch::Te
   return torch::cat(parts, 0);
 }
 
-namespace {
-
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
-
-}  // namespace
-
 std::string describe_error(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) return torch_error->what_without_backtrace();
   return error.what();
@@ -166,7 +187,7 @@ void read_archive(const std::filesystem::path& file, const torch::Device& device
     archive.load_from(file.string(), device);
     read(archive);
   } catch (const c10::Error& error) {
-    throw std::runtime_error(file.string() + " cannot be read (" + first_line(error.what_without_backtrace()) +
+    throw std::runtime_error(file.string() + " cannot be read (" + text::first_line(error.what_without_backtrace()) +
                              "): it is truncated, damaged or of another model; " + remedy);
   }
 }

@@ -6,6 +6,7 @@
 
 #include "msd/host/config.h"
 #include "msd/host/models.h"
+#include "msd/host/teacher_cache.h"
 
 namespace msd::host {
 
@@ -64,22 +65,20 @@ StudentEnsemble load_students(const PluginRegistry& registry, const results::Sto
   if (files.empty()) {
     throw std::runtime_error("run " + std::to_string(run_id) + " has no students (a teacher-only run?); use --from teacher");
   }
-  auto student_plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
-  const std::vector<Cell> cells = partition_cells(registry, config, data, teacher_plugin, student_plugin->type());
-  if (cells.size() != files.size()) {
+  const StudentPlan plan = plan_students(registry, config, data, teacher_plugin);
+  if (plan.cells.size() != files.size()) {
     throw std::runtime_error("run " + std::to_string(run_id) + " has " + std::to_string(files.size()) +
-                             " student checkpoints for " + std::to_string(cells.size()) + " cells");
+                             " student checkpoints for " + std::to_string(plan.cells.size()) + " cells");
   }
   std::vector<StudentSlot> slots;
-  for (size_t k = 0; k < cells.size(); ++k) {
-    std::shared_ptr<Denoiser> net =
-        student_plugin->build(student_context(teacher, data, teacher_plugin, static_cast<std::int64_t>(k), cells[k]));
+  for (size_t k = 0; k < plan.cells.size(); ++k) {
+    std::shared_ptr<Denoiser> net = plan.build(static_cast<std::int64_t>(k), teacher, data, teacher_plugin);
     load_weights(*net, files[k], kRetrain);
     net->to(device);
     net->eval();
-    slots.push_back({cells[k], net});
+    slots.push_back({plan.cells[k], net});
   }
-  return StudentEnsemble(student_plugin->type(), student_plugin->generator_sigma(), std::move(slots));
+  return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots));
 }
 
 }  // namespace
@@ -106,12 +105,9 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
     what = "dataset '" + config.dataset.plugin + "'";
   } else {
     auto teacher_plugin = registry.make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
-    std::shared_ptr<Denoiser> teacher = teacher_plugin->build(data->sample_shape(), data->num_classes());
     const auto teacher_files = artifacts_of_kind(store, run.id, "teacher");
     if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run.id) + " recorded no teacher");
-    load_weights(*teacher, teacher_files.front(), kRetrain);
-    teacher->to(device);
-    teacher->eval();
+    const std::shared_ptr<Denoiser> teacher = load_teacher(*teacher_plugin, *data, teacher_files.front(), device, kRetrain);
     if (request.from == "teacher") {
       const edm::DenoiseFn fn = as_denoise_fn(*teacher);
       x = sample_in_chunks([&](const torch::Tensor& z, const torch::Tensor& l) { return teacher_plugin->sample(fn, z, l); },

@@ -23,6 +23,9 @@ std::optional<std::string> closest_match(const std::string& word, const std::vec
 std::string join(const std::vector<std::string>& items, const std::string& separator = ", ",
                  const std::string& quote = "");
 
+/// `text` up to its first line break (a message without the stack trace that follows it).
+std::string first_line(const std::string& text);
+
 /// 16 lower-case hex digits of the 64-bit FNV-1a hash of `text`: the same on every build and machine,
 /// which config hashes, cache keys and sweep ids rely on.
 std::string hash_text(const std::string& text);

@@ -25,14 +25,30 @@ class PluginRegistry;
 /// A network as the sampler sees it (sigma broadcast to the batch).
 edm::DenoiseFn as_denoise_fn(Denoiser& net);
 
+/// as_denoise_fn for the run's own sampling (teacher pairs, evaluation): a stop request ends the run
+/// at its next network evaluation (throwing Interrupted), not after the thousands a sampling pass makes.
+edm::DenoiseFn stoppable_denoise_fn(Denoiser& net);
+
 /// The run's partition: ctx.k cells from its partition plugin, checked to be disjoint, covering and
 /// usable by its student type (one-step students cannot split the noise axis). Throws naming the plugin.
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
                                   const Teacher& teacher, StudentType student_type);
 
-/// What student `index` of cell `cell` is built from.
-StudentContext student_context(const Denoiser& teacher, Dataset& data, const Teacher& teacher_plugin,
-                               std::int64_t index, const Cell& cell);
+/// A run's students before training: their plugin and the partition's cells, one student per cell.
+/// `msd run` trains them, `msd sample` loads their weights into them.
+struct StudentPlan {
+  std::unique_ptr<Student> plugin;
+  std::vector<Cell> cells;
+
+  /// Student `k`'s network as built before training, initialised from the torch generators as the
+  /// caller seeded them (the run seeds each student's own phase).
+  std::shared_ptr<Denoiser> build(std::int64_t k, const Denoiser& teacher, Dataset& data,
+                                  const Teacher& teacher_plugin) const;
+};
+
+/// The run's student plugin and the cells of its partition (partition_cells).
+StudentPlan plan_students(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
+                          const Teacher& teacher);
 
 /// One trained student and the cell of the routing key space it serves.
 struct StudentSlot {

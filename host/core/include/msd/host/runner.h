@@ -2,7 +2,6 @@
 // their stages, evaluation, and every row of it in the results store.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -11,6 +10,7 @@
 
 #include "msd/host/config.h"
 #include "msd/host/plugin_registry.h"
+#include "msd/host/stop.h"
 #include "msd/results/store.h"
 
 namespace msd::host {
@@ -37,10 +37,6 @@ struct RunReport {
   std::string error;
   results::RunClaim::Outcome outcome = results::RunClaim::Outcome::started;  ///< see Runner::claim_and_run
 };
-
-/// Set by SIGINT/SIGTERM handlers: training loops stop at the next iteration and the run is
-/// recorded as interrupted.
-extern std::atomic<bool> g_stop_requested;
 
 class Runner {
  public:
@@ -71,9 +67,6 @@ class Runner {
 
 /// The message of `error` for people: LibTorch's errors lose the C++ stack trace they carry.
 std::string describe_error(const std::exception& error);
-
-/// The teacher cache file for a config.
-std::filesystem::path teacher_cache_file(const Workspace& workspace, const RunConfig& config);
 
 /// The folder `name` (runs, logs, shards) that database `db` keeps beside it: <db folder>/<name> for a
 /// database named results.db, <db folder>/<stem>.<name> for any other. Run ids restart at 1 in every

@@ -1,0 +1,77 @@
+// Training one student through the stages of its run: the losses of each stage built once and set
+// up, the student's optimizer, one student step per `update_every` iterations, curves into the store,
+// and checkpoints of its whole training state, from which an interrupted student continues exactly.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "msd/dataset.h"
+#include "msd/denoiser.h"
+#include "msd/host/checkpoint.h"
+#include "msd/host/teacher_cache.h"
+#include "msd/loss.h"
+#include "msd/student.h"
+#include "msd/teacher.h"
+
+namespace msd::host {
+
+struct RunConfig;
+struct StageConfig;
+class PluginRegistry;
+class RunMonitor;
+
+/// One student's budget in one stage.
+struct StageBudget {
+  std::int64_t steps = 0;
+  std::int64_t batch = 0;
+};
+
+/// The budget of one student in `stage`: as configured (budget.scope = "per_student"), or the total
+/// divided among the run's K students by steps or by batch (budget.scope = "total", budget.divide).
+StageBudget stage_budget(const RunConfig& config, const StageConfig& stage);
+
+/// What every student of a run trains with.
+struct TrainingContext {
+  const RunConfig& config;
+  const PluginRegistry& registry;  ///< makes the losses
+  Dataset& data;
+  Denoiser& teacher;               ///< frozen
+  const Teacher& teacher_plugin;
+  const Student& student_plugin;
+  const TeacherPairs* pairs;       ///< the run's teacher pairs; nullptr when no loss uses them
+  torch::Device device;
+  RunMonitor& monitor;             ///< curves and progress lines
+  const RunFolder& folder;         ///< where the student's checkpoints go
+  std::ostream& log;
+  std::string& phase;              ///< set to what training is doing, for errors that do not say it
+};
+
+class StudentTrainer {
+ public:
+  explicit StudentTrainer(const TrainingContext& context) : c_(context) {}
+
+  /// Trains student `progress.student` of `cell` through every stage, from its first stage or, given
+  /// its checkpoint `resume`, from where that stands. Returns the compute it spent in all. Saves its
+  /// checkpoint every experiment.checkpoint_seconds, and on a stop request before throwing Interrupted;
+  /// throws naming the stage, iteration and loss when a loss turns NaN or infinite.
+  Compute train(const Cell& cell, Denoiser& student, Progress& progress, std::optional<StudentCheckpoint> resume);
+
+ private:
+  struct Stage;
+  Compute train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume);
+  LossSetup loss_setup(const Stage& stage) const;
+  std::vector<std::unique_ptr<Loss>> make_losses(const Stage& stage, const std::vector<std::unique_ptr<Loss>>& previous) const;
+  double log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<double>& values,
+                       const std::map<std::string, double>& aux) const;
+
+  const TrainingContext& c_;
+};
+
+}  // namespace msd::host

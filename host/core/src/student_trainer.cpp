@@ -1,0 +1,371 @@
+#include "msd/host/student_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "msd/edm.h"
+#include "msd/host/config.h"
+#include "msd/host/models.h"
+#include "msd/host/plugin_registry.h"
+#include "msd/host/run_monitor.h"
+#include "msd/host/stop.h"
+#include "msd/optim.h"
+
+namespace msd::host {
+
+namespace {
+
+/// `t` on `device`. From the CPU to a GPU it goes through pinned memory without waiting: a plain copy
+/// from pageable memory would wait for every kernel queued before it, every iteration.
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+  if (!device.is_cuda() || !t.device().is_cpu()) return t.to(device);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+/// The per-iteration view of one student's training that losses read (see msd/loss.h). Each batch is
+/// drawn on first use and shared by every loss of the iteration.
+class StepContextImpl final : public StepContext {
+ public:
+  struct Fixed {
+    Dataset* data;
+    Denoiser* teacher;
+    Denoiser* student;
+    const Cell* cell;
+    StudentType type;
+    double generator_sigma;
+    double outside_cell_p;
+    std::int64_t batch;
+    torch::Device device;
+    const TeacherPairs* pairs;  // this student's pairs, or nullptr
+  };
+
+  StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates, bool logs)
+      : f_(fixed), iteration_(iteration), updates_(updates), logs_(logs) {}
+
+  std::int64_t iteration() const override { return iteration_; }
+  bool updates_student() const override { return updates_; }
+  bool logs() const override { return logs_; }
+
+  const NoisedBatch& noised_real() override {
+    if (!noised_) {
+      Batch b = f_.data->sample(f_.batch, f_.cell->classes);
+      NoisedBatch n;
+      n.x0 = to_device(b.x, f_.device);
+      n.labels = to_device(b.labels, f_.device);
+      n.sigma = draw_sigma();
+      n.noise = torch::randn_like(n.x0);
+      std::vector<std::int64_t> shape(static_cast<size_t>(n.x0.dim()), 1);
+      shape[0] = n.x0.size(0);
+      n.xt = n.x0 + n.noise * n.sigma.view(shape);
+      noised_ = std::move(n);
+    }
+    return *noised_;
+  }
+
+  const DenoiserOutput& student_on_noised() override {
+    if (!student_out_) {
+      const NoisedBatch& n = noised_real();
+      torch::AutoGradMode grad(updates_);
+      student_out_ = f_.student->denoise_with_features(n.xt, n.sigma, n.labels);
+    }
+    return *student_out_;
+  }
+
+  const DenoiserOutput& teacher_on_noised() override {
+    if (!teacher_out_) {
+      const NoisedBatch& n = noised_real();
+      torch::NoGradGuard no_grad;
+      teacher_out_ = f_.teacher->denoise_with_features(n.xt, n.sigma, n.labels);
+    }
+    return *teacher_out_;
+  }
+
+  const GeneratedBatch& generated() override {
+    if (f_.type != StudentType::one_step) {
+      throw std::logic_error("a loss asked for one-step samples from a multi-step student");
+    }
+    if (!generated_) {
+      GeneratedBatch g;
+      g.labels = class_labels(f_.batch);
+      std::vector<std::int64_t> shape = f_.data->sample_shape();
+      shape.insert(shape.begin(), f_.batch);
+      g.noise = torch::randn(shape, torch::TensorOptions().device(f_.device));
+      torch::AutoGradMode grad(updates_);
+      const double s = f_.generator_sigma;
+      g.x = f_.student->denoise(g.noise * s, torch::full({f_.batch}, s, g.noise.options()), g.labels);
+      generated_ = std::move(g);
+    }
+    return *generated_;
+  }
+
+  PairedBatch paired() override {
+    if (f_.pairs == nullptr || f_.pairs->empty()) {
+      throw std::logic_error("a loss asked for teacher pairs but none were made for this student");
+    }
+    torch::Tensor index = torch::randint(f_.pairs->labels.size(0), {f_.batch},
+                                         torch::TensorOptions().dtype(torch::kInt64).device(f_.device));
+    return {f_.pairs->noise.index_select(0, index), f_.pairs->labels.index_select(0, index),
+            f_.pairs->target.index_select(0, index)};
+  }
+
+ private:
+  torch::Tensor class_labels(std::int64_t n) const {
+    const auto& classes = f_.cell->classes;
+    if (classes.empty()) {
+      return to_device(torch::randint(f_.data->num_classes(), {n}, torch::TensorOptions().dtype(torch::kInt64)), f_.device);
+    }
+    torch::Tensor allowed = torch::tensor(classes, torch::kInt64);
+    return to_device(allowed.index_select(0, torch::randint(allowed.numel(), {n}, torch::kInt64)), f_.device);
+  }
+
+  /// O2MKD: with probability 1 - p a level inside the student's cell, else any level from EDM's prior.
+  torch::Tensor draw_sigma() const {
+    const Cell& c = *f_.cell;
+    torch::Tensor prior = edm::sample_training_sigma(f_.batch, edm::kPMean, edm::kPStd, f_.device);
+    if (c.sigma_lo <= 0.0 && std::isinf(c.sigma_hi)) return prior;
+    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, edm::kPMean, edm::kPStd, c.sigma_lo, c.sigma_hi, f_.device);
+    torch::Tensor outside = torch::rand({f_.batch}, torch::TensorOptions().device(f_.device)) < f_.outside_cell_p;
+    return torch::where(outside, prior, inside);
+  }
+
+  const Fixed& f_;
+  std::int64_t iteration_;
+  bool updates_;
+  bool logs_;
+  std::optional<NoisedBatch> noised_;
+  std::optional<DenoiserOutput> student_out_, teacher_out_;
+  std::optional<GeneratedBatch> generated_;
+};
+
+/// Copies a loss's auxiliary state into another loss (stage to stage, see LossTraits::resumes_from).
+void hand_on(const Loss& from, Loss& to) {
+  torch::serialize::OutputArchive out;
+  from.save(out);
+  std::stringstream buffer;
+  out.save_to(buffer);
+  torch::serialize::InputArchive in;
+  in.load_from(buffer);
+  to.load(in);
+}
+
+/// One step of the student on `ctx`: the weighted sum of the losses' student_loss(), backpropagated
+/// once, clipped and applied, at the warmed-up learning rate. Returns each loss's value when `log_now`.
+std::vector<double> step_student(const StageConfig& stage, StepContextImpl& ctx, std::vector<std::unique_ptr<Loss>>& losses,
+                                 msd::AdamW& optimizer, const std::vector<torch::Tensor>& trained, std::int64_t updates,
+                                 bool log_now, const torch::Device& device) {
+  std::vector<double> values(losses.size(), 0.0);
+  const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
+  for (auto& group : optimizer.param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stage.lr * warm);
+  }
+  torch::Tensor objective = torch::zeros({}, torch::TensorOptions().device(device));
+  for (size_t i = 0; i < losses.size(); ++i) {
+    torch::Tensor value = losses[i]->student_loss(ctx);
+    objective = objective + stage.losses[i].weight * value;
+    if (log_now) values[i] = value.item<double>();
+  }
+  optimizer.zero_grad();
+  objective.backward();
+  if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip);
+  optimizer.step();
+  return values;
+}
+
+}  // namespace
+
+/// One stage of one student, as train_stage runs it.
+struct StudentTrainer::Stage {
+  std::int64_t index;
+  const StageConfig& config;
+  StageBudget budget;
+  const Cell& cell;
+  Denoiser& student;
+  const TeacherPairs& pairs;  ///< the student's pairs (empty when no loss uses them)
+  std::int64_t k;             ///< the student
+  std::string what;           ///< "student 2 of 4, dm": progress lines and errors
+  std::string scope;          ///< "student:2": the scope of its curves
+  std::vector<std::unique_ptr<Loss>>& losses;  ///< in: the previous stage's; out: this stage's
+};
+
+StageBudget stage_budget(const RunConfig& config, const StageConfig& stage) {
+  StageBudget budget{stage.steps, config.budget.batch_size};
+  if (config.budget.scope == "total" && budget.steps > 0) {
+    if (config.budget.divide == "steps") {
+      budget.steps = std::max<std::int64_t>(1, budget.steps / config.k);
+    } else {
+      budget.batch = std::max<std::int64_t>(1, budget.batch / config.k);
+    }
+  }
+  return budget;
+}
+
+Compute StudentTrainer::train(const Cell& cell, Denoiser& student, Progress& progress,
+                              std::optional<StudentCheckpoint> resume) {
+  if (resume) {
+    progress.resume_at(resume->position);
+    c_.log << "resuming from " << resume->file.string() << ": student " << progress.student << ", stage "
+           << progress.stage << ", iteration " << progress.iteration << "\n";
+  }
+  student.to(c_.device);
+  student.train();
+  const bool split = c_.config.distill.pairs_split != "shared";
+  const TeacherPairs pairs = c_.pairs == nullptr ? TeacherPairs{} : split ? c_.pairs->of_classes(cell.classes) : *c_.pairs;
+  Compute spent = progress.student_spent;
+  std::vector<std::unique_ptr<Loss>> losses;
+  for (std::int64_t s = progress.stage; s < static_cast<std::int64_t>(c_.config.stages.size()); ++s) {
+    progress.stage = s;
+    progress.student_spent = spent;
+    const StageConfig& config = c_.config.stages[static_cast<size_t>(s)];
+    const std::string k = std::to_string(progress.student);
+    Stage stage{s, config, stage_budget(c_.config, config), cell, student, pairs, progress.student,
+                "student " + k + " of " + std::to_string(c_.config.k) + ", " + config.name, "student:" + k, losses};
+    spent.add(train_stage(stage, progress, resume));
+    progress.finish_stage();
+  }
+  return spent;
+}
+
+Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume) {
+  const StageConfig& config = stage.config;
+  const auto [steps, batch] = stage.budget;
+  c_.phase = stage.what;
+  std::vector<std::unique_ptr<Loss>> losses = make_losses(stage, stage.losses);
+  std::vector<torch::Tensor> trained = stage.student.parameters();
+  for (auto& loss : losses) {
+    for (const torch::Tensor& p : loss->extra_parameters()) trained.push_back(p);
+  }
+  msd::AdamW optimizer(trained, torch::optim::AdamWOptions(config.lr)
+                                    .betas({config.beta1, config.beta2})
+                                    .weight_decay(config.weight_decay));
+  const TrainingState state{stage.student, optimizer, losses};
+  if (resume) {
+    resume->restore(state, c_.device);
+    resume.reset();
+    c_.log << stage.what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
+  }
+  const StepContextImpl::Fixed fixed{&c_.data, &c_.teacher, &stage.student, &stage.cell, c_.student_plugin.type(),
+                                     c_.student_plugin.generator_sigma(), c_.config.distill.outside_cell_p, batch,
+                                     c_.device, stage.pairs.empty() ? nullptr : &stage.pairs};
+  // Curves and progress are taken on student-update iterations (about 100 points per stage), so
+  // every logged point has the student's losses, whatever the two-time-scale ratio.
+  const std::int64_t log_every = std::max<std::int64_t>(1, (steps + config.update_every - 1) / config.update_every / 100);
+  const auto start = std::chrono::steady_clock::now();
+  auto last_checkpoint = start;
+  std::int64_t updates = progress.updates;
+  // Saves the state after `done` iterations (the next to run is `done`).
+  const auto checkpoint = [&](std::int64_t done) {
+    Progress position = progress;
+    position.iteration = done;
+    position.updates = updates;
+    position.stage_seconds += seconds_since(start);
+    c_.monitor.flush();  // curve points up to here are in the store before the state that follows them
+    c_.folder.save_student(position, state);
+    last_checkpoint = std::chrono::steady_clock::now();
+  };
+  const MixedPrecision precision(c_.device, c_.config.precision);
+  for (std::int64_t it = progress.iteration; it < steps; ++it) {
+    const bool updates_student = it % config.update_every == 0;
+    const bool log_now = updates_student && (updates % log_every == 0 || it + config.update_every >= steps);
+    StepContextImpl ctx(fixed, it, updates_student, log_now);
+    std::vector<double> values(losses.size(), 0.0);
+    if (updates_student) values = step_student(config, ctx, losses, optimizer, trained, updates++, log_now, c_.device);
+    std::map<std::string, double> aux;
+    for (auto& loss : losses) {
+      for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
+    }
+    try {
+      if (log_now) {
+        c_.monitor.progress(stage.what, it + 1, steps, log_iteration(stage, it, values, aux));
+      } else {
+        check_stop();
+      }
+    } catch (const Interrupted&) {
+      checkpoint(it + 1);
+      throw;
+    }
+    if (c_.config.checkpoint_seconds > 0 && seconds_since(last_checkpoint) >= c_.config.checkpoint_seconds &&
+        it + 1 < steps) {
+      checkpoint(it + 1);
+    }
+  }
+  c_.monitor.finish_line();
+  stage.losses = std::move(losses);
+  return Compute{steps, updates, steps * batch, progress.stage_seconds + seconds_since(start)};
+}
+
+LossSetup StudentTrainer::loss_setup(const Stage& stage) const {
+  LossSetup setup;
+  setup.teacher = &c_.teacher;
+  setup.student = &stage.student;
+  setup.student_type = c_.student_plugin.type();
+  setup.generator_sigma = c_.student_plugin.generator_sigma();
+  setup.student_index = stage.k;
+  setup.cell = stage.cell;
+  setup.members = {stage.cell};
+  setup.data = &c_.data;
+  setup.stage = stage.config.name;
+  setup.stage_steps = stage.budget.steps;
+  setup.batch_size = stage.budget.batch;
+  setup.sample_shape = c_.data.sample_shape();
+  setup.num_classes = c_.data.num_classes();
+  setup.sigma_data = c_.teacher_plugin.sigma_data();
+  setup.sampler = c_.teacher_plugin.sampler();
+  setup.device = c_.device;
+  setup.monitor = &c_.monitor;
+  return setup;
+}
+
+std::vector<std::unique_ptr<Loss>> StudentTrainer::make_losses(const Stage& stage,
+                                                               const std::vector<std::unique_ptr<Loss>>& previous) const {
+  const std::vector<LossConfig>* previous_configs =
+      stage.index > 0 ? &c_.config.stages[static_cast<size_t>(stage.index - 1)].losses : nullptr;
+  const LossSetup setup = loss_setup(stage);
+  std::vector<std::unique_ptr<Loss>> losses;
+  for (const LossConfig& l : stage.config.losses) {
+    losses.push_back(c_.registry.make<Loss>(PluginKind::loss, l.plugin, l.params));
+    losses.back()->setup(setup);
+    const std::vector<std::string>& from = c_.registry.find(PluginKind::loss, l.plugin)->loss.resumes_from;
+    for (size_t j = 0; previous_configs != nullptr && j < previous.size(); ++j) {
+      if (std::find(from.begin(), from.end(), (*previous_configs)[j].plugin) != from.end()) {
+        hand_on(*previous[j], *losses.back());
+        c_.log << stage.config.name << "." << l.plugin << ": starts from the state of " << (*previous_configs)[j].plugin
+               << "\n";
+        break;
+      }
+    }
+  }
+  return losses;
+}
+
+double StudentTrainer::log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<double>& values,
+                                     const std::map<std::string, double>& aux) const {
+  const StageConfig& config = stage.config;
+  const auto fail = [&](const std::string& loss, double value) {
+    throw std::runtime_error(stage.what + ", iteration " + std::to_string(iteration) + ": " + loss + " is " +
+                             number_text(value) + ", so the weights it trains are lost; lower stage." +
+                             std::to_string(stage.index) + ".lr (" + number_text(config.lr) +
+                             ") or the loss weights of stage '" + config.name + "'");
+  };
+  // All checked before any is recorded: a failed iteration leaves no point of its curves.
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) fail("the loss '" + config.losses[i].plugin + "'", values[i]);
+  }
+  for (const auto& [name, value] : aux) {
+    if (!std::isfinite(value)) fail("the auxiliary value '" + name + "'", value);
+  }
+  double shown = 0.0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    c_.monitor.metric("train." + config.name + "." + config.losses[i].plugin, iteration, values[i], stage.scope);
+    shown += config.losses[i].weight * values[i];
+  }
+  for (const auto& [name, value] : aux) c_.monitor.metric("train." + config.name + "." + name, iteration, value, stage.scope);
+  return shown;
+}
+
+}  // namespace msd::host

@@ -1,0 +1,347 @@
+// The run pipeline's parts, each on its own, with the built-in plugins of this build: the teacher
+// cache, the run folder's checkpoints, the student trainer (an interrupted student resumes to the very
+// weights of an uninterrupted one) and evaluation.
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "msd/host/checkpoint.h"
+#include "msd/host/config.h"
+#include "msd/host/evaluation.h"
+#include "msd/host/models.h"
+#include "msd/host/plugin_registry.h"
+#include "msd/host/progress.h"
+#include "msd/host/run_monitor.h"
+#include "msd/host/stop.h"
+#include "msd/host/student_trainer.h"
+#include "msd/host/teacher_cache.h"
+#include "msd/optim.h"
+#include "msd/results/store.h"
+#include "../results/temp_dir.h"
+
+namespace msd::host {
+namespace {
+
+using ::testing::HasSubstr;
+
+/// K = 2 one-step students of a tiny teacher, one stage of DM (auxiliary fake score) and regression on
+/// teacher pairs, 6 iterations with a student update every 2.
+std::string tiny_config(const std::string& budget = "scope = \"per_student\"") {
+  return R"([experiment]
+name = "pipeline"
+seed = 3
+threads = 1
+device = "cpu"
+
+[dataset]
+plugin = "gaussian_grid"
+
+[teacher]
+plugin = "edm_mlp"
+steps = 20
+hidden = 16
+blocks = 1
+batch_size = 64
+sampler_steps = 3
+
+[student]
+plugin = "one_step_generator"
+
+[partition]
+plugin = "class_consecutive"
+k = 2
+
+[distill]
+pairs = 64
+
+[budget]
+)" + budget + R"(
+batch_size = 32
+
+[[stage]]
+name = "dm"
+steps = 6
+update_every = 2
+
+[[stage.loss]]
+plugin = "dm"
+
+[[stage.loss]]
+plugin = "regression"
+weight = 0.25
+
+[evaluate]
+samples = 200
+
+[[evaluate.metric]]
+plugin = "swd"
+
+[[evaluate.metric]]
+plugin = "mode_coverage"
+)";
+}
+
+const PluginRegistry& registry() {
+  static PluginRegistry* loaded = [] {
+    auto* r = new PluginRegistry();
+    r->load_folder(MSD_PLUGIN_DIR);
+    return r;
+  }();
+  return *loaded;
+}
+
+RunConfig resolve(const std::string& text) {
+  return ExperimentFile::parse(text, "pipeline_test.toml").resolve(registry()).front();
+}
+
+std::vector<torch::Tensor> weights_of(const torch::nn::Module& net) {
+  std::vector<torch::Tensor> copies;
+  for (const torch::Tensor& p : net.parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+void expect_same_weights(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+/// A run's inputs as the runner prepares them, in a fresh folder with its own store and run row.
+class Pipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::make_unique<results::Store>(dir_.file("results.db"));
+    results::NewRun row;
+    row.experiment = "pipeline";
+    row.name = "tiny";
+    row.device = "cpu";
+    run_id_ = store_->begin_run(row);
+    progress_ = std::make_unique<ProgressReporter>(log_, false);
+    monitor_ = std::make_unique<RunMonitor>(*store_, run_id_, *progress_);
+  }
+
+  /// The dataset and the teacher plugin of `config`, the dataset prepared.
+  void make_inputs(const RunConfig& config) {
+    data_ = registry().make<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.params);
+    data_->prepare({cache(), torch::kCPU, monitor_.get(), static_cast<std::uint64_t>(config.seed)});
+    teacher_plugin_ = registry().make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+  }
+
+  std::filesystem::path cache() const { return std::filesystem::path(dir_.file("cache")); }
+
+  results::testing::TempDir dir_;
+  std::ostringstream log_;
+  std::unique_ptr<results::Store> store_;
+  std::int64_t run_id_ = 0;
+  std::unique_ptr<ProgressReporter> progress_;
+  std::unique_ptr<RunMonitor> monitor_;
+  std::unique_ptr<Dataset> data_;
+  std::unique_ptr<Teacher> teacher_plugin_;
+};
+
+TEST_F(Pipeline, TeacherIsTrainedOnceThenLoadedWithTheSameWeights) {
+  const RunConfig config = resolve(tiny_config());
+  make_inputs(config);
+  const TeacherCache teachers(cache(), log_);
+  const CachedTeacher first = teachers.teacher(config, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
+  EXPECT_FALSE(first.cached);
+  EXPECT_GT(first.train_seconds, 0.0);
+  EXPECT_TRUE(std::filesystem::exists(first.file));
+  EXPECT_TRUE(std::filesystem::exists(first.file.string() + ".toml"));  // provenance
+  EXPECT_EQ(first.file, teachers.teacher_file(config));
+
+  const CachedTeacher second = teachers.teacher(config, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
+  EXPECT_TRUE(second.cached);
+  expect_same_weights(weights_of(*first.net), weights_of(*second.net));
+  EXPECT_FALSE(second.net->is_training());
+  for (const torch::Tensor& p : second.net->parameters()) EXPECT_FALSE(p.requires_grad());
+}
+
+TEST_F(Pipeline, DamagedTeacherFileIsRefusedWithWhatToDo) {
+  const RunConfig config = resolve(tiny_config());
+  make_inputs(config);
+  const TeacherCache teachers(cache(), log_);
+  std::filesystem::create_directories(teachers.teacher_file(config).parent_path());
+  std::ofstream(teachers.teacher_file(config)) << "not an archive";
+  try {
+    teachers.teacher(config, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
+    FAIL() << "a damaged teacher file was loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(teachers.teacher_file(config).string()));
+    EXPECT_THAT(e.what(), HasSubstr("delete it"));
+  }
+}
+
+TEST_F(Pipeline, TeacherPairsAreMadeOnceAndReadBackIdentical) {
+  const RunConfig config = resolve(tiny_config());
+  make_inputs(config);
+  const TeacherCache teachers(cache(), log_);
+  const CachedTeacher teacher = teachers.teacher(config, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
+  const CachedPairs made = teachers.pairs(config, *teacher_plugin_, *teacher.net, *data_, torch::kCPU);
+  const CachedPairs read = teachers.pairs(config, *teacher_plugin_, *teacher.net, *data_, torch::kCPU);
+  EXPECT_FALSE(made.cached);
+  EXPECT_TRUE(read.cached);
+  ASSERT_EQ(made.pairs.labels.size(0), config.distill.pairs);
+  EXPECT_TRUE(torch::equal(made.pairs.noise, read.pairs.noise));
+  EXPECT_TRUE(torch::equal(made.pairs.target, read.pairs.target));
+  EXPECT_TRUE(torch::equal(made.pairs.labels, torch::arange(config.distill.pairs) % data_->num_classes()));
+
+  const TeacherPairs class_one = made.pairs.of_classes({1});
+  EXPECT_EQ(class_one.labels.size(0), (made.pairs.labels == 1).sum().item<std::int64_t>());
+  EXPECT_TRUE((class_one.labels == 1).all().item<bool>());
+  EXPECT_EQ(made.pairs.of_classes({}).labels.size(0), config.distill.pairs);
+}
+
+TEST(StageBudget, TotalBudgetsAreDividedAmongTheStudents) {
+  const RunConfig per_student = resolve(tiny_config());
+  EXPECT_EQ(stage_budget(per_student, per_student.stages[0]).steps, 6);
+  EXPECT_EQ(stage_budget(per_student, per_student.stages[0]).batch, 32);
+  const RunConfig by_steps = resolve(tiny_config("scope = \"total\"\ndivide = \"steps\""));
+  EXPECT_EQ(stage_budget(by_steps, by_steps.stages[0]).steps, 3);
+  EXPECT_EQ(stage_budget(by_steps, by_steps.stages[0]).batch, 32);
+  const RunConfig by_batch = resolve(tiny_config("scope = \"total\"\ndivide = \"batch\""));
+  EXPECT_EQ(stage_budget(by_batch, by_batch.stages[0]).steps, 6);
+  EXPECT_EQ(stage_budget(by_batch, by_batch.stages[0]).batch, 16);
+}
+
+TEST(RunFolderFiles, FinishedStudentsAndDoneFilesRoundTrip) {
+  results::testing::TempDir dir;
+  const RunFolder folder(dir.file("run-1"), torch::kCPU);
+  std::filesystem::create_directories(folder.path());
+  EXPECT_EQ(folder.read_finished().student, 0);  // none recorded yet
+  EXPECT_FALSE(folder.student_done(0));
+
+  Progress progress;
+  progress.finish_student({10, 5, 320, 1.5});
+  progress.finish_student({12, 6, 384, 2.5});
+  folder.save_finished(progress);
+  const Progress read = folder.read_finished();
+  ASSERT_EQ(read.student, 2);
+  EXPECT_EQ(read.students_spent[1].samples, 384);
+  EXPECT_DOUBLE_EQ(read.students_spent[0].seconds, 1.5);
+
+  folder.save_student_done(1, {7, 3, 21, 0.25});
+  ASSERT_TRUE(folder.student_done(1));
+  EXPECT_EQ(folder.student_done(1)->student_updates, 3);
+  folder.remove_checkpoints(2);
+  EXPECT_FALSE(folder.student_done(1));
+  EXPECT_FALSE(std::filesystem::exists(folder.run_checkpoint()));
+}
+
+TEST(RunFolderFiles, DamagedCheckpointIsRefusedNamingTheFile) {
+  results::testing::TempDir dir;
+  const RunFolder folder(dir.file("run-1"), torch::kCPU);
+  std::filesystem::create_directories(folder.path());
+  std::ofstream(folder.run_checkpoint()) << "half a checkpoint";
+  try {
+    folder.read_finished();
+    FAIL() << "a damaged checkpoint was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(folder.run_checkpoint().string()));
+    EXPECT_THAT(e.what(), HasSubstr(RunFolder::kDamaged));
+  }
+}
+
+/// Trains student 0 of the tiny run from its seed phase, from `resume` when given.
+struct TrainedStudent {
+  std::shared_ptr<Denoiser> net;
+  Compute spent;
+};
+
+class Training : public Pipeline {
+ protected:
+  TrainedStudent train_student(const RunFolder& folder, std::optional<StudentCheckpoint> resume) {
+    seed_phase(config_.seed, "student/0");
+    TrainedStudent trained{plan_.build(0, *teacher_.net, *data_, *teacher_plugin_), {}};
+    TrainingContext context{config_, registry(), *data_, *teacher_.net, *teacher_plugin_, *plan_.plugin,
+                            &pairs_.pairs, torch::kCPU, *monitor_, folder, log_, phase_};
+    Progress progress;
+    trained.spent = StudentTrainer(context).train(plan_.cells[0], *trained.net, progress, std::move(resume));
+    return trained;
+  }
+
+  void SetUp() override {
+    Pipeline::SetUp();
+    config_ = resolve(tiny_config());
+    make_inputs(config_);
+    const TeacherCache teachers(cache(), log_);
+    teacher_ = teachers.teacher(config_, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
+    plan_ = plan_students(registry(), config_, *data_, *teacher_plugin_);
+    pairs_ = teachers.pairs(config_, *teacher_plugin_, *teacher_.net, *data_, torch::kCPU);
+  }
+
+  RunConfig config_;
+  CachedTeacher teacher_;
+  StudentPlan plan_;
+  CachedPairs pairs_;
+  std::string phase_;
+};
+
+TEST_F(Training, CountsTheComputeItSpends) {
+  const RunFolder folder(dir_.file("run-1"), torch::kCPU);
+  const TrainedStudent trained = train_student(folder, std::nullopt);
+  EXPECT_EQ(trained.spent.iterations, 6);
+  EXPECT_EQ(trained.spent.student_updates, 3);  // every second iteration
+  EXPECT_EQ(trained.spent.samples, 6 * 32);
+  monitor_->flush();
+  int curve_points = 0;
+  for (const results::MetricRow& row : store_->metrics(run_id_)) curve_points += row.name == "train.dm.dm" ? 1 : 0;
+  EXPECT_EQ(curve_points, 3);
+}
+
+TEST_F(Training, AnInterruptedStudentResumesToTheSameWeights) {
+  const RunFolder whole(dir_.file("run-1"), torch::kCPU);
+  const TrainedStudent uninterrupted = train_student(whole, std::nullopt);
+
+  const RunFolder halves(dir_.file("run-2"), torch::kCPU);
+  g_stop_requested = true;  // stops after the first iteration, leaving a checkpoint
+  EXPECT_THROW(train_student(halves, std::nullopt), Interrupted);
+  g_stop_requested = false;
+  std::optional<StudentCheckpoint> checkpoint = halves.read_student(0);
+  ASSERT_TRUE(checkpoint);
+  EXPECT_EQ(checkpoint->position.stage, 0);
+  EXPECT_EQ(checkpoint->position.iteration, 1);
+  const TrainedStudent resumed = train_student(halves, std::move(checkpoint));
+
+  expect_same_weights(weights_of(*uninterrupted.net), weights_of(*resumed.net));
+  EXPECT_EQ(resumed.spent.iterations, uninterrupted.spent.iterations);
+  EXPECT_EQ(resumed.spent.student_updates, uninterrupted.spent.student_updates);
+}
+
+TEST_F(Training, EvaluationRecordsMetricsAndRefusesNonFiniteSamples) {
+  std::string phase;
+  const std::filesystem::path folder = dir_.file("run-1");
+  const edm::DenoiseFn fn = as_denoise_fn(*teacher_.net);
+  const EvaluatedModel model{"teacher",
+                             [&](const torch::Tensor& noise, const torch::Tensor& labels) {
+                               return teacher_plugin_->sample(fn, noise, labels);
+                             },
+                             teacher_plugin_->nfe(), 1, 1, 0};
+  evaluate(config_, registry(), *data_, torch::kCPU, model, {*store_, run_id_, folder, log_, phase});
+  EXPECT_TRUE(std::filesystem::exists(folder / "samples.npy"));
+  std::set<std::string> names;
+  for (const results::MetricRow& row : store_->final_metrics(run_id_)) names.insert(row.name);
+  EXPECT_TRUE(names.count("swd"));
+  EXPECT_TRUE(names.count("coverage"));  // from mode_coverage
+
+  const EvaluatedModel broken{"students",
+                              [](const torch::Tensor& noise, const torch::Tensor&) {
+                                return torch::full_like(noise, std::numeric_limits<float>::quiet_NaN());
+                              },
+                              1, 1, 1, 2};
+  try {
+    evaluate(config_, registry(), *data_, torch::kCPU, broken, {*store_, run_id_, folder, log_, phase});
+    FAIL() << "NaN samples were evaluated";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("samples of the students are NaN or infinite"));
+  }
+}
+
+}  // namespace
+}  // namespace msd::host
