@@ -12,16 +12,16 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "msd/host/checkpoint.h"
+#include "msd/host/pipeline/checkpoint.h"
 #include "msd/host/config.h"
-#include "msd/host/evaluation.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/evaluation.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/progress.h"
 #include "msd/host/run_monitor.h"
 #include "msd/host/stop.h"
-#include "msd/host/student_trainer.h"
-#include "msd/host/teacher_cache.h"
+#include "msd/host/pipeline/student_trainer.h"
+#include "msd/host/pipeline/teacher_cache.h"
 #include "msd/optim.h"
 #include "msd/results/store.h"
 #include "../results/temp_dir.h"

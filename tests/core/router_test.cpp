@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 
 namespace msd::host {
 namespace {

@@ -1,4 +1,4 @@
-#include "msd/host/checkpoint.h"
+#include "msd/host/pipeline/checkpoint.h"
 
 #include <mutex>
 
@@ -6,7 +6,7 @@
 #include <torch/serialize.h>
 
 #include "msd/denoiser.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/text.h"
 #include "msd/loss.h"
 

@@ -1,11 +1,11 @@
-#include "msd/host/evaluation.h"
+#include "msd/host/pipeline/evaluation.h"
 
 #include <chrono>
 #include <cmath>
 #include <ostream>
 
 #include "msd/host/config.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/run_monitor.h"
 #include "msd/host/stop.h"

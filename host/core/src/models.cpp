@@ -1,4 +1,4 @@
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 
 #include <unistd.h>
 

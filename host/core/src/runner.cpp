@@ -15,15 +15,15 @@
 #include <torch/torch.h>
 
 #include "msd/dataset.h"
-#include "msd/host/checkpoint.h"
+#include "msd/host/pipeline/checkpoint.h"
 #include "msd/host/child_process.h"
-#include "msd/host/evaluation.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/evaluation.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/host/progress.h"
 #include "msd/host/run_monitor.h"
 #include "msd/host/stop.h"
-#include "msd/host/student_trainer.h"
-#include "msd/host/teacher_cache.h"
+#include "msd/host/pipeline/student_trainer.h"
+#include "msd/host/pipeline/teacher_cache.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
 

@@ -5,8 +5,8 @@
 #include <torch/torch.h>
 
 #include "msd/host/config.h"
-#include "msd/host/models.h"
-#include "msd/host/teacher_cache.h"
+#include "msd/host/pipeline/models.h"
+#include "msd/host/pipeline/teacher_cache.h"
 
 namespace msd::host {
 

@@ -1,4 +1,4 @@
-#include "msd/host/student_trainer.h"
+#include "msd/host/pipeline/student_trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,7 +11,7 @@
 
 #include "msd/edm.h"
 #include "msd/host/config.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/run_monitor.h"
 #include "msd/host/stop.h"

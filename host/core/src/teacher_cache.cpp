@@ -1,4 +1,4 @@
-#include "msd/host/teacher_cache.h"
+#include "msd/host/pipeline/teacher_cache.h"
 
 #include <chrono>
 #include <ostream>
@@ -8,7 +8,7 @@
 #include "msd/atomic_file.h"
 #include "msd/cache_lock.h"
 #include "msd/host/config.h"
-#include "msd/host/models.h"
+#include "msd/host/pipeline/models.h"
 #include "msd/host/run_monitor.h"
 
 namespace msd::host {

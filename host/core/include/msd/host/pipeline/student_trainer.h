@@ -14,8 +14,8 @@
 
 #include "msd/dataset.h"
 #include "msd/denoiser.h"
-#include "msd/host/checkpoint.h"
-#include "msd/host/teacher_cache.h"
+#include "msd/host/pipeline/checkpoint.h"
+#include "msd/host/pipeline/teacher_cache.h"
 #include "msd/loss.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
