@@ -15,6 +15,7 @@
 #include "msd/host/pipeline/checkpoint.h"
 #include "msd/host/config.h"
 #include "msd/host/pipeline/evaluation.h"
+#include "msd/host/pipeline/flops.h"
 #include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/progress.h"
@@ -341,6 +342,64 @@ TEST_F(Training, EvaluationRecordsMetricsAndRefusesNonFiniteSamples) {
   } catch (const std::runtime_error& e) {
     EXPECT_THAT(e.what(), HasSubstr("samples of the students are NaN or infinite"));
   }
+}
+
+}  // namespace
+}  // namespace msd::host
+
+namespace msd::host {
+namespace {
+
+TEST(FlopCounter, CountsMatrixProductsAndConvolutionsWithTheirGradients) {
+  torch::nn::Linear linear(3, 4);
+  {
+    const FlopCounter counter;
+    linear->forward(torch::randn({5, 3}));
+    EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * 5 * 3 * 4);
+  }
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(2, 4, 3).padding(1));
+  const double forward = 2.0 * 4 * 8 * 8 * (2 * 3 * 3);  // per output value: 2 x 3 x 3 multiply-adds
+  {
+    const FlopCounter counter;
+    conv->forward(torch::randn({1, 2, 8, 8})).sum().backward();  // the input needs no gradient
+    EXPECT_DOUBLE_EQ(counter.flops(), 2 * forward);
+  }
+  {
+    const FlopCounter outer;
+    linear->forward(torch::randn({1, 3}));
+    const FlopCounter inner;  // counters nest: each counts from its start
+    linear->forward(torch::randn({2, 3}));
+    EXPECT_DOUBLE_EQ(inner.flops(), 2.0 * 2 * 3 * 4);
+    EXPECT_DOUBLE_EQ(outer.flops(), 2.0 * 3 * 3 * 4);
+  }
+}
+
+TEST(FlopCounter, NetworkFlopsLeaveTheRunAsItWas) {
+  auto teacher = registry().make<Teacher>(PluginKind::teacher, "edm_mlp", resolve(tiny_config()).teacher.params);
+  std::shared_ptr<Denoiser> net = teacher->build({2}, 5);  // hidden 16, 1 block, embed 64
+  net->train();
+  torch::manual_seed(11);
+  const torch::Tensor expected = torch::rand({4});
+  torch::manual_seed(11);
+  const NetworkFlops flops = count_network_flops(*net, {2}, torch::kCPU);
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected));  // no draw from the run's generator
+  EXPECT_TRUE(net->is_training());
+  for (const torch::Tensor& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+  // noise_proj 64x64, input_proj 2x16, one block of 16x16 + 64x16 + 16x16, output_proj 16x2.
+  EXPECT_DOUBLE_EQ(flops.forward, 2.0 * (64 * 64 + 2 * 16 + 16 * 16 + 64 * 16 + 16 * 16 + 16 * 2));
+  EXPECT_GT(flops.training, 2 * flops.forward);
+  EXPECT_LE(flops.training, 3 * flops.forward);
+}
+
+TEST_F(Training, RecordsTheFlopsOfItsStages) {
+  const RunFolder folder(dir_.file("run-1"), torch::kCPU);
+  train_student(folder, std::nullopt);
+  monitor_->flush();
+  std::map<std::string, double> final;
+  for (const results::MetricRow& row : store_->final_metrics(run_id_)) final[row.name] = row.value;
+  ASSERT_TRUE(final.count("train.dm.flops"));
+  EXPECT_GT(final["train.dm.flops"], 0.0);
+  EXPECT_GT(final["train.dm.flops_per_second"], 0.0);
 }
 
 }  // namespace

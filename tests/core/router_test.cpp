@@ -68,6 +68,12 @@ TEST(Router, ConditionAndNoiseCellsRouteByTheirOwnKey) {
   EXPECT_EQ(served(by_noise, {0, 1, 2}, 50.0), (std::vector<double>{2, 2, 2}));
 }
 
+TEST(Router, ACellListingEveryClassServesTheWholeBatch) {
+  std::vector<StudentSlot> slots{{cell({2, 0, 1}, 0, kInf), std::make_shared<Numbered>(7.0)}};
+  const StudentEnsemble students(StudentType::multi_step, 80.0, std::move(slots), /*num_classes=*/3);
+  EXPECT_EQ(served(students, {0, 1, 2, 2}, 1.0), (std::vector<double>{7, 7, 7, 7}));
+}
+
 TEST(Router, ASampleNoCellHoldsIsAnError) {
   const StudentEnsemble students = ensemble({cell({0}, 0, kInf)});
   EXPECT_THROW(served(students, {0, 1}, 1.0), std::logic_error);

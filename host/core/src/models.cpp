@@ -101,17 +101,27 @@ std::shared_ptr<Denoiser> StudentPlan::build(std::int64_t k, const Denoiser& tea
   return plugin->build(student_context(teacher, data, teacher_plugin, k, cells.at(static_cast<std::size_t>(k))));
 }
 
-StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students)
+StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students,
+                                 std::int64_t num_classes)
     : type_(type), generator_sigma_(generator_sigma), students_(std::move(students)) {
   if (students_.empty()) throw std::invalid_argument("a student ensemble needs at least one student");
+  for (const StudentSlot& slot : students_) {
+    std::vector<std::int64_t> classes = slot.cell.classes;
+    std::sort(classes.begin(), classes.end());
+    bool all = num_classes > 0 && static_cast<std::int64_t>(classes.size()) == num_classes;
+    for (std::size_t c = 0; all && c < classes.size(); ++c) all = classes[c] == static_cast<std::int64_t>(c);
+    every_class_.push_back(slot.cell.classes.empty() || all);
+  }
 }
 
 torch::Tensor StudentEnsemble::routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const {
   auto sigmas = [&](std::int64_t n) { return torch::full({n}, sigma, x.options()); };
   // Cells with every class take the whole batch at their noise levels (cells are disjoint): the
   // common case for noise-level partitions and K = 1, with no gather or scatter.
-  for (const StudentSlot& slot : students_) {
-    if (slot.cell.classes.empty() && slot.cell.contains_sigma(sigma)) return slot.net->denoise(x, sigmas(x.size(0)), labels);
+  for (std::size_t k = 0; k < students_.size(); ++k) {
+    if (every_class_[k] && students_[k].cell.contains_sigma(sigma)) {
+      return students_[k].net->denoise(x, sigmas(x.size(0)), labels);
+    }
   }
   torch::Tensor out = torch::empty_like(x);
   std::int64_t served = 0;

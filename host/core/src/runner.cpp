@@ -18,6 +18,7 @@
 #include "msd/host/pipeline/checkpoint.h"
 #include "msd/host/child_process.h"
 #include "msd/host/pipeline/evaluation.h"
+#include "msd/host/pipeline/flops.h"
 #include "msd/host/pipeline/models.h"
 #include "msd/host/progress.h"
 #include "msd/host/run_monitor.h"
@@ -186,6 +187,14 @@ class RunExecution {
       rows.push_back({"teacher.cached", 0, 1.0, ""});
     }
     rows.push_back({"teacher.params", 0, static_cast<double>(count_parameters(*teacher_.net)), ""});
+    const NetworkFlops flops = count_network_flops(*teacher_.net, data_->sample_shape(), device_);
+    rows.push_back({"teacher.flops_forward", 0, flops.forward, ""});
+    // Teachers that declare their training shape (every EDM teacher) get their achieved FLOP rate.
+    const Params& keys = config_.teacher.params;
+    if (!teacher_.cached && teacher_.train_seconds > 0 && keys.has("steps") && keys.has("batch_size")) {
+      const double samples = static_cast<double>(keys.get_int("steps")) * static_cast<double>(keys.get_int("batch_size"));
+      rows.push_back({"teacher.flops_per_second", 0, flops.training * samples / teacher_.train_seconds, ""});
+    }
     store_.log_metrics(run_id_, rows);
     store_.add_artifact(run_id_, {"teacher", teacher_.file.string()});
   }
@@ -252,6 +261,7 @@ class RunExecution {
       const std::string scope = "student:" + std::to_string(k);
       spent.log(rows, scope);
       rows.push_back({"params", 0, static_cast<double>(count_parameters(*net)), scope});
+      rows.push_back({"flops_forward", 0, count_network_flops(*net, data_->sample_shape(), device_).forward, scope});
       total.add(spent);
       store_.add_artifact(run_id_, {"student", folder_.student_weights(index).string()});
       slots.push_back({plan.cells[k], net});
@@ -259,7 +269,7 @@ class RunExecution {
     total.log(rows, "");
     rows.push_back({"train.wall_seconds", 0, seconds_since(start), ""});
     store_.log_metrics(run_id_, rows);
-    return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots));
+    return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots), data_->num_classes());
   }
 
   /// A student an earlier attempt or a student process finished: its weights, and the compute it spent.

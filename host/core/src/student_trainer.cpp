@@ -11,6 +11,7 @@
 
 #include "msd/edm.h"
 #include "msd/host/config.h"
+#include "msd/host/pipeline/flops.h"
 #include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/run_monitor.h"
@@ -177,6 +178,32 @@ std::vector<double> step_student(const StageConfig& stage, StepContextImpl& ctx,
   return values;
 }
 
+/// Counts the FLOPs of one whole two-time-scale cycle of a stage (update_every iterations: one student
+/// update and the auxiliary updates around it), the first that starts at or after `first`: the stage's
+/// representative work, counted exactly without slowing the rest of the stage.
+class CycleFlops {
+ public:
+  CycleFlops(std::int64_t first, std::int64_t cycle, std::int64_t steps)
+      : start_((first + cycle - 1) / cycle * cycle), cycle_(cycle), counts_(start_ + cycle <= steps) {}
+  void before(std::int64_t iteration) {
+    if (counts_ && iteration == start_) counter_.emplace();
+  }
+  void after(std::int64_t iteration) {
+    if (counter_ && iteration + 1 == start_ + cycle_) {
+      per_iteration_ = counter_->flops() / static_cast<double>(cycle_);
+      counter_.reset();
+    }
+  }
+  /// FLOPs per iteration, once the cycle has run.
+  std::optional<double> per_iteration() const { return per_iteration_; }
+
+ private:
+  std::int64_t start_, cycle_;
+  bool counts_;
+  std::optional<FlopCounter> counter_;
+  std::optional<double> per_iteration_;
+};
+
 }  // namespace
 
 /// One stage of one student, as train_stage runs it.
@@ -269,7 +296,9 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
     last_checkpoint = std::chrono::steady_clock::now();
   };
   const MixedPrecision precision(c_.device, c_.config.precision);
+  CycleFlops flops(progress.iteration, config.update_every, steps);
   for (std::int64_t it = progress.iteration; it < steps; ++it) {
+    flops.before(it);
     const bool updates_student = it % config.update_every == 0;
     const bool log_now = updates_student && (updates % log_every == 0 || it + config.update_every >= steps);
     StepContextImpl ctx(fixed, it, updates_student, log_now);
@@ -279,6 +308,7 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
     for (auto& loss : losses) {
       for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
     }
+    flops.after(it);
     try {
       if (log_now) {
         c_.monitor.progress(stage.what, it + 1, steps, log_iteration(stage, it, values, aux));
@@ -296,7 +326,13 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
   }
   c_.monitor.finish_line();
   stage.losses = std::move(losses);
-  return Compute{steps, updates, steps * batch, progress.stage_seconds + seconds_since(start)};
+  const Compute spent{steps, updates, steps * batch, progress.stage_seconds + seconds_since(start)};
+  if (flops.per_iteration() && spent.seconds > 0) {
+    const double total = *flops.per_iteration() * static_cast<double>(steps);
+    c_.monitor.metric("train." + config.name + ".flops", 0, total, stage.scope);
+    c_.monitor.metric("train." + config.name + ".flops_per_second", 0, total / spent.seconds, stage.scope);
+  }
+  return spent;
 }
 
 LossSetup StudentTrainer::loss_setup(const Stage& stage) const {

@@ -60,7 +60,9 @@ struct StudentSlot {
 /// network evaluation by its noise level (and class, for hybrid partitions).
 class StudentEnsemble {
  public:
-  StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students);
+  /// `num_classes` (0: unknown) lets a cell that lists every class serve a whole batch without routing.
+  StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students,
+                  std::int64_t num_classes = 0);
 
   /// D(x; sigma, labels) where each sample goes to the student whose cell holds (label, sigma).
   torch::Tensor routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const;
@@ -79,6 +81,7 @@ class StudentEnsemble {
   StudentType type_;
   double generator_sigma_;
   std::vector<StudentSlot> students_;
+  std::vector<bool> every_class_;  ///< per student: its cell holds every class
 };
 
 /// Draws n samples of a model in chunks of at most `chunk`, with labels given, on `device`.
