@@ -10,6 +10,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHROOT="${1:-/var/tmp/msd-bare}"
 MIRROR="${MSD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
+# The chroot's Slurm (the test command starts one) needs this machine's Slurm ports.
+if pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null; then
+  echo "bare_debian: a Slurm is running on this machine and holds the ports the chroot's Slurm needs;" \
+       "stop it first (scripts/slurm_local.sh stop)" >&2
+  exit 2
+fi
 command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
 [ -x "$CHROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase bookworm "$CHROOT" "$MIRROR"
 

@@ -45,6 +45,23 @@ TEST(Optim, AdamWMatchesLibTorchsBitForBitIncludingAParameterThatMissedAStep) {
   }
 }
 
+TEST(Optim, AdamWWithoutWeightDecayStepsExactlyAsLibTorchsAdam) {
+  // EDM teachers train with Adam through msd::AdamW (plugin_api/src/edm.cpp).
+  auto reference = make_params();
+  auto ours = make_params();
+  torch::optim::Adam reference_opt(reference, torch::optim::AdamOptions(3e-2).betas({0.8, 0.95}));
+  msd::AdamW our_opt(ours, torch::optim::AdamWOptions(3e-2).betas({0.8, 0.95}).weight_decay(0.0));
+  for (int step = 0; step < 6; ++step) {
+    make_grads(reference, step);
+    make_grads(ours, step);
+    reference_opt.step();
+    our_opt.step();
+  }
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_TRUE(torch::equal(ours[i], reference[i])) << "parameter " << i;
+  }
+}
+
 TEST(Optim, AdamWStateLoadsIntoLibTorchsAdamWAndBack) {
   auto params = make_params();
   msd::AdamW ours(params, options());
