@@ -70,36 +70,18 @@ class QuietMonitor final : public msd::Monitor {
   void metric(const std::string&, std::int64_t, double, const std::string&) override {}
 };
 
-const char* const kToyHead = R"(
-[experiment]
-name = "peer"
+/// The dataset, teacher and student of the toy steps: the quickstart's.
+const char* const kToyModels = R"(
 [dataset]
 plugin = "gaussian_grid"
 [teacher]
 plugin = "edm_mlp"
 [student]
 plugin = "one_step_generator"
-[partition]
-plugin = "class_consecutive"
-k = 1
-[distill]
-pairs = 2048
-[budget]
-batch_size = 128
-[[stage]]
-name = "dm"
-update_every = 5
-[[stage.loss]]
-plugin = "dm"
-fake_lr = 1e-4
-[[stage.loss]]
-plugin = "regression"
-weight = 0.25
 )";
 
-const char* const kUNetHead = R"(
-[experiment]
-name = "peer"
+/// The image steps' models: the study's UNet (experiments/fmnist_msd.toml).
+const char* const kUNetModels = R"(
 [dataset]
 plugin = "fashion_mnist"
 [teacher]
@@ -113,24 +95,17 @@ lr = 1e-3
 ema_halflife_kimg = 50.0
 [student]
 plugin = "unet_generator"
-[partition]
-plugin = "class_consecutive"
-k = 1
-[distill]
-pairs = 2048
-[budget]
-batch_size = 64
-[[stage]]
-name = "dm"
-update_every = 1
-grad_clip = 10.0
-[[stage.loss]]
-plugin = "dm"
-fake_lr = 1e-4
-[[stage.loss]]
-plugin = "regression"
-weight = 0.05
 )";
+
+/// One student and a DM stage (dm and regression) at `batch`, the student stepping every `update_every`
+/// iterations, the regression weighted `weight`: the quickstart's stage, or the study's.
+std::string stage_sections(std::int64_t batch, std::int64_t update_every, const std::string& weight) {
+  return "[experiment]\nname = \"peer\"\n[partition]\nplugin = \"class_consecutive\"\nk = 1\n"
+         "[distill]\npairs = 2048\n[budget]\nbatch_size = " + std::to_string(batch) +
+         "\n[[stage]]\nname = \"dm\"\nupdate_every = " + std::to_string(update_every) +
+         "\ngrad_clip = 10.0\n[[stage.loss]]\nplugin = \"dm\"\nfake_lr = 1e-4\n"
+         "[[stage.loss]]\nplugin = \"regression\"\nweight = " + weight + "\n[evaluate]\nsamples = 1\n";
+}
 
 /// What every step needs: the plugins, a config whose teacher and stage run `steps` iterations, and
 /// the dataset.
@@ -140,8 +115,7 @@ struct Bench {
   bool images = false;
 
   RunConfig config(std::int64_t steps) const {
-    std::string text = images ? kUNetHead : kToyHead;
-    text += "\n[evaluate]\nsamples = 1\n";
+    const std::string text = images ? kUNetModels + stage_sections(64, 1, "0.05") : kToyModels + stage_sections(128, 5, "0.25");
     auto file = msd::host::ExperimentFile::parse(text, "peer_steps");
     file.set_override("teacher.steps=" + std::to_string(steps));
     file.set_override("stage.0.steps=" + std::to_string(steps));
