@@ -101,10 +101,7 @@ void StudentCheckpoint::restore(const TrainingState& into, const torch::Device& 
   }
   torch::Tensor rng;
   state.read("rng", rng);
-  with_generator(device, [&](at::Generator& g) {
-    g.set_state(rng.to(torch::kCPU));
-    return 0;
-  });
+  with_generator(device, [&](at::Generator& g) { g.set_state(rng.to(torch::kCPU)); });
 } catch (const c10::Error& error) {
   throw std::runtime_error(file.string() + " does not fit this stage's student, optimizer or losses (" +
                            text::first_line(error.what_without_backtrace()) + "); " + RunFolder::kDamaged);

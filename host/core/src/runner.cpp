@@ -231,10 +231,8 @@ class RunExecution {
   }
 
   StudentTrainer trainer(const StudentPlan& plan) {
-    training_ = std::make_unique<TrainingContext>(TrainingContext{
-        config_, registry_, *data_, *teacher_.net, *teacher_plugin_, *plan.plugin,
-        pairs_ ? &pairs_->pairs : nullptr, device_, monitor_, folder_, log_, phase_});
-    return StudentTrainer(*training_);
+    return StudentTrainer({config_, registry_, *data_, *teacher_.net, *teacher_plugin_, *plan.plugin,
+                           pairs_ ? &pairs_->pairs : nullptr, device_, monitor_, folder_, log_, phase_});
   }
 
   /// Distils the students, here or in student processes, from where an interrupted attempt left them,
@@ -429,7 +427,6 @@ class RunExecution {
   std::unique_ptr<Teacher> teacher_plugin_;
   CachedTeacher teacher_;
   std::optional<CachedPairs> pairs_;
-  std::unique_ptr<TrainingContext> training_;  ///< what trainer() hands its StudentTrainer
 };
 
 /// What a failed run records. msd's own errors say where they arose; LibTorch's (an allocation that

@@ -55,6 +55,7 @@ struct TrainingContext {
 
 class StudentTrainer {
  public:
+  /// Keeps a copy of `context`: its fields are references, so the caller need not keep it alive.
   explicit StudentTrainer(const TrainingContext& context) : c_(context) {}
 
   /// Trains student `progress.student` of `cell` through every stage, from its first stage or, given
@@ -71,7 +72,7 @@ class StudentTrainer {
   double log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<double>& values,
                        const std::map<std::string, double>& aux) const;
 
-  const TrainingContext& c_;
+  const TrainingContext c_;
 };
 
 }  // namespace msd::host
