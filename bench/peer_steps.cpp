@@ -163,7 +163,8 @@ void train_dm(Bench& bench, std::int64_t iterations) {
     const msd::host::TrainingContext context{config, bench.registry, *bench.data, *teacher, *teacher_plugin,
                                              *plan.plugin, &pairs, torch::kCPU, monitor, run_folder, quiet, phase};
     msd::host::Progress position;
-    msd::host::StudentTrainer(context).train(plan.cells[0], *student, position, std::nullopt);
+    msd::host::StudentGroup group{0, {plan.cells[0]}, student, {at::detail::getDefaultCPUGenerator().clone()}};
+    msd::host::StudentTrainer(context).train(group, position, std::nullopt);
     monitor.flush();
   }
   std::filesystem::remove_all(folder);

@@ -33,10 +33,31 @@ class Denoiser : public torch::nn::Module {
   virtual std::vector<std::string> feature_names() const { return {}; }
   /// A deep copy with the same architecture, weights, device and training mode. DenoiserFrom writes it.
   virtual std::shared_ptr<Denoiser> clone_denoiser() const = 0;
-  /// How many students this network is (a grouped network holds K on a group dimension; the batch
-  /// is then K blocks of equal size, block k for student k). 1 for every network of this host.
+  /// How many networks this one is: 1, or K for a grouped network (see group()).
   virtual std::int64_t group_size() const { return 1; }
+
+  /// K networks of this one's architecture (`members`, this one among them or not) as one grouped
+  /// network holding copies of their weights, stacked on a leading group dimension, so that K students
+  /// train at the cost of little more than one: their matrix products become batched ones. A grouped
+  /// network takes a batch of K equal blocks, block k for member k, and returns its outputs and
+  /// features in the same blocks. nullptr (the default): this architecture has no grouped form, and
+  /// its students train one at a time. copy_stacked() fills a grouped network from its members.
+  virtual std::shared_ptr<Denoiser> group(const std::vector<const Denoiser*>& members) const {
+    (void)members;
+    return nullptr;
+  }
+  /// Of a grouped network: a copy of member k as an ordinary network (copy_member() fills it). Of an
+  /// ordinary network: a copy of it, k being 0.
+  virtual std::shared_ptr<Denoiser> member(std::int64_t k) const;
 };
+
+/// Fills grouped network `to` from `members`: every parameter and buffer of `to` is the stack, on
+/// dimension 0, of the same-named tensor of each member. Also takes the first member's device and
+/// training mode. The convention a grouped network follows to need no more code than this.
+void copy_stacked(const std::vector<const Denoiser*>& members, Denoiser& to);
+
+/// Fills ordinary network `to` with member `k` of grouped network `from` (the inverse of copy_stacked).
+void copy_member(const Denoiser& from, std::int64_t k, Denoiser& to);
 
 /// Gives `to`, a network of the same architecture as `from`, its device, weights and training mode.
 void copy_state(const Denoiser& from, Denoiser& to);

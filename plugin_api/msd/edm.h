@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#include "msd/random.h"
+
 namespace msd::edm {
 
 /// EDM's training prior on ln(sigma), used wherever a loss needs "any noise level".
@@ -30,14 +32,18 @@ torch::Tensor loss_weight(const torch::Tensor& sigma, double sigma_data);
 torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,
                                       const torch::Tensor& sigma, double sigma_data);
 
-/// Noise levels for training: ln s ~ N(p_mean, p_std^2). [n], float32.
-torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std,
-                                    const torch::Device& device);
+/// Noise levels for training: ln s ~ N(p_mean, p_std^2). [n], float32, drawn from `random`.
+torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std, const Random& random);
 
 /// As sample_training_sigma, restricted to [lo, hi) by inverse-CDF sampling of the truncated normal
 /// (exact, no rejection), so that a narrow range far in the tail costs nothing extra.
 torch::Tensor sample_training_sigma_in(std::int64_t n, double p_mean, double p_std, double lo,
-                                       double hi, const torch::Device& device);
+                                       double hi, const Random& random);
+
+/// EDM's denoising loss of each of `members` equal blocks of the batch (the members of a grouped
+/// network, see Denoiser::group): [members]. With one member, weighted_denoising_loss itself (0-dim).
+torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,
+                                      const torch::Tensor& sigma, double sigma_data, std::int64_t members);
 
 /// The sampler's noise levels: N levels from sigma_max down to sigma_min with exponent rho, then 0.
 /// Returns N + 1 values (double precision, on CPU).

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "msd/monitor.h"
 #include "msd/partition.h"
 #include "msd/plugin.h"
+#include "msd/random.h"
 #include "msd/student.h"
 
 namespace msd {
@@ -57,11 +59,12 @@ struct LossSetup {
   double generator_sigma = 80.0;  ///< one-step students: G(z, c) = D(generator_sigma z; generator_sigma, c)
   std::int64_t student_index = 0;
   Cell cell;                      ///< the keys this student is responsible for
-  /// The cells of the students this loss trains at once, in the order of the groups of a grouped
-  /// student network (Denoiser::group_size()). This host trains one student at a time: one member,
-  /// `cell`. A host that trains a stage's students as one network fills in all of them, for losses
-  /// whose LossTraits::trains_groups is true.
+  /// The cells of the students this loss trains at once, in the order of the members of a grouped
+  /// student network; just `cell` for a student trained alone. More than one only for losses whose
+  /// LossTraits::trains_groups is true. `student_index` and `cell` are then the first member's.
   std::vector<Cell> members;
+  /// How many students this loss trains at once: members.size(), or 1 when members is empty.
+  std::int64_t group_size() const { return members.empty() ? 1 : static_cast<std::int64_t>(members.size()); }
   Dataset* data = nullptr;        ///< the run's dataset: real samples, class names, class features
   std::string stage;              ///< the stage's name
   std::int64_t stage_steps = 0;   ///< iterations of this stage for this student (after [budget] division)
@@ -93,7 +96,21 @@ class StepContext {
   /// Whether the host records this iteration's values (about 100 iterations a stage). On the others
   /// update_auxiliary() may return nothing: reading a value off a GPU waits for all queued work.
   virtual bool logs() const = 0;
+  /// Where member `member` of the student group draws its random numbers (0 for a student alone).
+  virtual const Random& random(std::int64_t member) const = 0;
 };
+
+/// Values update_auxiliary() logs, by name: 0-dim, or [K] for the K members of a grouped student.
+using LoggedValues = std::map<std::string, torch::Tensor>;
+
+/// A draw for the whole (grouped) batch: draw(ctx.random(k)) for each of `members`, concatenated on
+/// dimension 0. With one member, draw(ctx.random(0)) itself.
+torch::Tensor draw_per_member(const StepContext& ctx, std::int64_t members,
+                              const std::function<torch::Tensor(const Random&)>& draw);
+
+/// The mean of each member's block of `values` (dimension 0 split in `members` equal blocks): [members];
+/// with one member, values.mean() (0-dim).
+torch::Tensor mean_per_member(const torch::Tensor& values, std::int64_t members);
 
 class Loss : public Plugin {
  public:
@@ -104,11 +121,11 @@ class Loss : public Plugin {
   virtual void setup(const LossSetup& setup) { (void)setup; }
   /// Every iteration, after the student's step: train auxiliary networks (fake score, discriminator).
   /// Returns values to log; the host reads them only when ctx.logs().
-  virtual std::map<std::string, double> update_auxiliary(StepContext& ctx) {
+  virtual LoggedValues update_auxiliary(StepContext& ctx) {
     (void)ctx;
     return {};
   }
-  /// The (unweighted) scalar loss of the student on this iteration.
+  /// The (unweighted) loss of the student on this iteration: 0-dim, or [K] for a grouped student.
   virtual torch::Tensor student_loss(StepContext& ctx) = 0;
   /// Parameters the student's optimizer should train with the student (feature adapters).
   virtual std::vector<torch::Tensor> extra_parameters() { return {}; }

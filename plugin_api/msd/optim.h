@@ -29,6 +29,10 @@ class AdamW final : public torch::optim::AdamW {
 /// torch::nn::utils::clip_grad_norm_ does, but returns the norm before clipping as a 0-dim tensor
 /// on the gradients' device instead of reading it back (which would wait for the GPU). Parameters
 /// without a gradient are skipped; with none at all, returns an undefined tensor.
-torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);
+///
+/// With `groups` > 1 the parameters are those of a grouped network (msd::Denoiser::group): dimension
+/// 0 of every gradient is the member, and each member's gradients are clipped on their own joint norm,
+/// as they would be trained alone. Returns the [groups] norms.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm, std::int64_t groups = 1);
 
 }  // namespace msd

@@ -18,7 +18,7 @@
 
 /// Bumped whenever anything in plugin_api/ changes in a way that breaks already-built plugins
 /// (docs/PLUGINS.md, "Versions of the contract", says what each version changed).
-#define MSD_PLUGIN_API_VERSION 2
+#define MSD_PLUGIN_API_VERSION 3
 
 namespace msd {
 
@@ -108,12 +108,8 @@ struct LossTraits {
   bool uses_teacher_pairs = false;        ///< calls StepContext::paired(): the host makes the pairs once per run
   std::vector<std::string> resumes_from;  ///< loss plugins of the previous stage whose saved state it starts from
                                           ///< (Loss::load gets their Loss::save), as DMD2's ADM starts from DM
-  bool trains_groups = false;             ///< can train a grouped student network (LossSetup::members)
-};
-
-/// What the host knows about a student plugin without constructing one (PluginInfo::student).
-struct StudentTraits {
-  bool builds_groups = false;  ///< Student::build_group() makes K students as one grouped network
+  bool trains_groups = false;             ///< trains the members of a grouped student network at once
+                                          ///< (LossSetup::members; see "Grouped students" in msd/loss.h)
 };
 
 /// What the host knows about a partition plugin without constructing one (PluginInfo::partition).
@@ -147,7 +143,6 @@ struct PluginInfo {
   std::string description;                ///< one line for `msd plugins list`
   std::vector<KeySpec> keys;              ///< keys accepted in its TOML section
   LossTraits loss;                        ///< for loss plugins
-  StudentTraits student;                  ///< for student plugins
   PartitionTraits partition;              ///< for partition plugins
   MetricTraits metric;                    ///< for metric plugins
 };

@@ -35,12 +35,6 @@ class Student : public Plugin {
   virtual double generator_sigma() const { return 80.0; }
   /// A new network for student ctx.index, on the CPU (the host moves it).
   virtual std::shared_ptr<Denoiser> build(const StudentContext& ctx) = 0;
-  /// The students of `members` as one grouped network (Denoiser::group_size() == members.size()),
-  /// for plugins that declare StudentTraits::builds_groups; this host builds students one at a time.
-  virtual std::shared_ptr<Denoiser> build_group(const std::vector<StudentContext>& members) {
-    (void)members;
-    return nullptr;
-  }
 };
 
 }  // namespace msd

@@ -31,22 +31,30 @@ torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch
   return (loss_weight(sigma, sigma_data).view(shape) * (denoised - target).pow(2)).mean();
 }
 
-torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std, const torch::Device& device) {
-  return (torch::randn({n}, torch::TensorOptions().device(device)) * p_std + p_mean).exp();
+torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,
+                                      const torch::Tensor& sigma, double sigma_data, std::int64_t members) {
+  if (members == 1) return weighted_denoising_loss(denoised, target, sigma, sigma_data);
+  std::vector<std::int64_t> shape(static_cast<size_t>(denoised.dim()), 1);
+  shape[0] = denoised.size(0);
+  return (loss_weight(sigma, sigma_data).view(shape) * (denoised - target).pow(2)).reshape({members, -1}).mean(1);
+}
+
+torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std, const Random& random) {
+  return (random.normal({n}) * p_std + p_mean).exp();
 }
 
 torch::Tensor sample_training_sigma_in(std::int64_t n, double p_mean, double p_std, double lo, double hi,
-                                       const torch::Device& device) {
+                                       const Random& random) {
   if (!(hi > lo) || lo < 0) throw std::invalid_argument("sample_training_sigma_in: empty range");
   // Standard-normal CDF bounds of ln(sigma); computed in double so that tail ranges keep precision.
   auto cdf = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
   const double a = lo > 0 ? cdf((std::log(lo) - p_mean) / p_std) : 0.0;
   const double b = std::isinf(hi) ? 1.0 : cdf((std::log(hi) - p_mean) / p_std);
-  torch::Tensor u = torch::rand({n}, torch::kFloat64) * (b - a) + a;
+  torch::Tensor u = random.uniform({n}, torch::kFloat64) * (b - a) + a;
   u = u.clamp(1e-300, 1.0 - 1e-16);
   torch::Tensor z = std::sqrt(2.0) * torch::erfinv(2.0 * u - 1.0);
   torch::Tensor sigma = (z * p_std + p_mean).exp().clamp(lo, std::isinf(hi) ? 1e30 : std::nextafter(hi, lo));
-  return sigma.to(torch::kFloat32).to(device);
+  return sigma.to(torch::kFloat32);
 }
 
 std::vector<double> karras_schedule(std::int64_t num_steps, double sigma_min, double sigma_max, double rho) {
@@ -156,7 +164,7 @@ void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTraini
     Batch b = ctx.data->sample(o.batch_size, {});
     torch::Tensor x = b.x.to(ctx.device);
     torch::Tensor labels = b.labels.to(ctx.device);
-    torch::Tensor sigma = edm::sample_training_sigma(o.batch_size, o.p_mean, o.p_std, ctx.device);
+    torch::Tensor sigma = edm::sample_training_sigma(o.batch_size, o.p_mean, o.p_std, Random(ctx.device));
     std::vector<std::int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[0] = x.size(0);
     torch::Tensor denoised = net.denoise(x + torch::randn_like(x) * sigma.view(shape), sigma, labels);

@@ -96,13 +96,38 @@ torch::Tensor AdamW::step(LossClosure closure) {
   return loss;
 }
 
-torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+namespace {
+
+/// clip_grad_norm of a grouped network's gradients: member k's norm over row k of every gradient.
+torch::Tensor clip_grad_norm_per_member(std::vector<torch::Tensor>& grads, double max_norm, std::int64_t groups) {
+  torch::Tensor squares = torch::zeros({groups}, grads.front().options());
+  for (const torch::Tensor& g : grads) {
+    if (g.dim() == 0 || g.size(0) != groups) {
+      throw std::invalid_argument("clip_grad_norm: a gradient of shape " + c10::str(g.sizes()) +
+                                  " has no leading group dimension of " + std::to_string(groups));
+    }
+    squares = squares + g.reshape({groups, -1}).pow(2).sum(1);
+  }
+  const torch::Tensor total = squares.sqrt();
+  const torch::Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (torch::Tensor& g : grads) {
+    std::vector<std::int64_t> shape(static_cast<size_t>(g.dim()), 1);
+    shape[0] = groups;
+    g.mul_(scale.view(shape));
+  }
+  return total;
+}
+
+}  // namespace
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm, std::int64_t groups) {
   std::vector<torch::Tensor> grads;
   for (const torch::Tensor& p : parameters) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
   if (grads.empty()) return {};
   torch::NoGradGuard no_grad;
+  if (groups > 1) return clip_grad_norm_per_member(grads, max_norm, groups);
   const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
   torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
   const torch::Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);

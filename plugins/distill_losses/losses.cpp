@@ -23,6 +23,25 @@ torch::Tensor broadcast_sigma(const torch::Tensor& sigma, const torch::Tensor& l
   return sigma.view(shape);
 }
 
+/// Standard normal noise shaped like `x`, each member's block from its own generator.
+torch::Tensor noise_like(const msd::StepContext& ctx, std::int64_t members, const torch::Tensor& x) {
+  if (members == 1) return ctx.random(0).normal_like(x);
+  const torch::Tensor block = x.narrow(0, 0, x.size(0) / members);
+  return msd::draw_per_member(ctx, members, [&](const msd::Random& random) { return random.normal_like(block); });
+}
+
+/// The grouped form of `network` for `members` members (itself copied, for one).
+std::shared_ptr<msd::Denoiser> copies_of(const msd::Denoiser& network, std::int64_t members, const std::string& loss) {
+  if (members == 1) return network.clone_denoiser();
+  std::shared_ptr<msd::Denoiser> grouped =
+      network.group(std::vector<const msd::Denoiser*>(static_cast<size_t>(members), &network));
+  if (!grouped) {
+    throw std::invalid_argument(loss + ": the teacher's network has no grouped form (Denoiser::group), so " +
+                                std::to_string(members) + " students cannot train as one network with it");
+  }
+  return grouped;
+}
+
 /// DMD2 distribution matching. The student's one-step samples x are noised, the frozen teacher
 /// ("real" score) and an online fake-score network both denoise them, and x is pushed along
 /// (mu_fake - mu_real), normalised per sample by mean |x - mu_real|. Not final: `adm` extends it.
@@ -33,6 +52,7 @@ class DistributionMatching : public msd::Loss {
                          "DMD2 distribution matching with an online fake-score network initialised from the teacher",
                          keys()};
     info.loss.resumes_from = {"dm"};
+    info.loss.trains_groups = true;
     return info;
   }
 
@@ -43,7 +63,8 @@ class DistributionMatching : public msd::Loss {
       throw std::invalid_argument(name_ + ": distribution matching trains one-step students; this student is multi-step");
     }
     setup_ = setup;
-    fake_ = setup.teacher->clone_denoiser();
+    members_ = setup.group_size();
+    fake_ = copies_of(*setup.teacher, members_, name_);
     msd::set_trainable(*fake_, true);
     fake_->train();
     optimizer_ = std::make_unique<msd::AdamW>(fake_->parameters(), adamw_options());
@@ -52,13 +73,13 @@ class DistributionMatching : public msd::Loss {
                 .to(setup.device);
   }
 
-  std::map<std::string, double> update_auxiliary(msd::StepContext& ctx) override {
-    torch::Tensor loss = fake_score_loss(ctx.generated());
+  msd::LoggedValues update_auxiliary(msd::StepContext& ctx) override {
+    torch::Tensor loss = fake_score_loss(ctx, ctx.generated());
     optimizer_->zero_grad();
-    loss.backward();
+    total(loss).backward();
     clip_and_step_fake();
     if (!ctx.logs()) return {};
-    return {{"fake_score_loss", loss.item<double>()}};
+    return {{"fake_score_loss", loss.detach()}};
   }
 
   torch::Tensor student_loss(msd::StepContext& ctx) override {
@@ -67,8 +88,8 @@ class DistributionMatching : public msd::Loss {
     {
       torch::NoGradGuard no_grad;
       torch::Tensor x = g.x.detach();
-      torch::Tensor sigma = draw_dm_sigma(x.size(0));
-      torch::Tensor xt = x + torch::randn_like(x) * broadcast_sigma(sigma, x);
+      torch::Tensor sigma = draw_dm_sigma(ctx, x.size(0));
+      torch::Tensor xt = x + noise_like(ctx, members_, x) * broadcast_sigma(sigma, x);
       torch::Tensor mu_real = setup_.teacher->denoise(xt, sigma, g.labels);
       torch::Tensor mu_fake = fake_->denoise(xt, sigma, g.labels);
       std::vector<std::int64_t> dims;
@@ -77,7 +98,8 @@ class DistributionMatching : public msd::Loss {
       grad = (mu_fake - mu_real) / normaliser;
     }
     // d/dx of 0.5 ||x - stopgrad(x - grad)||^2 (mean) is grad / numel: the DMD gradient.
-    return 0.5 * torch::mse_loss(g.x, (g.x - grad).detach());
+    if (members_ == 1) return 0.5 * torch::mse_loss(g.x, (g.x - grad).detach());
+    return 0.5 * msd::mean_per_member((g.x - (g.x - grad).detach()).pow(2), members_);
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
@@ -126,27 +148,30 @@ class DistributionMatching : public msd::Loss {
   }
 
   /// The fake score's objective: learn the student's current distribution with the denoising loss over
-  /// the whole grid, on detached samples.
-  torch::Tensor fake_score_loss(const msd::GeneratedBatch& g) {
+  /// the whole grid, on detached samples. One value per member.
+  torch::Tensor fake_score_loss(const msd::StepContext& ctx, const msd::GeneratedBatch& g) {
     torch::Tensor x = g.x.detach();
-    torch::Tensor sigma = draw_sigma(x.size(0), 0, grid_.size(0) - 1);
-    torch::Tensor denoised = fake_->denoise(x + torch::randn_like(x) * broadcast_sigma(sigma, x), sigma, g.labels);
-    return msd::edm::weighted_denoising_loss(denoised, x, sigma, setup_.sigma_data);
+    torch::Tensor sigma = draw_sigma(ctx, x.size(0), 0, grid_.size(0) - 1);
+    torch::Tensor xt = x + noise_like(ctx, members_, x) * broadcast_sigma(sigma, x);
+    return msd::edm::weighted_denoising_loss(fake_->denoise(xt, sigma, g.labels), x, sigma, setup_.sigma_data, members_);
   }
 
-  /// Clips the fake network's gradients (fake_grad_clip) and steps its optimizer.
+  /// The sum of the members' losses, whose gradient is each member's own.
+  static torch::Tensor total(const torch::Tensor& loss) { return loss.dim() == 0 ? loss : loss.sum(); }
+
+  /// Clips the fake network's gradients (fake_grad_clip, per member) and steps its optimizer.
   void clip_and_step_fake() {
     const double clip = params_.get_real("fake_grad_clip");
-    if (clip > 0) msd::clip_grad_norm(fake_->parameters(), clip);
+    if (clip > 0) msd::clip_grad_norm(fake_->parameters(), clip, members_);
     optimizer_->step();
   }
 
   /// Noise levels from the grid between min_level and max_level, where the DM gradient is taken.
-  torch::Tensor draw_dm_sigma(std::int64_t n) const {
+  torch::Tensor draw_dm_sigma(const msd::StepContext& ctx, std::int64_t n) const {
     const std::int64_t levels = grid_.size(0);
     const auto lo = static_cast<std::int64_t>(std::lround(params_.get_real("min_level") * (levels - 1)));
     const auto hi = static_cast<std::int64_t>(std::lround(params_.get_real("max_level") * (levels - 1)));
-    return draw_sigma(n, lo, hi);
+    return draw_sigma(ctx, n, lo, hi);
   }
 
   torch::optim::AdamWOptions adamw_options() const {
@@ -158,12 +183,16 @@ class DistributionMatching : public msd::Loss {
   msd::Params params_;
   std::string name_;  // plugin name, for messages
   msd::LossSetup setup_;
+  std::int64_t members_ = 1;  // students trained at once (LossSetup::members)
   std::shared_ptr<msd::Denoiser> fake_;
   std::unique_ptr<msd::AdamW> optimizer_;
 
  private:
-  torch::Tensor draw_sigma(std::int64_t n, std::int64_t lo, std::int64_t hi) const {
-    torch::Tensor index = torch::randint(lo, hi + 1, {n}, torch::TensorOptions().dtype(torch::kInt64).device(grid_.device()));
+  /// n grid levels with indices in [lo, hi], each member's block from its own generator.
+  torch::Tensor draw_sigma(const msd::StepContext& ctx, std::int64_t n, std::int64_t lo, std::int64_t hi) const {
+    const std::int64_t block = n / members_;
+    torch::Tensor index = msd::draw_per_member(
+        ctx, members_, [&](const msd::Random& random) { return random.integers(lo, hi + 1, {block}); });
     return grid_.index_select(0, index);
   }
 
@@ -251,12 +280,12 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     head_optimizer_ = std::make_unique<msd::AdamW>(head_->parameters(), adamw_options());
   }
 
-  std::map<std::string, double> update_auxiliary(msd::StepContext& ctx) override {
+  msd::LoggedValues update_auxiliary(msd::StepContext& ctx) override {
     const msd::GeneratedBatch& g = ctx.generated();
     const msd::NoisedBatch& real = ctx.noised_real();
-    torch::Tensor denoising = fake_score_loss(g);
-    torch::Tensor real_logits = discriminate(real.x0, real.labels);
-    torch::Tensor fake_logits = discriminate(g.x.detach(), g.labels);
+    torch::Tensor denoising = fake_score_loss(ctx, g);
+    torch::Tensor real_logits = discriminate(ctx, real.x0, real.labels);
+    torch::Tensor fake_logits = discriminate(ctx, g.x.detach(), g.labels);
     torch::Tensor disc = torch::softplus(-real_logits).mean() + torch::softplus(fake_logits).mean();
     torch::Tensor loss = denoising + params_.get_real("disc_weight") * disc;
     optimizer_->zero_grad();
@@ -267,17 +296,17 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     clip_and_step_fake();
     head_optimizer_->step();
     if (!ctx.logs()) return {};
-    return {{"fake_score_loss", denoising.item<double>()},
-            {"disc_loss", disc.item<double>()},
-            {"disc_real_logit", real_logits.mean().item<double>()},
-            {"disc_fake_logit", fake_logits.mean().item<double>()}};
+    return {{"fake_score_loss", denoising.detach()},
+            {"disc_loss", disc.detach()},
+            {"disc_real_logit", real_logits.mean().detach()},
+            {"disc_fake_logit", fake_logits.mean().detach()}};
   }
 
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     // DM first, so that it draws the same noise as dm's student_loss would on the same seed.
     torch::Tensor dm = DistributionMatching::student_loss(ctx);
     const msd::GeneratedBatch& g = ctx.generated();
-    return dm + params_.get_real("gan_weight") * torch::softplus(-discriminate(g.x, g.labels)).mean();
+    return dm + params_.get_real("gan_weight") * torch::softplus(-discriminate(ctx, g.x, g.labels)).mean();
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
@@ -305,9 +334,9 @@ class AdversarialDistributionMatching final : public DistributionMatching {
 
  private:
   /// D(x): the head on the fake network's bottleneck for x noised at a DM-range grid level. [B].
-  torch::Tensor discriminate(const torch::Tensor& x, const torch::Tensor& labels) {
-    torch::Tensor sigma = draw_dm_sigma(x.size(0));
-    torch::Tensor xt = x + torch::randn_like(x) * broadcast_sigma(sigma, x);
+  torch::Tensor discriminate(const msd::StepContext& ctx, const torch::Tensor& x, const torch::Tensor& labels) {
+    torch::Tensor sigma = draw_dm_sigma(ctx, x.size(0));
+    torch::Tensor xt = x + ctx.random(0).normal_like(x) * broadcast_sigma(sigma, x);
     return head_->forward(fake_->denoise_with_features(xt, sigma, labels).features.front());
   }
 
@@ -327,6 +356,7 @@ class Regression final : public msd::Loss {
                                           {"l2", "pseudo_huber"}),
                           msd::key_real("huber_c", 0.01, "pseudo-Huber constant c, in data units", 1e-9)}};
     info.loss.uses_teacher_pairs = true;
+    info.loss.trains_groups = true;
     return info;
   }
   explicit Regression(const msd::Params& params) : params_(params) {}
@@ -344,9 +374,10 @@ class Regression final : public msd::Loss {
     torch::Tensor sigma = torch::full({p.noise.size(0)}, s, p.noise.options());
     torch::Tensor x = setup_.student->denoise(p.noise * s, sigma, p.labels);
     torch::Tensor sq = (x - p.target).pow(2).reshape({x.size(0), -1}).sum(1);
-    if (params_.get_string("distance") == "l2") return sq.mean();
+    const std::int64_t members = setup_.group_size();
+    if (params_.get_string("distance") == "l2") return msd::mean_per_member(sq, members);
     const double c = params_.get_real("huber_c");
-    return ((sq + c * c).sqrt() - c).mean();
+    return msd::mean_per_member((sq + c * c).sqrt() - c, members);
   }
 
  private:
@@ -358,37 +389,50 @@ class Regression final : public msd::Loss {
 class Diffusion final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::loss, "diffusion", "1.0",
-            "EDM denoising loss lambda(sigma) ||D_student(x + sigma n) - x||^2 on real data", {}};
+    msd::PluginInfo info{msd::PluginKind::loss, "diffusion", "1.0",
+                         "EDM denoising loss lambda(sigma) ||D_student(x + sigma n) - x||^2 on real data", {}};
+    info.loss.trains_groups = true;
+    return info;
   }
   explicit Diffusion(const msd::Params&) {}
-  void setup(const msd::LossSetup& setup) override { sigma_data_ = setup.sigma_data; }
+  void setup(const msd::LossSetup& setup) override {
+    sigma_data_ = setup.sigma_data;
+    members_ = setup.group_size();
+  }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::NoisedBatch& b = ctx.noised_real();
-    return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, b.x0, b.sigma, sigma_data_);
+    return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, b.x0, b.sigma, sigma_data_, members_);
   }
 
  private:
   double sigma_data_ = 0.5;
+  std::int64_t members_ = 1;
 };
 
 /// Knowledge distillation on the teacher's prediction; as a stage before DM it is MSD's TSM.
 class PredictionKD final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::loss, "kd_prediction", "1.0",
-            "KD on the teacher's denoised output, lambda(sigma) ||D_student - D_teacher||^2 (also MSD's TSM)", {}};
+    msd::PluginInfo info{msd::PluginKind::loss, "kd_prediction", "1.0",
+                         "KD on the teacher's denoised output, lambda(sigma) ||D_student - D_teacher||^2 (also MSD's TSM)",
+                         {}};
+    info.loss.trains_groups = true;
+    return info;
   }
   explicit PredictionKD(const msd::Params&) {}
-  void setup(const msd::LossSetup& setup) override { sigma_data_ = setup.sigma_data; }
+  void setup(const msd::LossSetup& setup) override {
+    sigma_data_ = setup.sigma_data;
+    members_ = setup.group_size();
+  }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::NoisedBatch& b = ctx.noised_real();
     return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, ctx.teacher_on_noised().denoised,
-                                             b.sigma, sigma_data_);
+                                             b.sigma, sigma_data_, members_);
   }
 
  private:
   double sigma_data_ = 0.5;
+  std::int64_t members_ = 1;
 };
 
 /// Relational KD (O2MKD's most stable feature loss): match the batch's normalised pairwise similarity
@@ -396,34 +440,45 @@ class PredictionKD final : public msd::Loss {
 class RelationalKD final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::loss, "kd_relational", "1.0",
-            "relational feature KD: ||G(f_student) - G(f_teacher)||^2 with G the batch cosine-similarity matrix; "
-            "student layer i is paired with teacher layer round(i (Lt-1)/(Ls-1))",
-            {}};
+    msd::PluginInfo info{msd::PluginKind::loss, "kd_relational", "1.0",
+                         "relational feature KD: ||G(f_student) - G(f_teacher)||^2 with G the batch cosine-similarity "
+                         "matrix; student layer i is paired with teacher layer round(i (Lt-1)/(Ls-1))",
+                         {}};
+    info.loss.trains_groups = true;
+    return info;
   }
   explicit RelationalKD(const msd::Params&) {}
+  void setup(const msd::LossSetup& setup) override { members_ = setup.group_size(); }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const auto& fs = ctx.student_on_noised().features;
     const auto& ft = ctx.teacher_on_noised().features;
     if (fs.empty() || ft.empty()) {
       throw std::runtime_error("kd_relational: the student or teacher network exposes no features");
     }
-    torch::Tensor total = torch::zeros({}, fs.front().options());
+    torch::Tensor total;
     for (size_t i = 0; i < fs.size(); ++i) {
       const size_t j = fs.size() == 1 ? ft.size() - 1
                                       : static_cast<size_t>(std::lround(static_cast<double>(i) * (ft.size() - 1) /
                                                                         static_cast<double>(fs.size() - 1)));
-      total = total + (gram(fs[i]) - gram(ft[j])).pow(2).mean();
+      torch::Tensor term = msd::mean_per_member((gram(fs[i]) - gram(ft[j])).pow(2), members_);
+      total = total.defined() ? total + term : term;
     }
     return total / static_cast<double>(fs.size());
   }
 
  private:
-  static torch::Tensor gram(const torch::Tensor& f) {
-    torch::Tensor flat = torch::nn::functional::normalize(
-        f.reshape({f.size(0), -1}), torch::nn::functional::NormalizeFuncOptions().dim(1));
-    return flat.matmul(flat.t());
+  /// The cosine-similarity matrix of the batch's samples, [B, B]; of each member's block, [K, B/K, B/K].
+  torch::Tensor gram(const torch::Tensor& f) const {
+    namespace F = torch::nn::functional;
+    if (members_ == 1) {
+      torch::Tensor flat = F::normalize(f.reshape({f.size(0), -1}), F::NormalizeFuncOptions().dim(1));
+      return flat.matmul(flat.t());
+    }
+    torch::Tensor flat = F::normalize(f.reshape({members_, f.size(0) / members_, -1}), F::NormalizeFuncOptions().dim(2));
+    return torch::bmm(flat, flat.transpose(1, 2));
   }
+
+  std::int64_t members_ = 1;
 };
 
 }  // namespace

@@ -35,6 +35,8 @@ class MlpDenoiser final : public msd::DenoiserFrom<MlpDenoiser, MlpDenoiserOptio
                                             const torch::Tensor& labels) override;
   /// "block.0", "block.1", ...: the hidden state after each residual block.
   std::vector<std::string> feature_names() const override;
+  /// A GroupedMlpDenoiser of `members`.
+  std::shared_ptr<msd::Denoiser> group(const std::vector<const msd::Denoiser*>& members) const override;
 
  private:
   torch::Tensor frequencies_;  // buffer: Fourier frequencies of the noise embedding
@@ -43,6 +45,52 @@ class MlpDenoiser final : public msd::DenoiserFrom<MlpDenoiser, MlpDenoiserOptio
   torch::nn::Linear input_proj_{nullptr};
   torch::nn::ModuleList first_{nullptr}, cond_{nullptr}, second_{nullptr};
   torch::nn::Linear output_proj_{nullptr};
+};
+
+/// A linear layer per member: weight [K, out, in], bias [K, out] (the stacks of K torch::nn::Linear);
+/// input [K, B, in], output [K, B, out], by one batched matrix product.
+class GroupedLinear : public torch::nn::Module {
+ public:
+  GroupedLinear(std::int64_t members, std::int64_t in, std::int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_, bias_;
+};
+
+/// An embedding table per member: weight [K, classes, dim]; labels [K, B] give [K, B, dim].
+class GroupedEmbedding : public torch::nn::Module {
+ public:
+  GroupedEmbedding(std::int64_t members, std::int64_t classes, std::int64_t dim);
+  torch::Tensor forward(const torch::Tensor& labels);
+
+ private:
+  torch::Tensor weight_;
+};
+
+struct GroupedMlpOptions {
+  MlpDenoiserOptions network;  ///< every member's architecture
+  std::int64_t members = 1;    ///< K
+};
+
+/// K MlpDenoisers as one network (see msd::Denoiser::group): every parameter and buffer is named as
+/// in MlpDenoiser and stacked on a leading member dimension, and the batch is K blocks of equal size.
+class GroupedMlpDenoiser final : public msd::DenoiserFrom<GroupedMlpDenoiser, GroupedMlpOptions> {
+ public:
+  explicit GroupedMlpDenoiser(const GroupedMlpOptions& options);
+
+  torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) override;
+  msd::DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
+                                            const torch::Tensor& labels) override;
+  std::vector<std::string> feature_names() const override;
+  std::int64_t group_size() const override { return options_.members; }
+  std::shared_ptr<msd::Denoiser> member(std::int64_t k) const override;
+
+ private:
+  torch::Tensor frequencies_;  // buffer [K, embed / 2]
+  std::shared_ptr<GroupedLinear> noise_proj_, input_proj_, output_proj_;
+  std::shared_ptr<GroupedEmbedding> class_embed_;
+  std::vector<std::shared_ptr<GroupedLinear>> first_, cond_, second_;
 };
 
 }  // namespace toy

@@ -262,8 +262,9 @@ class Training : public Pipeline {
     TrainedStudent trained{plan_.build(0, *teacher_.net, *data_, *teacher_plugin_), {}};
     TrainingContext context{config_, registry(), *data_, *teacher_.net, *teacher_plugin_, *plan_.plugin,
                             &pairs_.pairs, torch::kCPU, *monitor_, folder, log_, phase_};
+    StudentGroup group{0, {plan_.cells[0]}, trained.net, {at::detail::getDefaultCPUGenerator().clone()}};
     Progress progress;
-    trained.spent = StudentTrainer(context).train(plan_.cells[0], *trained.net, progress, std::move(resume));
+    trained.spent = StudentTrainer(context).train(group, progress, std::move(resume));
     return trained;
   }
 

@@ -194,26 +194,35 @@ struct LongRun {
   fs::path reference_db;
 };
 
+/// The long run in `folder`/`name`, with `experiment_keys` added to its [experiment] section.
+LongRun make_long_run(const TempDir& folder, const std::string& name, const std::string& experiment_keys) {
+  TinyOptions options;
+  options.stage_steps = 2500;
+  std::string text = tiny_msd_config(options);
+  text.replace(text.find("[experiment]\n"), 13, "[experiment]\ncheckpoint_seconds = 0.2\n" + experiment_keys);
+  LongRun run{folder / (name + ".toml"), folder / name / "results.db"};
+  write_text(run.file, text);
+  const RunResult reference = run_msd({"run", run.file.string(), "--db", run.reference_db.string()}, folder.path(), 600);
+  EXPECT_EQ(reference.exit_code, 0) << reference.output;
+  return run;
+}
+
 class ResumeStudents : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     folder_ = std::make_unique<TempDir>();
-    TinyOptions options;
-    options.stage_steps = 2500;
-    std::string text = tiny_msd_config(options);
-    text.replace(text.find("[experiment]\n"), 13, "[experiment]\ncheckpoint_seconds = 0.2\n");
-    run_ = {*folder_ / "long.toml", *folder_ / "reference" / "results.db"};
-    write_text(run_.file, text);
-    const RunResult reference = run_msd({"run", run_.file.string(), "--db", run_.reference_db.string()}, folder_->path(), 600);
-    ASSERT_EQ(reference.exit_code, 0) << reference.output;
+    run_ = make_long_run(*folder_, "reference", "");
+    grouped_run_ = make_long_run(*folder_, "grouped", "students_per_network = 2\n");
   }
   static void TearDownTestSuite() { folder_.reset(); }
 
   static std::unique_ptr<TempDir> folder_;
   static LongRun run_;
+  static LongRun grouped_run_;  ///< the same students trained as one grouped network
 };
 std::unique_ptr<TempDir> ResumeStudents::folder_;
 LongRun ResumeStudents::run_;
+LongRun ResumeStudents::grouped_run_;
 
 /// Starts `msd sweep` of the long run into `folder` with `first_flags`, stops it with SIGINT once
 /// every student in `checkpointed` has a checkpoint, then runs the same sweep with `second_flags` to
@@ -306,6 +315,15 @@ TEST_F(ResumeStudents, StudentCheckpointsServeTheRunsProcessAndStudentProcessesA
 
   interrupt_and_resume(tmp, run_, "to_processes", {}, {"--student-jobs", "2"}, {0});
   EXPECT_THAT(read_text(tmp / "to_processes" / "runs" / "run-1" / "student-0.log"), HasSubstr("resumed at iteration"));
+}
+
+// Students trained as one grouped network checkpoint as one (checkpoint-student-0.pt holds both) and
+// resume to the students of the uninterrupted grouped run, byte for byte.
+TEST_F(ResumeStudents, AGroupedNetworkResumesToTheSameStudents) {
+  TempDir tmp;
+  const std::string resumed = interrupt_and_resume(tmp, grouped_run_, "grouped", {}, {}, {0});
+  EXPECT_THAT(resumed, HasSubstr("checkpoint-student-0.pt: students 0-1 of 2")) << resumed;
+  EXPECT_FALSE(fs::exists(tmp / "grouped" / "runs" / "run-1" / "checkpoint-student-1.pt"));
 }
 
 }  // namespace

@@ -39,9 +39,11 @@ class FixedStep final : public msd::StepContext {
   const msd::GeneratedBatch& generated() override { return generated_; }
   msd::PairedBatch paired() override { throw std::logic_error("not used by dm/adm"); }
   bool logs() const override { return logs_; }
+  const msd::Random& random(std::int64_t) const override { return random_; }
 
  private:
   bool logs_;
+  msd::Random random_{torch::kCPU};
   msd::NoisedBatch real_;
   msd::GeneratedBatch generated_;
 };
@@ -120,7 +122,7 @@ TEST_F(Adm, GeneratorGanTermMovesFakesTowardHigherLogits) {
   const torch::Tensor real = torch::full({8, 1, 8, 8}, 0.8);
   const torch::Tensor fake = torch::full({8, 1, 8, 8}, -0.8);
   std::vector<torch::Tensor> grads;
-  std::map<std::string, double> last;
+  msd::LoggedValues last;
   for (double gan_weight : {1.0, 0.0}) {
     torch::manual_seed(5);  // the same head initialisation and training noise for both
     auto adm = make("adm", {{"gan_weight", gan_weight}, {"disc_weight", 100.0}, {"fake_lr", 1e-3}});
@@ -131,7 +133,7 @@ TEST_F(Adm, GeneratorGanTermMovesFakesTowardHigherLogits) {
     seeded_loss(*adm, ctx).backward();
     grads.push_back(x.grad());
   }
-  ASSERT_GT(last["disc_real_logit"], last["disc_fake_logit"]);  // the discriminator tells them apart
+  ASSERT_GT(last["disc_real_logit"].item<double>(), last["disc_fake_logit"].item<double>());  // the discriminator tells them apart
   const torch::Tensor gan_grad = grads[0] - grads[1];
   ASSERT_GT(gan_grad.norm().item<double>(), 0.0);
   EXPECT_GT((-gan_grad * (real - fake)).sum().item<double>(), 0.0);
@@ -142,13 +144,13 @@ TEST_F(Adm, GeneratorGanTermMovesFakesTowardHigherLogits) {
 TEST_F(Adm, DiscriminatorStepPushesRealUpAndFakeDown) {
   auto adm = make("adm", {{"disc_weight", 100.0}, {"fake_lr", 1e-3}});
   FixedStep ctx(torch::full({8, 1, 8, 8}, 0.8), torch::full({8, 1, 8, 8}, -0.8));
-  std::map<std::string, double> first, second;
+  msd::LoggedValues first, second;
   for (auto* values : {&first, &second}) {
     torch::manual_seed(3);
     *values = adm->update_auxiliary(ctx);
   }
-  EXPECT_GT(second["disc_real_logit"] - second["disc_fake_logit"], first["disc_real_logit"] - first["disc_fake_logit"]);
-  EXPECT_LT(second["disc_loss"], first["disc_loss"]);
+  EXPECT_GT(second["disc_real_logit"].item<double>() - second["disc_fake_logit"].item<double>(), first["disc_real_logit"].item<double>() - first["disc_fake_logit"].item<double>());
+  EXPECT_LT(second["disc_loss"].item<double>(), first["disc_loss"].item<double>());
 }
 
 // dm's state (fake score and its optimizer, no head) loads into adm: with gan_weight 0 the resumed adm
@@ -196,7 +198,7 @@ TEST_F(Adm, UnrecordedIterationsTrainTheSameAndReturnNothing) {
       auto loss = std::string(name) == "adm" ? make(name, {{"fake_lr", 1e-2}, {"disc_weight", 1.0}})
                                              : make(name, {{"fake_lr", 1e-2}});
       FixedStep ctx(real, fake, logs);
-      std::map<std::string, double> values;
+      msd::LoggedValues values;
       for (int i = 0; i < 2; ++i) values = loss->update_auxiliary(ctx);
       EXPECT_EQ(values.empty(), !logs) << name;
       after.push_back(seeded_loss(*loss, ctx).item<double>());

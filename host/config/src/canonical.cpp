@@ -45,6 +45,9 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   for (CanonicalSection& section : hashed_sections) {
     if (section.name != "experiment") continue;
     for (const char* key : {"description", "results", "plugin_paths", "checkpoint_seconds"}) section.values.erase(key);
+    // Hashed only when students are grouped: a run made before the key existed keeps its hash.
+    const auto grouped = section.values.find("students_per_network");
+    if (grouped != section.values.end() && grouped->second == Value{std::int64_t{1}}) section.values.erase(grouped);
   }
   std::vector<const CanonicalSection*> hashed;
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);

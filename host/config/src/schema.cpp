@@ -33,6 +33,10 @@ std::vector<SectionSchema> make_schema() {
            key_real("checkpoint_seconds", 60.0,
                     "seconds between checkpoints of the student being trained (an interrupted run "
                     "resumes from the last one); 0: only when interrupted and after each student", 0.0),
+           key_int("students_per_network", 1,
+                   "students of a run trained at once as one grouped network (consecutive students; the same "
+                   "students as one at a time, up to rounding, in little more than one's time); 0: all K",
+                   0, kMaxThreads),
            key_string("device", "auto", "where tensors live; auto: cuda when available, else cpu",
                       {"auto", "cpu", "cuda"}),
            key_string("precision", "fp32",

@@ -550,6 +550,7 @@ void Validation::apply_host_values(RunConfig& run, const Values& experiment, con
   run.seed = value_or(experiment, "seed", run.seed);
   run.threads = value_or(experiment, "threads", run.threads);
   run.checkpoint_seconds = value_or(experiment, "checkpoint_seconds", run.checkpoint_seconds);
+  run.students_per_network = value_or(experiment, "students_per_network", run.students_per_network);
   run.device = value_or(experiment, "device", run.device);
   run.precision = value_or(experiment, "precision", run.precision);
   run.results = value_or(experiment, "results", run.results);

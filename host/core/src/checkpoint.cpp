@@ -38,13 +38,9 @@ Compute read_compute(torch::serialize::InputArchive& archive, const std::string&
   return {static_cast<std::int64_t>(v[0]), static_cast<std::int64_t>(v[1]), static_cast<std::int64_t>(v[2]), v[3]};
 }
 
-/// Torch's default generator on `device` (the CPU one for a CPU run), locked while `use` runs.
-template <typename Use>
-auto with_generator(const torch::Device& device, Use use) {
-  at::Generator generator =
-      at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return use(generator);
+/// Where member m's generator state is kept: "rng" for a student alone (as before groups existed).
+std::string generator_key(std::size_t members, std::size_t m) {
+  return members == 1 ? "rng" : "rng." + std::to_string(m);
 }
 
 }  // namespace
@@ -88,7 +84,15 @@ void Progress::finish_stage() {
   stage_seconds = 0.0;
 }
 
-void StudentCheckpoint::restore(const TrainingState& into, const torch::Device& device) try {
+void StudentCheckpoint::restore(const TrainingState& into) try {
+  const std::size_t members = into.generators.size();
+  torch::Tensor saved_members;
+  const std::int64_t saved = state.try_read("members", saved_members) ? saved_members.item<std::int64_t>() : 1;
+  if (saved != static_cast<std::int64_t>(members)) {
+    throw std::runtime_error(file.string() + " holds " + std::to_string(saved) + " students trained as one network, " +
+                             "but the run now trains " + std::to_string(members) +
+                             " per network: set experiment.students_per_network back, or " + RunFolder::kDamaged);
+  }
   torch::serialize::InputArchive net, optimizer;
   state.read("net", net);
   into.student.load(net);
@@ -99,9 +103,12 @@ void StudentCheckpoint::restore(const TrainingState& into, const torch::Device& 
     state.read("loss." + std::to_string(i), loss);
     into.losses[i]->load(loss);
   }
-  torch::Tensor rng;
-  state.read("rng", rng);
-  with_generator(device, [&](at::Generator& g) { g.set_state(rng.to(torch::kCPU)); });
+  for (std::size_t m = 0; m < members; ++m) {
+    torch::Tensor rng;
+    state.read(generator_key(members, m), rng);
+    std::lock_guard<std::mutex> lock(into.generators[m].mutex());
+    into.generators[m].set_state(rng.to(torch::kCPU));
+  }
 } catch (const c10::Error& error) {
   throw std::runtime_error(file.string() + " does not fit this stage's student, optimizer or losses (" +
                            text::first_line(error.what_without_backtrace()) + "); " + RunFolder::kDamaged);
@@ -159,7 +166,12 @@ void RunFolder::save_student(const Progress& position, const TrainingState& stat
     state.losses[i]->save(loss);
     archive.write("loss." + std::to_string(i), loss);
   }
-  archive.write("rng", with_generator(device_, [](at::Generator& g) { return g.get_state(); }));
+  const std::size_t members = state.generators.size();
+  if (members != 1) write_int(archive, "members", static_cast<std::int64_t>(members));
+  for (std::size_t m = 0; m < members; ++m) {
+    std::lock_guard<std::mutex> lock(state.generators[m].mutex());
+    archive.write(generator_key(members, m), state.generators[m].get_state());
+  }
   save_archive(archive, student_checkpoint(position.student));
 }
 

@@ -84,6 +84,7 @@ class RunExecution {
 
   /// The run: its teacher evaluated, or its students distilled and evaluated.
   void execute() {
+    if (config_.distill.enabled && group_size(0) > 1) check_losses_train_groups();  // before any work
     if (!resume_) set_aside_stale_folder();
     store_.set_tag(run_id_, "threads", std::to_string(set_threads()));
     prepare();
@@ -107,8 +108,9 @@ class RunExecution {
                     static_cast<std::int64_t>(ensemble.students().size())});
   }
 
-  /// The work of one student process of --student-jobs (see Runner::train_student): the same
-  /// student, from the same seed phase, as the run's own process would train.
+  /// The work of one student process of --student-jobs (see Runner::train_student): the students
+  /// trained as one network from student k on, from the same seed phases, as the run's own process
+  /// would train them.
   void train_one_student(std::int64_t k) {
     set_threads();
     prepare();
@@ -117,14 +119,16 @@ class RunExecution {
       throw std::invalid_argument("student " + std::to_string(k) + ": run " + std::to_string(run_id_) + " has " +
                                   std::to_string(plan.cells.size()) + " students");
     }
-    std::shared_ptr<Denoiser> net = build_student(plan, k);
+    StudentGroup group = build_group(plan, k);
     Progress progress;
     progress.student = k;
-    const Compute spent = trainer(plan).train(plan.cells[static_cast<size_t>(k)], *net, progress, folder_.read_student(k));
-    save_weights(*net, folder_.student_weights(k));
-    // Curves first: the done file tells the run's process that the student is finished.
+    const Compute spent = trainer(plan).train(group, progress, folder_.read_student(k));
+    const std::vector<std::shared_ptr<Denoiser>> students = members_of(group);
+    for (size_t m = 0; m < students.size(); ++m) save_weights(*students[m], folder_.student_weights(k + m));
+    // Curves first: the done files tell the run's process that the students are finished. The first
+    // member's is written last, so that it stands for all of them.
     monitor_.flush();
-    folder_.save_student_done(k, spent);
+    for (auto m = static_cast<std::int64_t>(students.size()) - 1; m >= 0; --m) folder_.save_student_done(k + m, spent);
     folder_.remove_student_checkpoint(k);
   }
 
@@ -230,6 +234,61 @@ class RunExecution {
     return plan.build(k, *teacher_.net, *data_, *teacher_plugin_);
   }
 
+  /// How many students train as one network from student `first` on (experiment.students_per_network).
+  std::int64_t group_size(std::int64_t first) const {
+    const std::int64_t per = config_.students_per_network == 0 ? config_.k : config_.students_per_network;
+    return std::min(per, config_.k - first);
+  }
+
+  /// The students trained as one network from student `first` on, each built from its own seed phase
+  /// and given a generator cloned from the default one right after (msd/random.h), so that a member
+  /// of a group draws what it would trained alone.
+  StudentGroup build_group(const StudentPlan& plan, std::int64_t first) {
+    const std::int64_t size = group_size(first);
+    if (size > 1) check_losses_train_groups();
+    StudentGroup group;
+    group.first = first;
+    std::vector<std::shared_ptr<Denoiser>> students;
+    for (std::int64_t k = first; k < first + size; ++k) {
+      students.push_back(build_student(plan, k));
+      group.cells.push_back(plan.cells[static_cast<size_t>(k)]);
+      group.generators.push_back(at::globalContext().defaultGenerator(device_.is_cuda() ? device_ : torch::kCPU).clone());
+    }
+    if (size == 1) {
+      group.network = students.front();
+      return group;
+    }
+    std::vector<const Denoiser*> members;
+    for (const auto& student : students) members.push_back(student.get());
+    group.network = students.front()->group(members);
+    if (!group.network) {
+      throw std::invalid_argument("experiment.students_per_network = " + std::to_string(config_.students_per_network) +
+                                  ": the networks of student plugin '" + config_.student.plugin +
+                                  "' have no grouped form (Denoiser::group); set it to 1");
+    }
+    return group;
+  }
+
+  void check_losses_train_groups() const {
+    for (size_t s = 0; s < config_.stages.size(); ++s) {
+      for (const LossConfig& l : config_.stages[s].losses) {
+        if (registry_.find(PluginKind::loss, l.plugin)->loss.trains_groups) continue;
+        throw std::invalid_argument("experiment.students_per_network = " +
+                                    std::to_string(config_.students_per_network) + ": the loss '" + l.plugin +
+                                    "' of stage '" + config_.stages[s].name +
+                                    "' cannot train a grouped network (LossTraits::trains_groups); set it to 1");
+      }
+    }
+  }
+
+  /// The trained students of `group` as ordinary networks.
+  static std::vector<std::shared_ptr<Denoiser>> members_of(const StudentGroup& group) {
+    if (group.size() == 1) return {group.network};
+    std::vector<std::shared_ptr<Denoiser>> students;
+    for (std::int64_t m = 0; m < group.size(); ++m) students.push_back(group.network->member(m));
+    return students;
+  }
+
   StudentTrainer trainer(const StudentPlan& plan) {
     return StudentTrainer({config_, registry_, *data_, *teacher_.net, *teacher_plugin_, *plan.plugin,
                            pairs_ ? &pairs_->pairs : nullptr, device_, monitor_, folder_, log_, phase_});
@@ -244,25 +303,36 @@ class RunExecution {
     Progress progress = resume_ ? read_finished_students() : Progress{};
     const auto start = Clock::now();
     take_finished_students(progress);
-    if (workspace_.student_jobs > 1 && config_.k - progress.student > 1) train_in_student_processes(progress);
+    if (workspace_.student_jobs > 1 && config_.k - progress.student > group_size(progress.student)) {
+      train_in_student_processes(progress);
+    }
     StudentTrainer train = trainer(plan);
     std::vector<StudentSlot> slots;
     std::vector<results::MetricRow> rows;
     Compute total;
-    for (size_t k = 0; k < plan.cells.size(); ++k) {
-      const auto index = static_cast<std::int64_t>(k);
-      take_finished_students(progress);  // student processes of an earlier attempt may have finished any
-      std::shared_ptr<Denoiser> net = build_student(plan, index);
-      const Compute spent = index < progress.student ? load_student(*net, index, progress)
-                                                     : train_student(train, plan.cells[k], *net, progress);
+    const auto record = [&](std::int64_t k, const std::shared_ptr<Denoiser>& net, const Compute& spent) {
       net->eval();
       const std::string scope = "student:" + std::to_string(k);
       spent.log(rows, scope);
       rows.push_back({"params", 0, static_cast<double>(count_parameters(*net)), scope});
       rows.push_back({"flops_forward", 0, count_network_flops(*net, data_->sample_shape(), device_).forward, scope});
       total.add(spent);
-      store_.add_artifact(run_id_, {"student", folder_.student_weights(index).string()});
-      slots.push_back({plan.cells[k], net});
+      store_.add_artifact(run_id_, {"student", folder_.student_weights(k).string()});
+      slots.push_back({plan.cells[static_cast<size_t>(k)], net});
+    };
+    for (std::int64_t k = 0; k < config_.k;) {
+      take_finished_students(progress);  // student processes of an earlier attempt may have finished any
+      if (k < progress.student) {
+        std::shared_ptr<Denoiser> net = build_student(plan, k);
+        record(k, net, load_student(*net, k, progress));
+        ++k;
+        continue;
+      }
+      StudentGroup group = build_group(plan, k);
+      const Compute spent = train_students(train, group, progress);
+      const std::vector<std::shared_ptr<Denoiser>> students = members_of(group);
+      for (size_t m = 0; m < students.size(); ++m) record(k + static_cast<std::int64_t>(m), students[m], spent);
+      k += group.size();
     }
     total.log(rows, "");
     rows.push_back({"train.wall_seconds", 0, seconds_since(start), ""});
@@ -279,16 +349,18 @@ class RunExecution {
     return progress.students_spent.at(static_cast<size_t>(k));
   }
 
-  /// Trains student `progress.student` here, from its checkpoint when it has one, saves it and records
-  /// it as finished.
-  Compute train_student(StudentTrainer& train, const Cell& cell, Denoiser& net, Progress& progress) {
-    const std::int64_t k = progress.student;
-    const Compute spent = train.train(cell, net, progress, folder_.read_student(k));
-    save_weights(net, folder_.student_weights(k));
-    progress.finish_student(spent);
-    monitor_.flush();  // a resumed run does not train this student again: its curves must be stored now
+  /// Trains `group` here, from its checkpoint when it has one, saves its students and records them as
+  /// finished. Returns the compute each spent.
+  Compute train_students(StudentTrainer& train, StudentGroup& group, Progress& progress) {
+    const Compute spent = train.train(group, progress, folder_.read_student(group.first));
+    const std::vector<std::shared_ptr<Denoiser>> students = members_of(group);
+    for (size_t m = 0; m < students.size(); ++m) {
+      save_weights(*students[m], folder_.student_weights(group.first + static_cast<std::int64_t>(m)));
+      progress.finish_student(spent);
+    }
+    monitor_.flush();  // a resumed run does not train these students again: their curves must be stored now
     folder_.save_finished(progress);
-    folder_.remove_student_checkpoint(k);
+    folder_.remove_student_checkpoint(group.first);
     return spent;
   }
 
@@ -324,14 +396,15 @@ class RunExecution {
     if (workspace_.student_command.empty()) {
       throw std::logic_error("--student-jobs: the runner was given no student command");
     }
-    std::vector<std::int64_t> students;
-    for (std::int64_t k = progress.student; k < config_.k; ++k) {
+    std::vector<std::int64_t> students;  // the first of each group of students trained as one network
+    for (std::int64_t k = progress.student; k < config_.k; k += group_size(k)) {
       if (!folder_.student_done(k)) students.push_back(k);
     }
     const auto jobs = std::min<std::int64_t>(workspace_.student_jobs, static_cast<std::int64_t>(students.size()));
     const std::int64_t threads = std::max<std::int64_t>(1, cores() / jobs);
     std::filesystem::create_directories(folder_.path());
-    log_ << "training " << students.size() << " students in " << jobs << " processes at once (logs: "
+    log_ << "training " << students.size() << (group_size(students.front()) > 1 ? " groups of students" : " students")
+         << " in " << jobs << " processes at once (logs: "
          << (folder_.path() / "student-*.log").string() << ")\n";
     std::vector<ChildJob> children;
     for (const std::int64_t k : students) {
@@ -366,7 +439,11 @@ class RunExecution {
       block.clear();
       log_ << message << "\n";
     };
-    const auto name = [&students](std::size_t job) { return "student " + std::to_string(students[job]); };
+    const auto name = [this, &students](std::size_t job) {
+      const std::int64_t k = students[job], size = group_size(k);
+      return size == 1 ? "student " + std::to_string(k)
+                       : "students " + std::to_string(k) + "-" + std::to_string(k + size - 1);
+    };
     Supervision supervision;
     supervision.parallel = jobs;
     supervision.stop_on_failure = true;

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <mutex>
+#include <numeric>
 #include <ostream>
 #include <sstream>
 
@@ -29,21 +31,40 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
   return t.pin_memory().to(device, /*non_blocking=*/true);
 }
 
-/// The per-iteration view of one student's training that losses read (see msd/loss.h). Each batch is
-/// drawn on first use and shared by every loss of the iteration.
+/// Runs `draw` with torch's default CPU generator in the state of `generator` (a member's), and keeps
+/// the state it leaves: Dataset::sample draws from the default generator, and a member's samples must
+/// come from its own. A CUDA member's generator cannot lend its state to the CPU: its samples come
+/// from the default generator as they are.
+template <typename Draw>
+auto with_member_generator(at::Generator& generator, Draw draw) {
+  if (generator.device().type() != c10::DeviceType::CPU) return draw();
+  at::Generator global = at::detail::getDefaultCPUGenerator();  // not locked: sampling locks it
+  const torch::Tensor own = global.get_state();
+  global.set_state(generator.get_state());
+  auto result = draw();
+  generator.set_state(global.get_state());
+  global.set_state(own);
+  return result;
+}
+
+/// The per-iteration view of one student's training (or one group's) that losses read (see
+/// msd/loss.h). Each batch is drawn on first use and shared by every loss of the iteration; a group's
+/// batches are its members' blocks, each drawn from the member's generator.
 class StepContextImpl final : public StepContext {
  public:
   struct Fixed {
     Dataset* data;
     Denoiser* teacher;
     Denoiser* student;
-    const Cell* cell;
+    std::vector<const Cell*> cells;          // one per member
+    std::vector<at::Generator>* generators;  // one per member
+    std::vector<Random> random;              // one per member, drawing from `generators`
     StudentType type;
     double generator_sigma;
     double outside_cell_p;
-    std::int64_t batch;
+    std::int64_t batch;                      // per member
     torch::Device device;
-    const TeacherPairs* pairs;  // this student's pairs, or nullptr
+    std::vector<const TeacherPairs*> pairs;  // each member's pairs, or none
   };
 
   StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates, bool logs)
@@ -52,19 +73,13 @@ class StepContextImpl final : public StepContext {
   std::int64_t iteration() const override { return iteration_; }
   bool updates_student() const override { return updates_; }
   bool logs() const override { return logs_; }
+  const Random& random(std::int64_t member) const override { return f_.random.at(static_cast<size_t>(member)); }
 
   const NoisedBatch& noised_real() override {
     if (!noised_) {
-      Batch b = f_.data->sample(f_.batch, f_.cell->classes);
-      NoisedBatch n;
-      n.x0 = to_device(b.x, f_.device);
-      n.labels = to_device(b.labels, f_.device);
-      n.sigma = draw_sigma();
-      n.noise = torch::randn_like(n.x0);
-      std::vector<std::int64_t> shape(static_cast<size_t>(n.x0.dim()), 1);
-      shape[0] = n.x0.size(0);
-      n.xt = n.x0 + n.noise * n.sigma.view(shape);
-      noised_ = std::move(n);
+      std::vector<NoisedBatch> blocks;
+      for (size_t m = 0; m < f_.cells.size(); ++m) blocks.push_back(noised_block(m));
+      noised_ = blocks.size() == 1 ? blocks.front() : concatenate(blocks);
     }
     return *noised_;
   }
@@ -93,45 +108,84 @@ class StepContextImpl final : public StepContext {
     }
     if (!generated_) {
       GeneratedBatch g;
-      g.labels = class_labels(f_.batch);
       std::vector<std::int64_t> shape = f_.data->sample_shape();
       shape.insert(shape.begin(), f_.batch);
-      g.noise = torch::randn(shape, torch::TensorOptions().device(f_.device));
+      std::vector<torch::Tensor> labels, noise;
+      for (size_t m = 0; m < f_.cells.size(); ++m) {
+        labels.push_back(class_labels(m));
+        noise.push_back(f_.random[m].normal(shape));
+      }
+      g.labels = joined(labels);
+      g.noise = joined(noise);
       torch::AutoGradMode grad(updates_);
       const double s = f_.generator_sigma;
-      g.x = f_.student->denoise(g.noise * s, torch::full({f_.batch}, s, g.noise.options()), g.labels);
+      g.x = f_.student->denoise(g.noise * s, torch::full({g.noise.size(0)}, s, g.noise.options()), g.labels);
       generated_ = std::move(g);
     }
     return *generated_;
   }
 
   PairedBatch paired() override {
-    if (f_.pairs == nullptr || f_.pairs->empty()) {
-      throw std::logic_error("a loss asked for teacher pairs but none were made for this student");
+    std::vector<torch::Tensor> noise, labels, target;
+    for (size_t m = 0; m < f_.cells.size(); ++m) {
+      const TeacherPairs* pairs = f_.pairs.empty() ? nullptr : f_.pairs[m];
+      if (pairs == nullptr || pairs->empty()) {
+        throw std::logic_error("a loss asked for teacher pairs but none were made for this student");
+      }
+      torch::Tensor index = f_.random[m].integers(0, pairs->labels.size(0), {f_.batch});
+      noise.push_back(pairs->noise.index_select(0, index));
+      labels.push_back(pairs->labels.index_select(0, index));
+      target.push_back(pairs->target.index_select(0, index));
     }
-    torch::Tensor index = torch::randint(f_.pairs->labels.size(0), {f_.batch},
-                                         torch::TensorOptions().dtype(torch::kInt64).device(f_.device));
-    return {f_.pairs->noise.index_select(0, index), f_.pairs->labels.index_select(0, index),
-            f_.pairs->target.index_select(0, index)};
+    return {joined(noise), joined(labels), joined(target)};
   }
 
  private:
-  torch::Tensor class_labels(std::int64_t n) const {
-    const auto& classes = f_.cell->classes;
-    if (classes.empty()) {
-      return to_device(torch::randint(f_.data->num_classes(), {n}, torch::TensorOptions().dtype(torch::kInt64)), f_.device);
-    }
-    torch::Tensor allowed = torch::tensor(classes, torch::kInt64);
-    return to_device(allowed.index_select(0, torch::randint(allowed.numel(), {n}, torch::kInt64)), f_.device);
+  static torch::Tensor joined(const std::vector<torch::Tensor>& blocks) {
+    return blocks.size() == 1 ? blocks.front() : torch::cat(blocks);
   }
 
-  /// O2MKD: with probability 1 - p a level inside the student's cell, else any level from EDM's prior.
-  torch::Tensor draw_sigma() const {
-    const Cell& c = *f_.cell;
-    torch::Tensor prior = edm::sample_training_sigma(f_.batch, edm::kPMean, edm::kPStd, f_.device);
+  static NoisedBatch concatenate(const std::vector<NoisedBatch>& blocks) {
+    const auto field = [&](torch::Tensor NoisedBatch::*member) {
+      std::vector<torch::Tensor> parts;
+      for (const NoisedBatch& b : blocks) parts.push_back(b.*member);
+      return torch::cat(parts);
+    };
+    return {field(&NoisedBatch::x0), field(&NoisedBatch::labels), field(&NoisedBatch::sigma),
+            field(&NoisedBatch::noise), field(&NoisedBatch::xt)};
+  }
+
+  /// Member m's real data, noised.
+  NoisedBatch noised_block(size_t m) {
+    Batch b = with_member_generator((*f_.generators)[m], [&] { return f_.data->sample(f_.batch, f_.cells[m]->classes); });
+    NoisedBatch n;
+    n.x0 = to_device(b.x, f_.device);
+    n.labels = to_device(b.labels, f_.device);
+    n.sigma = draw_sigma(m);
+    n.noise = f_.random[m].normal_like(n.x0);
+    std::vector<std::int64_t> shape(static_cast<size_t>(n.x0.dim()), 1);
+    shape[0] = n.x0.size(0);
+    n.xt = n.x0 + n.noise * n.sigma.view(shape);
+    return n;
+  }
+
+  /// Member m's class labels: uniform over its cell's classes (all classes when it lists none).
+  torch::Tensor class_labels(size_t m) const {
+    const auto& classes = f_.cells[m]->classes;
+    const Random& random = f_.random[m];
+    if (classes.empty()) return random.integers(0, f_.data->num_classes(), {f_.batch});
+    torch::Tensor allowed = torch::tensor(classes, torch::kInt64).to(f_.device);
+    return allowed.index_select(0, random.integers(0, allowed.numel(), {f_.batch}));
+  }
+
+  /// O2MKD: with probability 1 - p a level inside member m's cell, else any level from EDM's prior.
+  torch::Tensor draw_sigma(size_t m) const {
+    const Cell& c = *f_.cells[m];
+    const Random& random = f_.random[m];
+    torch::Tensor prior = edm::sample_training_sigma(f_.batch, edm::kPMean, edm::kPStd, random);
     if (c.sigma_lo <= 0.0 && std::isinf(c.sigma_hi)) return prior;
-    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, edm::kPMean, edm::kPStd, c.sigma_lo, c.sigma_hi, f_.device);
-    torch::Tensor outside = torch::rand({f_.batch}, torch::TensorOptions().device(f_.device)) < f_.outside_cell_p;
+    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, edm::kPMean, edm::kPStd, c.sigma_lo, c.sigma_hi, random);
+    torch::Tensor outside = random.uniform({f_.batch}) < f_.outside_cell_p;
     return torch::where(outside, prior, inside);
   }
 
@@ -156,11 +210,13 @@ void hand_on(const Loss& from, Loss& to) {
 }
 
 /// One step of the student on `ctx`: the weighted sum of the losses' student_loss(), backpropagated
-/// once, clipped and applied, at the warmed-up learning rate. Returns each loss's value when `log_now`.
-std::vector<double> step_student(const StageConfig& stage, StepContextImpl& ctx, std::vector<std::unique_ptr<Loss>>& losses,
-                                 msd::AdamW& optimizer, const std::vector<torch::Tensor>& trained, std::int64_t updates,
-                                 bool log_now, const torch::Device& device) {
-  std::vector<double> values(losses.size(), 0.0);
+/// once, clipped (per member of a group) and applied, at the warmed-up learning rate. Returns each
+/// loss's value (0-dim, or [K] for a group of K), detached, when `log_now`.
+std::vector<torch::Tensor> step_student(const StageConfig& stage, StepContextImpl& ctx,
+                                        std::vector<std::unique_ptr<Loss>>& losses, msd::AdamW& optimizer,
+                                        const std::vector<torch::Tensor>& trained, std::int64_t members,
+                                        std::int64_t updates, bool log_now, const torch::Device& device) {
+  std::vector<torch::Tensor> values(losses.size());
   const double warm = stage.warmup > 0 ? std::min(1.0, static_cast<double>(updates + 1) / stage.warmup) : 1.0;
   for (auto& group : optimizer.param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stage.lr * warm);
@@ -168,12 +224,13 @@ std::vector<double> step_student(const StageConfig& stage, StepContextImpl& ctx,
   torch::Tensor objective = torch::zeros({}, torch::TensorOptions().device(device));
   for (size_t i = 0; i < losses.size(); ++i) {
     torch::Tensor value = losses[i]->student_loss(ctx);
-    objective = objective + stage.losses[i].weight * value;
-    if (log_now) values[i] = value.item<double>();
+    // A group's members each get the gradient of their own loss from the sum.
+    objective = objective + stage.losses[i].weight * (value.dim() == 0 ? value : value.sum());
+    if (log_now) values[i] = value.detach();
   }
   optimizer.zero_grad();
   objective.backward();
-  if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip);
+  if (stage.grad_clip > 0) msd::clip_grad_norm(trained, stage.grad_clip, members);
   optimizer.step();
   return values;
 }
@@ -206,18 +263,18 @@ class CycleFlops {
 
 }  // namespace
 
-/// One stage of one student, as train_stage runs it.
+/// One stage of one student (or group), as train_stage runs it.
 struct StudentTrainer::Stage {
   std::int64_t index;
   const StageConfig& config;
-  StageBudget budget;
-  const Cell& cell;
-  Denoiser& student;
-  const TeacherPairs& pairs;  ///< the student's pairs (empty when no loss uses them)
-  std::int64_t k;             ///< the student
-  std::string what;           ///< "student 2 of 4, dm": progress lines and errors
-  std::string scope;          ///< "student:2": the scope of its curves
+  StageBudget budget;       ///< each member's
+  StudentGroup& group;
+  const std::vector<TeacherPairs>& pairs;  ///< each member's pairs (none when no loss uses them)
+  std::string what;         ///< "student 2 of 4, dm" or "students 0-3 of 4, dm": progress lines and errors
   std::vector<std::unique_ptr<Loss>>& losses;  ///< in: the previous stage's; out: this stage's
+
+  /// "student:2": the scope of member m's curves.
+  std::string scope(std::int64_t m) const { return "student:" + std::to_string(group.first + m); }
 };
 
 StageBudget stage_budget(const RunConfig& config, const StageConfig& stage) {
@@ -232,26 +289,43 @@ StageBudget stage_budget(const RunConfig& config, const StageConfig& stage) {
   return budget;
 }
 
-Compute StudentTrainer::train(const Cell& cell, Denoiser& student, Progress& progress,
-                              std::optional<StudentCheckpoint> resume) {
+namespace {
+
+/// "student 2 of 4" or "students 0-3 of 4".
+std::string group_name(const StudentGroup& group, std::int64_t k) {
+  const std::string of = " of " + std::to_string(k);
+  if (group.size() == 1) return "student " + std::to_string(group.first) + of;
+  return "students " + std::to_string(group.first) + "-" + std::to_string(group.first + group.size() - 1) + of;
+}
+
+/// Element `m` of a logged value: the value itself when 0-dim, else member m's.
+double member_value(const torch::Tensor& value, std::int64_t m) {
+  return value.dim() == 0 ? value.item<double>() : value[m].item<double>();
+}
+
+}  // namespace
+
+Compute StudentTrainer::train(StudentGroup& group, Progress& progress, std::optional<StudentCheckpoint> resume) {
   if (resume) {
     progress.resume_at(resume->position);
-    c_.log << "resuming from " << resume->file.string() << ": student " << progress.student << ", stage "
+    c_.log << "resuming from " << resume->file.string() << ": " << group_name(group, c_.config.k) << ", stage "
            << progress.stage << ", iteration " << progress.iteration << "\n";
   }
-  student.to(c_.device);
-  student.train();
+  group.network->to(c_.device);
+  group.network->train();
   const bool split = c_.config.distill.pairs_split != "shared";
-  const TeacherPairs pairs = c_.pairs == nullptr ? TeacherPairs{} : split ? c_.pairs->of_classes(cell.classes) : *c_.pairs;
+  std::vector<TeacherPairs> pairs;
+  for (const Cell& cell : group.cells) {
+    if (c_.pairs != nullptr) pairs.push_back(split ? c_.pairs->of_classes(cell.classes) : *c_.pairs);
+  }
   Compute spent = progress.student_spent;
   std::vector<std::unique_ptr<Loss>> losses;
   for (std::int64_t s = progress.stage; s < static_cast<std::int64_t>(c_.config.stages.size()); ++s) {
     progress.stage = s;
     progress.student_spent = spent;
     const StageConfig& config = c_.config.stages[static_cast<size_t>(s)];
-    const std::string k = std::to_string(progress.student);
-    Stage stage{s, config, stage_budget(c_.config, config), cell, student, pairs, progress.student,
-                "student " + k + " of " + std::to_string(c_.config.k) + ", " + config.name, "student:" + k, losses};
+    Stage stage{s, config, stage_budget(c_.config, config), group, pairs,
+                group_name(group, c_.config.k) + ", " + config.name, losses};
     spent.add(train_stage(stage, progress, resume));
     progress.finish_stage();
   }
@@ -261,24 +335,31 @@ Compute StudentTrainer::train(const Cell& cell, Denoiser& student, Progress& pro
 Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume) {
   const StageConfig& config = stage.config;
   const auto [steps, batch] = stage.budget;
+  const std::int64_t members = stage.group.size();
+  Denoiser& student = *stage.group.network;
   c_.phase = stage.what;
   std::vector<std::unique_ptr<Loss>> losses = make_losses(stage, stage.losses);
-  std::vector<torch::Tensor> trained = stage.student.parameters();
+  std::vector<torch::Tensor> trained = student.parameters();
   for (auto& loss : losses) {
     for (const torch::Tensor& p : loss->extra_parameters()) trained.push_back(p);
   }
   msd::AdamW optimizer(trained, torch::optim::AdamWOptions(config.lr)
                                     .betas({config.beta1, config.beta2})
                                     .weight_decay(config.weight_decay));
-  const TrainingState state{stage.student, optimizer, losses};
+  const TrainingState state{student, optimizer, losses, stage.group.generators};
   if (resume) {
-    resume->restore(state, c_.device);
+    resume->restore(state);
     resume.reset();
     c_.log << stage.what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
   }
-  const StepContextImpl::Fixed fixed{&c_.data, &c_.teacher, &stage.student, &stage.cell, c_.student_plugin.type(),
-                                     c_.student_plugin.generator_sigma(), c_.config.distill.outside_cell_p, batch,
-                                     c_.device, stage.pairs.empty() ? nullptr : &stage.pairs};
+  StepContextImpl::Fixed fixed{&c_.data, &c_.teacher, &student, {}, &stage.group.generators, {},
+                               c_.student_plugin.type(), c_.student_plugin.generator_sigma(),
+                               c_.config.distill.outside_cell_p, batch, c_.device, {}};
+  for (std::int64_t m = 0; m < members; ++m) {
+    fixed.cells.push_back(&stage.group.cells[static_cast<size_t>(m)]);
+    fixed.random.emplace_back(c_.device, stage.group.generators[static_cast<size_t>(m)]);
+    if (!stage.pairs.empty()) fixed.pairs.push_back(&stage.pairs[static_cast<size_t>(m)]);
+  }
   // Curves and progress are taken on student-update iterations (about 100 points per stage), so
   // every logged point has the student's losses, whatever the two-time-scale ratio.
   const std::int64_t log_every = std::max<std::int64_t>(1, (steps + config.update_every - 1) / config.update_every / 100);
@@ -302,11 +383,13 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
     const bool updates_student = it % config.update_every == 0;
     const bool log_now = updates_student && (updates % log_every == 0 || it + config.update_every >= steps);
     StepContextImpl ctx(fixed, it, updates_student, log_now);
-    std::vector<double> values(losses.size(), 0.0);
-    if (updates_student) values = step_student(config, ctx, losses, optimizer, trained, updates++, log_now, c_.device);
-    std::map<std::string, double> aux;
+    std::vector<torch::Tensor> values(losses.size());
+    if (updates_student) {
+      values = step_student(config, ctx, losses, optimizer, trained, members, updates++, log_now, c_.device);
+    }
+    LoggedValues aux;
     for (auto& loss : losses) {
-      for (const auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
+      for (auto& [name, value] : loss->update_auxiliary(ctx)) aux[name] = value;
     }
     flops.after(it);
     try {
@@ -326,11 +409,15 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
   }
   c_.monitor.finish_line();
   stage.losses = std::move(losses);
-  const Compute spent{steps, updates, steps * batch, progress.stage_seconds + seconds_since(start)};
+  // A group's time is shared equally among its members; each ran every iteration on its own batch.
+  const double seconds = (progress.stage_seconds + seconds_since(start)) / static_cast<double>(members);
+  const Compute spent{steps, updates, steps * batch, seconds};
   if (flops.per_iteration() && spent.seconds > 0) {
-    const double total = *flops.per_iteration() * static_cast<double>(steps);
-    c_.monitor.metric("train." + config.name + ".flops", 0, total, stage.scope);
-    c_.monitor.metric("train." + config.name + ".flops_per_second", 0, total / spent.seconds, stage.scope);
+    const double total = *flops.per_iteration() * static_cast<double>(steps) / static_cast<double>(members);
+    for (std::int64_t m = 0; m < members; ++m) {
+      c_.monitor.metric("train." + config.name + ".flops", 0, total, stage.scope(m));
+      c_.monitor.metric("train." + config.name + ".flops_per_second", 0, total / spent.seconds, stage.scope(m));
+    }
   }
   return spent;
 }
@@ -338,12 +425,12 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
 LossSetup StudentTrainer::loss_setup(const Stage& stage) const {
   LossSetup setup;
   setup.teacher = &c_.teacher;
-  setup.student = &stage.student;
+  setup.student = stage.group.network.get();
   setup.student_type = c_.student_plugin.type();
   setup.generator_sigma = c_.student_plugin.generator_sigma();
-  setup.student_index = stage.k;
-  setup.cell = stage.cell;
-  setup.members = {stage.cell};
+  setup.student_index = stage.group.first;
+  setup.cell = stage.group.cells.front();
+  setup.members = stage.group.cells;
   setup.data = &c_.data;
   setup.stage = stage.config.name;
   setup.stage_steps = stage.budget.steps;
@@ -379,29 +466,40 @@ std::vector<std::unique_ptr<Loss>> StudentTrainer::make_losses(const Stage& stag
   return losses;
 }
 
-double StudentTrainer::log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<double>& values,
-                                     const std::map<std::string, double>& aux) const {
+double StudentTrainer::log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<torch::Tensor>& values,
+                                     const LoggedValues& aux) const {
   const StageConfig& config = stage.config;
-  const auto fail = [&](const std::string& loss, double value) {
-    throw std::runtime_error(stage.what + ", iteration " + std::to_string(iteration) + ": " + loss + " is " +
+  const std::int64_t members = stage.group.size();
+  const auto fail = [&](std::int64_t m, const std::string& loss, double value) {
+    const std::string who = members == 1 ? "" : " (student " + std::to_string(stage.group.first + m) + ")";
+    throw std::runtime_error(stage.what + ", iteration " + std::to_string(iteration) + ": " + loss + who + " is " +
                              number_text(value) + ", so the weights it trains are lost; lower stage." +
                              std::to_string(stage.index) + ".lr (" + number_text(config.lr) +
                              ") or the loss weights of stage '" + config.name + "'");
   };
-  // All checked before any is recorded: a failed iteration leaves no point of its curves.
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) fail("the loss '" + config.losses[i].plugin + "'", values[i]);
+  // Read and checked before any is recorded: a failed iteration leaves no point of its curves.
+  std::vector<std::vector<std::pair<std::string, double>>> points(static_cast<size_t>(members));
+  std::vector<double> shown(static_cast<size_t>(members), 0.0);
+  for (std::int64_t m = 0; m < members; ++m) {
+    auto& point = points[static_cast<size_t>(m)];
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double v = member_value(values[i], m);
+      if (!std::isfinite(v)) fail(m, "the loss '" + config.losses[i].plugin + "'", v);
+      point.emplace_back(config.losses[i].plugin, v);
+      shown[static_cast<size_t>(m)] += config.losses[i].weight * v;
+    }
+    for (const auto& [name, value] : aux) {
+      const double v = member_value(value, m);
+      if (!std::isfinite(v)) fail(m, "the auxiliary value '" + name + "'", v);
+      point.emplace_back(name, v);
+    }
   }
-  for (const auto& [name, value] : aux) {
-    if (!std::isfinite(value)) fail("the auxiliary value '" + name + "'", value);
+  for (std::int64_t m = 0; m < members; ++m) {
+    for (const auto& [name, v] : points[static_cast<size_t>(m)]) {
+      c_.monitor.metric("train." + config.name + "." + name, iteration, v, stage.scope(m));
+    }
   }
-  double shown = 0.0;
-  for (size_t i = 0; i < values.size(); ++i) {
-    c_.monitor.metric("train." + config.name + "." + config.losses[i].plugin, iteration, values[i], stage.scope);
-    shown += config.losses[i].weight * values[i];
-  }
-  for (const auto& [name, value] : aux) c_.monitor.metric("train." + config.name + "." + name, iteration, value, stage.scope);
-  return shown;
+  return std::accumulate(shown.begin(), shown.end(), 0.0) / static_cast<double>(members);
 }
 
 }  // namespace msd::host

@@ -99,6 +99,7 @@ struct RunConfig {
   std::int64_t seed = 0;
   std::int64_t threads = 0;            ///< 0: every core
   double checkpoint_seconds = 60.0;    ///< between student checkpoints; 0: at interrupts and student ends
+  std::int64_t students_per_network = 1;  ///< students trained as one grouped network; 0: all K
   std::string device = "auto";         ///< "auto", "cpu", "cuda"
   std::string precision = "fp32";      ///< "fp32", or "bf16": autocast of forward passes (DMD2 trains in bf16)
   std::string results;                 ///< database path from experiment.results (may be empty)

@@ -3,7 +3,8 @@
 //   checkpoint.pt                  the run's: the finished students and their compute, after each student
 //   checkpoint-student-<k>.pt      student k's mid-stage state: stage, iteration, compute so far, weights,
 //                                  optimizer, losses' auxiliary state and random generators; written every
-//                                  experiment.checkpoint_seconds and when the run is interrupted
+//                                  experiment.checkpoint_seconds and when the run is interrupted. For a
+//                                  grouped network whose first member is student k, the group's state.
 //   student-<k>.pt                 student k's trained weights
 //   student-<k>.compute.pt         student k's compute, written by a student process when it is finished
 // The run's process and a student process (--student-jobs) write the same student checkpoint, so a run
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
@@ -65,11 +67,12 @@ struct Progress {
   void finish_stage();
 };
 
-/// The objects a student trains with in one stage, as the stage builds them.
+/// The objects a student (or the members of a grouped network) trains with in one stage.
 struct TrainingState {
-  Denoiser& student;
+  Denoiser& student;                              ///< the student's network, or the group's
   torch::optim::Optimizer& optimizer;
   const std::vector<std::unique_ptr<Loss>>& losses;
+  std::vector<at::Generator>& generators;         ///< each member's random generator (msd/random.h)
 };
 
 /// A student's checkpoint as read back: where it stood, and the state to restore once the stage it
@@ -79,9 +82,9 @@ struct StudentCheckpoint {
   Progress position;                      ///< student, stage, iteration, updates, stage_seconds, student_spent
   torch::serialize::InputArchive state;   ///< net, optimizer, loss.<i>, rng
 
-  /// Loads the weights, optimizer, losses' state and random generators (of `device`) into `into`.
-  /// Throws std::runtime_error naming the file when the state does not fit them.
-  void restore(const TrainingState& into, const torch::Device& device);
+  /// Loads the weights, optimizer, losses' state and random generators into `into`. Throws
+  /// std::runtime_error naming the file when the state does not fit them (another group size, say).
+  void restore(const TrainingState& into);
 };
 
 /// One run's folder: <artifacts>/run-<id>.

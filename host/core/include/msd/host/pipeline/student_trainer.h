@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include "msd/dataset.h"
@@ -53,24 +54,37 @@ struct TrainingContext {
   std::string& phase;              ///< set to what training is doing, for errors that do not say it
 };
 
+/// The students one StudentTrainer::train call trains: one student, or the consecutive members of a
+/// grouped network (Denoiser::group, experiment.students_per_network), which train as one network and
+/// come out as the students they would be trained one by one, up to rounding.
+struct StudentGroup {
+  std::int64_t first = 0;                 ///< the first member's index
+  std::vector<Cell> cells;                ///< each member's cell
+  std::shared_ptr<Denoiser> network;      ///< the student's network, or the members' grouped network
+  std::vector<at::Generator> generators;  ///< each member's random generator (msd/random.h)
+
+  std::int64_t size() const { return static_cast<std::int64_t>(cells.size()); }
+};
+
 class StudentTrainer {
  public:
   /// Keeps a copy of `context`: its fields are references, so the caller need not keep it alive.
   explicit StudentTrainer(const TrainingContext& context) : c_(context) {}
 
-  /// Trains student `progress.student` of `cell` through every stage, from its first stage or, given
-  /// its checkpoint `resume`, from where that stands. Returns the compute it spent in all. Saves its
-  /// checkpoint every experiment.checkpoint_seconds, and on a stop request before throwing Interrupted;
-  /// throws naming the stage, iteration and loss when a loss turns NaN or infinite.
-  Compute train(const Cell& cell, Denoiser& student, Progress& progress, std::optional<StudentCheckpoint> resume);
+  /// Trains `group` (whose first member is student `progress.student`) through every stage, from its
+  /// first stage or, given its checkpoint `resume`, from where that stands. Returns the compute each
+  /// member spent (a group's time is shared equally among its members). Saves its checkpoint every
+  /// experiment.checkpoint_seconds, and on a stop request before throwing Interrupted; throws naming
+  /// the stage, iteration, student and loss when a loss turns NaN or infinite.
+  Compute train(StudentGroup& group, Progress& progress, std::optional<StudentCheckpoint> resume);
 
  private:
   struct Stage;
   Compute train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume);
   LossSetup loss_setup(const Stage& stage) const;
   std::vector<std::unique_ptr<Loss>> make_losses(const Stage& stage, const std::vector<std::unique_ptr<Loss>>& previous) const;
-  double log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<double>& values,
-                       const std::map<std::string, double>& aux) const;
+  double log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<torch::Tensor>& values,
+                       const LoggedValues& aux) const;
 
   const TrainingContext c_;
 };
