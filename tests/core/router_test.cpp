@@ -21,7 +21,27 @@ class Numbered final : public DenoiserFrom<Numbered, double> {
   torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) override {
     return torch::full_like(x, options_);
   }
+  std::shared_ptr<Denoiser> group(const std::vector<const Denoiser*>& members) const override;
 };
+
+/// Numbered students as one grouped network: block k of the batch is answered with member k's number
+/// plus 100, so that a test sees which of the two answered.
+class NumberedGroup final : public DenoiserFrom<NumberedGroup, std::vector<double>> {
+ public:
+  explicit NumberedGroup(std::vector<double> numbers) : DenoiserFrom(std::move(numbers)) {}
+  torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) override {
+    const auto k = static_cast<std::int64_t>(options_.size());
+    EXPECT_EQ(x.size(0) % k, 0) << "a grouped network takes equal blocks";
+    return (torch::tensor(options_) + 100).repeat_interleave(x.size(0) / k).unsqueeze(1).expand_as(x).clone();
+  }
+  std::int64_t group_size() const override { return static_cast<std::int64_t>(options_.size()); }
+};
+
+std::shared_ptr<Denoiser> Numbered::group(const std::vector<const Denoiser*>& members) const {
+  std::vector<double> numbers;
+  for (const Denoiser* m : members) numbers.push_back(dynamic_cast<const Numbered&>(*m).options());
+  return std::make_shared<NumberedGroup>(numbers);
+}
 
 Cell cell(std::vector<std::int64_t> classes, double lo, double hi) {
   Cell c;
@@ -31,12 +51,12 @@ Cell cell(std::vector<std::int64_t> classes, double lo, double hi) {
   return c;
 }
 
-StudentEnsemble ensemble(const std::vector<Cell>& cells) {
+StudentEnsemble ensemble(const std::vector<Cell>& cells, bool as_group = false) {
   std::vector<StudentSlot> slots;
   for (std::size_t k = 0; k < cells.size(); ++k) {
     slots.push_back({cells[k], std::make_shared<Numbered>(static_cast<double>(k))});
   }
-  return StudentEnsemble(StudentType::multi_step, 80.0, std::move(slots));
+  return StudentEnsemble(StudentType::multi_step, 80.0, std::move(slots), 0, as_group);
 }
 
 /// Which student served each sample of a batch with these labels at `sigma`.
@@ -77,6 +97,17 @@ TEST(Router, ACellListingEveryClassServesTheWholeBatch) {
 TEST(Router, ASampleNoCellHoldsIsAnError) {
   const StudentEnsemble students = ensemble({cell({0}, 0, kInf)});
   EXPECT_THROW(served(students, {0, 1}, 1.0), std::logic_error);
+}
+
+// Sampled as one grouped network, condition cells of unequal sizes (one student with no sample in
+// the batch) route every sample to the same student as one network at a time.
+TEST(Router, AGroupedPassServesEverySampleByItsOwnStudent) {
+  const std::vector<Cell> cells{cell({0, 3}, 0, kInf), cell({1}, 0, kInf), cell({2}, 0, kInf), cell({4}, 0, kInf)};
+  const std::vector<std::int64_t> labels{3, 1, 0, 3, 3, 1, 0, 2};  // none of class 4
+  EXPECT_EQ(served(ensemble(cells), labels, 2.0), (std::vector<double>{0, 1, 0, 0, 0, 1, 0, 2}));
+  EXPECT_EQ(served(ensemble(cells, true), labels, 2.0), (std::vector<double>{100, 101, 100, 100, 100, 101, 100, 102}));
+  // Noise-level cells are not grouped: one student serves each evaluation anyway.
+  EXPECT_EQ(served(ensemble({cell({}, 0, 1), cell({}, 1, kInf)}, true), {0, 1}, 2.0), (std::vector<double>{1, 1}));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <fstream>
@@ -102,7 +103,7 @@ std::shared_ptr<Denoiser> StudentPlan::build(std::int64_t k, const Denoiser& tea
 }
 
 StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students,
-                                 std::int64_t num_classes)
+                                 std::int64_t num_classes, bool as_group)
     : type_(type), generator_sigma_(generator_sigma), students_(std::move(students)) {
   if (students_.empty()) throw std::invalid_argument("a student ensemble needs at least one student");
   for (const StudentSlot& slot : students_) {
@@ -112,6 +113,44 @@ StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::
     for (std::size_t c = 0; all && c < classes.size(); ++c) all = classes[c] == static_cast<std::int64_t>(c);
     every_class_.push_back(slot.cell.classes.empty() || all);
   }
+  const bool condition_cells = std::all_of(students_.begin(), students_.end(), [](const StudentSlot& slot) {
+    return slot.cell.sigma_lo <= 0.0 && std::isinf(slot.cell.sigma_hi) && !slot.cell.classes.empty();
+  });
+  if (as_group && students_.size() > 1 && condition_cells) {
+    std::vector<const Denoiser*> members;
+    for (const StudentSlot& slot : students_) members.push_back(slot.net.get());
+    grouped_ = students_.front().net->group(members);  // stays empty without a grouped form
+  }
+}
+
+torch::Tensor StudentEnsemble::grouped_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const {
+  std::vector<torch::Tensor> rows;
+  std::int64_t block = 1;
+  for (const StudentSlot& slot : students_) {
+    rows.push_back(torch::isin(labels, torch::tensor(slot.cell.classes, labels.options())).nonzero().squeeze(1));
+    block = std::max(block, rows.back().numel());
+  }
+  // Each block padded to the largest with copies of one sample (any valid input does): the padding's
+  // outputs are dropped.
+  std::vector<torch::Tensor> gather;
+  torch::Tensor any_row = torch::zeros({1}, labels.options());
+  for (const torch::Tensor& r : rows) {
+    torch::Tensor pad = r.numel() > 0 ? r.narrow(0, 0, 1) : any_row;
+    gather.push_back(torch::cat({r, pad.expand({block - r.numel()})}));
+  }
+  const torch::Tensor index = torch::cat(gather);
+  const torch::Tensor all = grouped_->denoise(x.index_select(0, index), torch::full({index.size(0)}, sigma, x.options()),
+                                              labels.index_select(0, index));
+  torch::Tensor out = torch::empty_like(x);
+  std::int64_t served = 0;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    out.index_copy_(0, rows[k], all.narrow(0, static_cast<std::int64_t>(k) * block, rows[k].numel()));
+    served += rows[k].numel();
+  }
+  if (served != x.size(0)) {
+    throw std::logic_error("router: " + std::to_string(x.size(0) - served) + " samples matched no student cell");
+  }
+  return out;
 }
 
 torch::Tensor StudentEnsemble::routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const {
@@ -123,6 +162,7 @@ torch::Tensor StudentEnsemble::routed_denoise(const torch::Tensor& x, double sig
       return students_[k].net->denoise(x, sigmas(x.size(0)), labels);
     }
   }
+  if (grouped_) return grouped_denoise(x, sigma, labels);
   torch::Tensor out = torch::empty_like(x);
   std::int64_t served = 0;
   for (const StudentSlot& slot : students_) {

@@ -337,7 +337,8 @@ class RunExecution {
     total.log(rows, "");
     rows.push_back({"train.wall_seconds", 0, seconds_since(start), ""});
     store_.log_metrics(run_id_, rows);
-    return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots), data_->num_classes());
+    return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots), data_->num_classes(),
+                           config_.students_per_network != 1);
   }
 
   /// A student an earlier attempt or a student process finished: its weights, and the compute it spent.

@@ -78,7 +78,8 @@ StudentEnsemble load_students(const PluginRegistry& registry, const results::Sto
     net->eval();
     slots.push_back({plan.cells[k], net});
   }
-  return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots), data.num_classes());
+  return StudentEnsemble(plan.plugin->type(), plan.plugin->generator_sigma(), std::move(slots), data.num_classes(),
+                         config.students_per_network != 1);
 }
 
 }  // namespace

@@ -61,8 +61,11 @@ struct StudentSlot {
 class StudentEnsemble {
  public:
   /// `num_classes` (0: unknown) lets a cell that lists every class serve a whole batch without routing.
+  /// `as_group`: evaluate the students as one grouped network (Denoiser::group), in one pass, when
+  /// their architecture has a grouped form and every cell takes every noise level (a condition
+  /// partition); the runs that trained their students grouped sample this way.
   StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students,
-                  std::int64_t num_classes = 0);
+                  std::int64_t num_classes = 0, bool as_group = false);
 
   /// D(x; sigma, labels) where each sample goes to the student whose cell holds (label, sigma).
   torch::Tensor routed_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const;
@@ -81,7 +84,11 @@ class StudentEnsemble {
   StudentType type_;
   double generator_sigma_;
   std::vector<StudentSlot> students_;
+  /// One pass of the grouped network: each student's samples in its block, padded to the largest.
+  torch::Tensor grouped_denoise(const torch::Tensor& x, double sigma, const torch::Tensor& labels) const;
+
   std::vector<bool> every_class_;  ///< per student: its cell holds every class
+  std::shared_ptr<Denoiser> grouped_;  ///< the students as one network, when sampled as a group
 };
 
 /// Draws n samples of a model in chunks of at most `chunk`, with labels given, on `device`.
