@@ -261,6 +261,21 @@ class CycleFlops {
   std::optional<double> per_iteration_;
 };
 
+/// What every iteration's StepContext of `group` reads: the run's objects, and each member's cell,
+/// generator and teacher pairs.
+StepContextImpl::Fixed step_inputs(const TrainingContext& c, StudentGroup& group, const std::vector<TeacherPairs>& pairs,
+                                   std::int64_t batch) {
+  StepContextImpl::Fixed fixed{&c.data, &c.teacher, group.network.get(), {}, &group.generators, {},
+                               c.student_plugin.type(), c.student_plugin.generator_sigma(),
+                               c.config.distill.outside_cell_p, batch, c.device, {}};
+  for (size_t m = 0; m < group.cells.size(); ++m) {
+    fixed.cells.push_back(&group.cells[m]);
+    fixed.random.emplace_back(c.device, group.generators[m]);
+    if (!pairs.empty()) fixed.pairs.push_back(&pairs[m]);
+  }
+  return fixed;
+}
+
 }  // namespace
 
 /// One stage of one student (or group), as train_stage runs it.
@@ -352,14 +367,7 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
     resume.reset();
     c_.log << stage.what << ": resumed at iteration " << progress.iteration << " of " << steps << "\n";
   }
-  StepContextImpl::Fixed fixed{&c_.data, &c_.teacher, &student, {}, &stage.group.generators, {},
-                               c_.student_plugin.type(), c_.student_plugin.generator_sigma(),
-                               c_.config.distill.outside_cell_p, batch, c_.device, {}};
-  for (std::int64_t m = 0; m < members; ++m) {
-    fixed.cells.push_back(&stage.group.cells[static_cast<size_t>(m)]);
-    fixed.random.emplace_back(c_.device, stage.group.generators[static_cast<size_t>(m)]);
-    if (!stage.pairs.empty()) fixed.pairs.push_back(&stage.pairs[static_cast<size_t>(m)]);
-  }
+  const StepContextImpl::Fixed fixed = step_inputs(c_, stage.group, stage.pairs, batch);
   // Curves and progress are taken on student-update iterations (about 100 points per stage), so
   // every logged point has the student's losses, whatever the two-time-scale ratio.
   const std::int64_t log_every = std::max<std::int64_t>(1, (steps + config.update_every - 1) / config.update_every / 100);
@@ -413,10 +421,10 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
   const double seconds = (progress.stage_seconds + seconds_since(start)) / static_cast<double>(members);
   const Compute spent{steps, updates, steps * batch, seconds};
   if (flops.per_iteration() && spent.seconds > 0) {
-    const double total = *flops.per_iteration() * static_cast<double>(steps) / static_cast<double>(members);
+    const double each = *flops.per_iteration() * static_cast<double>(steps) / static_cast<double>(members);
     for (std::int64_t m = 0; m < members; ++m) {
-      c_.monitor.metric("train." + config.name + ".flops", 0, total, stage.scope(m));
-      c_.monitor.metric("train." + config.name + ".flops_per_second", 0, total / spent.seconds, stage.scope(m));
+      c_.monitor.metric("train." + config.name + ".flops", 0, each, stage.scope(m));
+      c_.monitor.metric("train." + config.name + ".flops_per_second", 0, each / spent.seconds, stage.scope(m));
     }
   }
   return spent;
