@@ -17,6 +17,12 @@ namespace msd::edm {
 constexpr double kPMean = -1.2;
 constexpr double kPStd = 1.2;
 
+/// A log-normal distribution of noise levels: ln(sigma) ~ N(p_mean, p_std^2).
+struct NoisePrior {
+  double p_mean = kPMean;
+  double p_std = kPStd;
+};
+
 /// The preconditioning coefficients of D(x; s) = c_skip x + c_out F(c_in x; c_noise).
 struct Preconditioning {
   torch::Tensor c_skip, c_out, c_in, c_noise;  ///< each shaped like sigma

@@ -35,6 +35,9 @@ class Teacher : public Plugin {
   virtual edm::SamplerOptions sampler() const = 0;
   /// The data standard deviation the preconditioning assumes.
   virtual double sigma_data() const = 0;
+  /// The noise levels the teacher trained on. Students trained on noised real data (O2MKD's, TSM)
+  /// draw theirs from it, so that they learn the levels the teacher knows. Default: EDM's.
+  virtual edm::NoisePrior noise_prior() const { return {}; }
   /// Samples with `denoise` (the teacher, or a router over multi-step students). When the host samples
   /// the teacher, `denoise` throws on a stop request (Ctrl-C), so keep this exception-safe.
   virtual torch::Tensor sample(const edm::DenoiseFn& denoise, const torch::Tensor& noise,
@@ -82,6 +85,8 @@ class EdmTeacher : public Teacher {
   void train(Denoiser& net, const TeacherContext& ctx) override;
   edm::SamplerOptions sampler() const override { return sampler_; }
   double sigma_data() const override;
+  /// The keys p_mean and p_std.
+  edm::NoisePrior noise_prior() const override;
 
  protected:
   /// Reads the sampler keys at once, so that a bad sigma range is an error naming `plugin` when the

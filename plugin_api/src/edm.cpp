@@ -193,4 +193,6 @@ void EdmTeacher::train(Denoiser& net, const TeacherContext& ctx) {
 
 double EdmTeacher::sigma_data() const { return params_.get_real("sigma_data"); }
 
+edm::NoisePrior EdmTeacher::noise_prior() const { return {params_.get_real("p_mean"), params_.get_real("p_std")}; }
+
 }  // namespace msd

@@ -62,6 +62,7 @@ class StepContextImpl final : public StepContext {
     StudentType type;
     double generator_sigma;
     double outside_cell_p;
+    edm::NoisePrior prior;                   // the teacher's training noise levels
     std::int64_t batch;                      // per member
     torch::Device device;
     std::vector<const TeacherPairs*> pairs;  // each member's pairs, or none
@@ -178,13 +179,15 @@ class StepContextImpl final : public StepContext {
     return allowed.index_select(0, random.integers(0, allowed.numel(), {f_.batch}));
   }
 
-  /// O2MKD: with probability 1 - p a level inside member m's cell, else any level from EDM's prior.
+  /// O2MKD: with probability 1 - p a level inside member m's cell, else any level of the teacher's
+  /// training prior (both drawn from that prior).
   torch::Tensor draw_sigma(size_t m) const {
     const Cell& c = *f_.cells[m];
     const Random& random = f_.random[m];
-    torch::Tensor prior = edm::sample_training_sigma(f_.batch, edm::kPMean, edm::kPStd, random);
+    const edm::NoisePrior& p = f_.prior;
+    torch::Tensor prior = edm::sample_training_sigma(f_.batch, p.p_mean, p.p_std, random);
     if (c.sigma_lo <= 0.0 && std::isinf(c.sigma_hi)) return prior;
-    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, edm::kPMean, edm::kPStd, c.sigma_lo, c.sigma_hi, random);
+    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, p.p_mean, p.p_std, c.sigma_lo, c.sigma_hi, random);
     torch::Tensor outside = random.uniform({f_.batch}) < f_.outside_cell_p;
     return torch::where(outside, prior, inside);
   }
@@ -267,7 +270,7 @@ StepContextImpl::Fixed step_inputs(const TrainingContext& c, StudentGroup& group
                                    std::int64_t batch) {
   StepContextImpl::Fixed fixed{&c.data, &c.teacher, group.network.get(), {}, &group.generators, {},
                                c.student_plugin.type(), c.student_plugin.generator_sigma(),
-                               c.config.distill.outside_cell_p, batch, c.device, {}};
+                               c.config.distill.outside_cell_p, c.teacher_plugin.noise_prior(), batch, c.device, {}};
   for (size_t m = 0; m < group.cells.size(); ++m) {
     fixed.cells.push_back(&group.cells[m]);
     fixed.random.emplace_back(c.device, group.generators[m]);
