@@ -48,7 +48,7 @@ std::shared_ptr<msd::Denoiser> copies_of(const msd::Denoiser& network, std::int6
 class DistributionMatching : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    msd::PluginInfo info{msd::PluginKind::loss, "dm", "1.0",
+    msd::PluginInfo info{msd::PluginKind::loss, "dm", "1.1",
                          "DMD2 distribution matching with an online fake-score network initialised from the teacher",
                          keys()};
     info.loss.resumes_from = {"dm"};
@@ -246,7 +246,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
                               "weight of the discriminator loss in the fake-score network's objective "
                               "(DMD2 ImageNet-64: 1e-2)",
                               0.0));
-    msd::PluginInfo info{msd::PluginKind::loss, "adm", "1.0",
+    msd::PluginInfo info{msd::PluginKind::loss, "adm", "1.1",
                          "DMD2 ADM: dm plus a non-saturating GAN whose discriminator head reads the fake-score "
                          "network's bottleneck features; resumes dm's fake-score network (head and optimizer "
                          "settings: fake_*)",
@@ -348,7 +348,7 @@ class AdversarialDistributionMatching final : public DistributionMatching {
 class Regression final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    msd::PluginInfo info{msd::PluginKind::loss, "regression", "1.0",
+    msd::PluginInfo info{msd::PluginKind::loss, "regression", "1.1",
                          "regression of the one-step student onto teacher noise->sample pairs (DMD's paired loss)",
                          {msd::key_string("distance", "pseudo_huber",
                                           "per-sample distance: l2 (squared error) or pseudo_huber "
@@ -389,7 +389,7 @@ class Regression final : public msd::Loss {
 class Diffusion final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    msd::PluginInfo info{msd::PluginKind::loss, "diffusion", "1.0",
+    msd::PluginInfo info{msd::PluginKind::loss, "diffusion", "1.1",
                          "EDM denoising loss lambda(sigma) ||D_student(x + sigma n) - x||^2 on real data", {}};
     info.loss.trains_groups = true;
     return info;
@@ -410,28 +410,71 @@ class Diffusion final : public msd::Loss {
 };
 
 /// Knowledge distillation on the teacher's prediction; as a stage before DM it is MSD's TSM.
+///
+/// Where it matches the teacher (`levels`): on the student's own training batch ("student": its cell,
+/// the teacher's noise prior; O2MKD's KD), or, for TSM, at the levels a one-step student is used at
+/// ("generator"). The teacher's prior puts sigma above 20 with probability about 2e-4, so TSM on it
+/// would almost never train the student at sigma_gen = 80, the only level it generates at. With
+/// "generator", each sample is at sigma_gen with probability generator_p, else at a level log-uniform
+/// over the sampler's range, so that the student still learns the teacher's denoiser at every level
+/// it will see as a fake-score initialisation does. MSD does not publish TSM's levels; generator_p =
+/// 0.5 gives the level that matters half the batch.
 class PredictionKD final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    msd::PluginInfo info{msd::PluginKind::loss, "kd_prediction", "1.0",
-                         "KD on the teacher's denoised output, lambda(sigma) ||D_student - D_teacher||^2 (also MSD's TSM)",
-                         {}};
+    msd::PluginInfo info{
+        msd::PluginKind::loss, "kd_prediction", "1.1",
+        "KD on the teacher's denoised output, lambda(sigma) ||D_student - D_teacher||^2 (also MSD's TSM)",
+        {msd::key_string("levels", "student",
+                         "student: the noise levels of the student's training batch (its cell, the teacher's prior: "
+                         "O2MKD's KD); generator: MSD's TSM for a one-step student, sigma_gen with probability "
+                         "generator_p, else log-uniform over the sampler's range",
+                         {"student", "generator"}),
+         msd::key_real("generator_p", 0.5, "with levels = generator: the share of samples at sigma_gen", 0.0, 1.0)}};
     info.loss.trains_groups = true;
     return info;
   }
-  explicit PredictionKD(const msd::Params&) {}
+  explicit PredictionKD(const msd::Params& params) : params_(params) {}
   void setup(const msd::LossSetup& setup) override {
-    sigma_data_ = setup.sigma_data;
+    setup_ = setup;
     members_ = setup.group_size();
+    if (at_generator_levels() && setup.student_type != msd::StudentType::one_step) {
+      throw std::invalid_argument("kd_prediction: levels = \"generator\" is TSM for one-step students; this student is "
+                                  "multi-step (use levels = \"student\")");
+    }
   }
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     const msd::NoisedBatch& b = ctx.noised_real();
-    return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, ctx.teacher_on_noised().denoised,
-                                             b.sigma, sigma_data_, members_);
+    if (!at_generator_levels()) {
+      return msd::edm::weighted_denoising_loss(ctx.student_on_noised().denoised, ctx.teacher_on_noised().denoised,
+                                               b.sigma, setup_.sigma_data, members_);
+    }
+    const torch::Tensor sigma = generator_levels(ctx, b.x0.size(0) / members_);
+    const torch::Tensor xt = b.x0 + noise_like(ctx, members_, b.x0) * broadcast_sigma(sigma, b.x0);
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = setup_.teacher->denoise(xt, sigma, b.labels);
+    }
+    return msd::edm::weighted_denoising_loss(setup_.student->denoise(xt, sigma, b.labels), target, sigma,
+                                             setup_.sigma_data, members_);
   }
 
  private:
-  double sigma_data_ = 0.5;
+  bool at_generator_levels() const { return params_.get_string("levels") == "generator"; }
+
+  /// n levels per member: sigma_gen with probability generator_p, else log-uniform over the sampler's range.
+  torch::Tensor generator_levels(const msd::StepContext& ctx, std::int64_t n) const {
+    const double lo = std::log(setup_.sampler.sigma_min), hi = std::log(setup_.sampler.sigma_max);
+    const double p = params_.get_real("generator_p");
+    return msd::draw_per_member(ctx, members_, [&](const msd::Random& random) {
+      torch::Tensor spread = (random.uniform({n}) * (hi - lo) + lo).exp();
+      return torch::where(random.uniform({n}) < p, torch::full_like(spread, setup_.generator_sigma), spread);
+    });
+  }
+
+  msd::Params params_;
+  msd::LossSetup setup_;
   std::int64_t members_ = 1;
 };
 
@@ -440,7 +483,7 @@ class PredictionKD final : public msd::Loss {
 class RelationalKD final : public msd::Loss {
  public:
   static msd::PluginInfo info() {
-    msd::PluginInfo info{msd::PluginKind::loss, "kd_relational", "1.0",
+    msd::PluginInfo info{msd::PluginKind::loss, "kd_relational", "1.1",
                          "relational feature KD: ||G(f_student) - G(f_teacher)||^2 with G the batch cosine-similarity "
                          "matrix; student layer i is paired with teacher layer round(i (Lt-1)/(Ls-1))",
                          {}};

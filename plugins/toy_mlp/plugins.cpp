@@ -47,7 +47,7 @@ class EdmMlpTeacher final : public msd::EdmTeacher {
     training.ema_halflife_kimg = 50.0;
     const std::vector<msd::KeySpec> more = msd::edm_teacher_keys(training);
     keys.insert(keys.end(), more.begin(), more.end());
-    return {msd::PluginKind::teacher, "edm_mlp", "1.0",
+    return {msd::PluginKind::teacher, "edm_mlp", "1.1",
             "EDM-preconditioned residual MLP trained with the EDM loss; Heun sampler", keys};
   }
 
@@ -97,7 +97,7 @@ class OneStepGenerator final : public MlpStudent {
     std::vector<msd::KeySpec> k = keys(128, 3, "teacher");
     k.push_back(msd::key_real("sigma_gen", 80.0,
                               "noise level the generator is evaluated at: G(z) = D(sigma_gen z; sigma_gen)", 1e-6));
-    return {msd::PluginKind::student, "one_step_generator", "1.0",
+    return {msd::PluginKind::student, "one_step_generator", "1.1",
             "one-step generator G(z, c) = D(sigma_gen z; sigma_gen, c), by default a copy of the teacher", k};
   }
   explicit OneStepGenerator(const msd::Params& params) : MlpStudent(params) {}
@@ -108,7 +108,7 @@ class OneStepGenerator final : public MlpStudent {
 class MultiStepMlpStudent final : public MlpStudent {
  public:
   static msd::PluginInfo info() {
-    return {msd::PluginKind::student, "mlp_denoiser", "1.0",
+    return {msd::PluginKind::student, "mlp_denoiser", "1.1",
             "multi-step EDM MLP denoiser, smaller than the teacher by default, sampled with the teacher's sampler",
             keys(64, 2, "scratch")};
   }
