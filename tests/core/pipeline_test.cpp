@@ -24,6 +24,7 @@
 #include "msd/host/pipeline/student_trainer.h"
 #include "msd/host/pipeline/teacher_cache.h"
 #include "msd/optim.h"
+#include "msd/optim.h"
 #include "msd/results/store.h"
 #include "../results/temp_dir.h"
 
@@ -233,6 +234,40 @@ TEST(RunFolderFiles, FinishedStudentsAndDoneFilesRoundTrip) {
   folder.remove_checkpoints(2);
   EXPECT_FALSE(folder.student_done(1));
   EXPECT_FALSE(std::filesystem::exists(folder.run_checkpoint()));
+}
+
+// A checkpoint of two students trained as one network resumes with both members' generators as they
+// stood, and not into a run that now trains one student per network.
+TEST(RunFolderFiles, AGroupsCheckpointKeepsEachMembersGeneratorAndItsGroupSize) {
+  results::testing::TempDir dir;
+  const RunFolder folder(dir.file("run-1"), torch::kCPU);
+  std::filesystem::create_directories(folder.path());
+  std::vector<at::Generator> generators{at::detail::createCPUGenerator(1), at::detail::createCPUGenerator(2)};
+  torch::randn({3}, generators[1]);  // member 1's stream moves on
+  const torch::Tensor next = torch::randn({4}, generators[1].clone());
+  std::vector<std::unique_ptr<Loss>> no_losses;
+  class Plain final : public DenoiserFrom<Plain, int> {
+   public:
+    explicit Plain(int) : DenoiserFrom(0) { register_parameter("w", torch::zeros({2})); }
+    torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) override { return x; }
+  };
+  Plain student(0);
+  msd::AdamW optimizer(student.parameters());
+  Progress position;
+  folder.save_student(position, {student, optimizer, no_losses, generators});
+
+  std::vector<at::Generator> restored{at::detail::createCPUGenerator(7), at::detail::createCPUGenerator(8)};
+  folder.read_student(0)->restore({student, optimizer, no_losses, restored});
+  EXPECT_TRUE(torch::equal(torch::randn({4}, restored[1]), next)) << "member 1 draws on where it stood";
+
+  std::vector<at::Generator> alone{at::detail::createCPUGenerator(9)};
+  try {
+    folder.read_student(0)->restore({student, optimizer, no_losses, alone});
+    FAIL() << "a group's checkpoint was restored into one student";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("holds 2 students trained as one network"));
+    EXPECT_THAT(e.what(), HasSubstr("experiment.students_per_network"));
+  }
 }
 
 TEST(RunFolderFiles, DamagedCheckpointIsRefusedNamingTheFile) {
