@@ -119,6 +119,7 @@ class RunExecution {
       throw std::invalid_argument("student " + std::to_string(k) + ": run " + std::to_string(run_id_) + " has " +
                                   std::to_string(plan.cells.size()) + " students");
     }
+    if (group_size(k) > 1) check_losses_train_groups();  // as the run's process did before starting it
     StudentGroup group = build_group(plan, k);
     Progress progress;
     progress.student = k;
@@ -245,7 +246,6 @@ class RunExecution {
   /// of a group draws what it would trained alone.
   StudentGroup build_group(const StudentPlan& plan, std::int64_t first) {
     const std::int64_t size = group_size(first);
-    if (size > 1) check_losses_train_groups();
     StudentGroup group;
     group.first = first;
     std::vector<std::shared_ptr<Denoiser>> students;

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <numeric>
 #include <ostream>
 #include <sstream>
