@@ -76,6 +76,7 @@ const char* const kToyModels = R"(
 plugin = "gaussian_grid"
 [teacher]
 plugin = "edm_mlp"
+sigma_data = 0.5                # the peer's
 [student]
 plugin = "one_step_generator"
 )";
@@ -86,6 +87,7 @@ const char* const kUNetModels = R"(
 plugin = "fashion_mnist"
 [teacher]
 plugin = "edm_unet"
+sigma_data = 0.5
 base_channels = 32
 channel_mult = [1, 2, 2]
 res_blocks = 1
@@ -129,7 +131,7 @@ using Step = std::function<void(Bench&, std::int64_t iterations)>;
 
 void train_teacher(Bench& bench, std::int64_t iterations) {
   const RunConfig config = bench.config(iterations);
-  auto plugin = bench.registry.make<msd::Teacher>(msd::PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+  auto plugin = msd::host::make_teacher(bench.registry, config, *bench.data);
   std::shared_ptr<msd::Denoiser> net = plugin->build(bench.data->sample_shape(), bench.data->num_classes());
   QuietMonitor monitor;
   plugin->train(*net, msd::TeacherContext{bench.data.get(), torch::kCPU, &monitor});
@@ -139,7 +141,7 @@ void train_teacher(Bench& bench, std::int64_t iterations) {
 void train_dm(Bench& bench, std::int64_t iterations) {
   const RunConfig config = bench.config(iterations);
   auto teacher_plugin =
-      bench.registry.make<msd::Teacher>(msd::PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+      msd::host::make_teacher(bench.registry, config, *bench.data);
   std::shared_ptr<msd::Denoiser> teacher = teacher_plugin->build(bench.data->sample_shape(), bench.data->num_classes());
   msd::set_trainable(*teacher, false);
   teacher->eval();
@@ -174,7 +176,7 @@ void train_dm(Bench& bench, std::int64_t iterations) {
 void sample_toy(Bench& bench, std::int64_t iterations, bool one_step) {
   const RunConfig config = bench.config(1);
   auto teacher_plugin =
-      bench.registry.make<msd::Teacher>(msd::PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+      msd::host::make_teacher(bench.registry, config, *bench.data);
   std::shared_ptr<msd::Denoiser> teacher = teacher_plugin->build(bench.data->sample_shape(), bench.data->num_classes());
   teacher->eval();
   msd::set_trainable(*teacher, false);

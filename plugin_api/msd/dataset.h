@@ -67,6 +67,10 @@ class Dataset : public Plugin {
   virtual std::vector<std::int64_t> sample_shape() const = 0;
   virtual std::int64_t num_classes() const = 0;
   virtual std::string class_name(std::int64_t c) const { return std::to_string(c); }
+  /// The standard deviation of all the data's values (every coordinate of every sample), valid after
+  /// prepare(): EDM's sigma_data, which teachers take unless told otherwise.
+  /// Default: 0.5, EDM's value for CIFAR-10, for a dataset that does not know its own.
+  virtual double sigma_data() const { return 0.5; }
   /// n samples whose labels are drawn uniformly from `classes` (empty: all classes), drawn with
   /// torch's default generator so that the host's seeding makes them reproducible. CPU tensors.
   virtual Batch sample(std::int64_t n, const std::vector<std::int64_t>& classes) = 0;

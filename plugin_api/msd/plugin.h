@@ -18,7 +18,7 @@
 
 /// Bumped whenever anything in plugin_api/ changes in a way that breaks already-built plugins
 /// (docs/PLUGINS.md, "Versions of the contract", says what each version changed).
-#define MSD_PLUGIN_API_VERSION 3
+#define MSD_PLUGIN_API_VERSION 4
 
 namespace msd {
 

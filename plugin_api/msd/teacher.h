@@ -33,6 +33,9 @@ class Teacher : public Plugin {
   virtual void train(Denoiser& net, const TeacherContext& ctx) = 0;
   /// The sampler students and the teacher itself are evaluated with.
   virtual edm::SamplerOptions sampler() const = 0;
+  /// Called by the host once, right after it makes the teacher and prepares the run's dataset, before
+  /// build(): a teacher may take settings from its data. EdmTeacher takes sigma_data from it.
+  virtual void adopt_data(const Dataset& data) { (void)data; }
   /// The data standard deviation the preconditioning assumes.
   virtual double sigma_data() const = 0;
   /// The noise levels the teacher trained on. Students trained on noised real data (O2MKD's, TSM)
@@ -60,8 +63,11 @@ struct EdmTrainingOptions {
   double sigma_data = 0.5;              ///< the preconditioning constant of the loss weight
 };
 
-/// The keys of an EDM teacher besides its architecture, with `training` and `sampler` as defaults:
-/// sigma_data, steps, batch_size, lr, warmup, ema_halflife_kimg, p_mean, p_std and the sampling-only
+/// The value of the key sigma_data that means "the dataset's" (Dataset::sigma_data), its default.
+inline constexpr double kSigmaDataOfDataset = 0.0;
+
+/// The keys of an EDM teacher besides its architecture, with `training` and `sampler` as defaults
+/// (sigma_data's default is kSigmaDataOfDataset whatever `training` says): sigma_data, steps, batch_size, lr, warmup, ema_halflife_kimg, p_mean, p_std and the sampling-only
 /// sampler_steps, sigma_min, sigma_max and rho.
 std::vector<KeySpec> edm_teacher_keys(const EdmTrainingOptions& training, const edm::SamplerOptions& sampler = {});
 
@@ -84,6 +90,10 @@ class EdmTeacher : public Teacher {
  public:
   void train(Denoiser& net, const TeacherContext& ctx) override;
   edm::SamplerOptions sampler() const override { return sampler_; }
+  /// With sigma_data = 0 (the default), takes the dataset's.
+  void adopt_data(const Dataset& data) override;
+  /// The key sigma_data, or the dataset's when the key is 0; throws std::logic_error when the key is 0
+  /// and no dataset was adopted.
   double sigma_data() const override;
   /// The keys p_mean and p_std.
   edm::NoisePrior noise_prior() const override;
@@ -97,6 +107,8 @@ class EdmTeacher : public Teacher {
  private:
   Params params_;
   edm::SamplerOptions sampler_;
+  std::string plugin_;
+  double sigma_data_;  // kSigmaDataOfDataset until a dataset is adopted, when the key asks for it
 };
 
 }  // namespace msd

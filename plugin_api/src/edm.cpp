@@ -105,7 +105,10 @@ torch::Tensor training_grid(std::int64_t levels, double sigma_min, double sigma_
 namespace msd {
 
 std::vector<KeySpec> edm_teacher_keys(const EdmTrainingOptions& t, const edm::SamplerOptions& s) {
-  return {key_real("sigma_data", t.sigma_data, "EDM data standard deviation sigma_data", 1e-6),
+  return {key_real("sigma_data", kSigmaDataOfDataset,
+                   "EDM data standard deviation sigma_data; 0: the dataset's (its pixels' or points' standard "
+                   "deviation, e.g. 0.706 for Fashion-MNIST in [-1, 1])",
+                   0.0),
           key_int("steps", t.steps, "training iterations", 1),
           key_int("batch_size", t.batch_size, "samples per iteration", 1),
           key_real("lr", t.lr, "Adam learning rate", 0.0),
@@ -185,13 +188,26 @@ void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTraini
 }
 
 EdmTeacher::EdmTeacher(const Params& params, const std::string& plugin)
-    : params_(params), sampler_(edm_sampler_options(params, plugin)) {}
+    : params_(params),
+      sampler_(edm_sampler_options(params, plugin)),
+      plugin_(plugin),
+      sigma_data_(params.get_real("sigma_data")) {}
+
+void EdmTeacher::adopt_data(const Dataset& data) {
+  if (params_.get_real("sigma_data") == kSigmaDataOfDataset) sigma_data_ = data.sigma_data();
+}
 
 void EdmTeacher::train(Denoiser& net, const TeacherContext& ctx) {
   train_edm_teacher(net, ctx, edm_training_options(params_, sigma_data()));
 }
 
-double EdmTeacher::sigma_data() const { return params_.get_real("sigma_data"); }
+double EdmTeacher::sigma_data() const {
+  if (sigma_data_ == kSigmaDataOfDataset) {
+    throw std::logic_error(plugin_ + ": sigma_data = 0 takes the dataset's, but no dataset was adopted "
+                           "(call adopt_data before build)");
+  }
+  return sigma_data_;
+}
 
 edm::NoisePrior EdmTeacher::noise_prior() const { return {params_.get_real("p_mean"), params_.get_real("p_std")}; }
 

@@ -203,13 +203,17 @@ class DistributionMatching : public msd::Loss {
 /// stride 2 -> GroupNorm -> SiLU -> conv 3x3 -> GroupNorm -> SiLU -> spatial mean -> linear -> one
 /// logit. DMD2's second convolution (4x4 stride 4) assumes a larger map than a 28-pixel image's 7x7
 /// bottleneck; the spatial mean takes its place. Maps under 4x4 skip the stride (3x3 convolution).
+/// DMD2's GroupNorm has 32 groups of 32 or more channels; on a small bottleneck 32 groups would be one
+/// channel each, an instance norm that removes every channel's mean over the image, which is what
+/// tells real from generated images here: groups keep `group_channels` channels (at most 32 groups).
 class DiscriminatorHead : public torch::nn::Module {
  public:
-  DiscriminatorHead(std::int64_t channels, std::int64_t height, std::int64_t width) {
+  DiscriminatorHead(std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t group_channels) {
     const bool downsample = height >= 4 && width >= 4;
     auto first = downsample ? torch::nn::Conv2dOptions(channels, channels, 4).stride(2).padding(1)
                             : torch::nn::Conv2dOptions(channels, channels, 3).padding(1);
-    const std::int64_t groups = std::gcd<std::int64_t>(channels, 32);
+    const std::int64_t groups =
+        std::gcd<std::int64_t>(channels, std::clamp<std::int64_t>(channels / group_channels, 1, 32));
     conv1_ = register_module("conv1", torch::nn::Conv2d(first));
     norm1_ = register_module("norm1", torch::nn::GroupNorm(groups, channels));
     conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
@@ -242,11 +246,16 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     k.push_back(msd::key_real("gan_weight", 3e-3,
                               "weight of the student's GAN term softplus(-D(fake)) next to DM (DMD2 ImageNet-64: 3e-3)",
                               0.0));
+    k.push_back(msd::key_int("disc_group_channels", 8,
+                             "channels per GroupNorm group of the discriminator head (at most 32 groups; DMD2: "
+                             "32 groups); 1 is an instance norm, which erases what tells real from generated "
+                             "images (docs/RESULTS.md)",
+                             1, 4096));
     k.push_back(msd::key_real("disc_weight", 1e-2,
                               "weight of the discriminator loss in the fake-score network's objective "
                               "(DMD2 ImageNet-64: 1e-2)",
                               0.0));
-    msd::PluginInfo info{msd::PluginKind::loss, "adm", "1.1",
+    msd::PluginInfo info{msd::PluginKind::loss, "adm", "1.2",
                          "DMD2 ADM: dm plus a non-saturating GAN whose discriminator head reads the fake-score "
                          "network's bottleneck features; resumes dm's fake-score network (head and optimizer "
                          "settings: fake_*)",
@@ -275,7 +284,8 @@ class AdversarialDistributionMatching final : public DistributionMatching {
           "adm: the discriminator head reads the teacher network's bottleneck features as [B, C, h, w] "
           "(features[0] of denoise_with_features); this teacher's network provides none (use edm_unet)");
     }
-    head_ = std::make_shared<DiscriminatorHead>(bottleneck.size(1), bottleneck.size(2), bottleneck.size(3));
+    head_ = std::make_shared<DiscriminatorHead>(bottleneck.size(1), bottleneck.size(2), bottleneck.size(3),
+                                                params_.get_int("disc_group_channels"));
     head_->to(setup.device);
     head_optimizer_ = std::make_unique<msd::AdamW>(head_->parameters(), adamw_options());
   }
@@ -284,8 +294,10 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     const msd::GeneratedBatch& g = ctx.generated();
     const msd::NoisedBatch& real = ctx.noised_real();
     torch::Tensor denoising = fake_score_loss(ctx, g);
-    torch::Tensor real_logits = discriminate(ctx, real.x0, real.labels);
-    torch::Tensor fake_logits = discriminate(ctx, g.x.detach(), g.labels);
+    const Judged real_judged = discriminate(ctx, real.x0, real.labels);
+    const Judged fake_judged = discriminate(ctx, g.x.detach(), g.labels);
+    const torch::Tensor& real_logits = real_judged.logits;
+    const torch::Tensor& fake_logits = fake_judged.logits;
     torch::Tensor disc = torch::softplus(-real_logits).mean() + torch::softplus(fake_logits).mean();
     torch::Tensor loss = denoising + params_.get_real("disc_weight") * disc;
     optimizer_->zero_grad();
@@ -296,17 +308,19 @@ class AdversarialDistributionMatching final : public DistributionMatching {
     clip_and_step_fake();
     head_optimizer_->step();
     if (!ctx.logs()) return {};
-    return {{"fake_score_loss", denoising.detach()},
-            {"disc_loss", disc.detach()},
-            {"disc_real_logit", real_logits.mean().detach()},
-            {"disc_fake_logit", fake_logits.mean().detach()}};
+    msd::LoggedValues logged{{"fake_score_loss", denoising.detach()},
+                             {"disc_loss", disc.detach()},
+                             {"disc_real_logit", real_logits.mean().detach()},
+                             {"disc_fake_logit", fake_logits.mean().detach()}};
+    add_accuracy(logged, real_judged, fake_judged);
+    return logged;
   }
 
   torch::Tensor student_loss(msd::StepContext& ctx) override {
     // DM first, so that it draws the same noise as dm's student_loss would on the same seed.
     torch::Tensor dm = DistributionMatching::student_loss(ctx);
     const msd::GeneratedBatch& g = ctx.generated();
-    return dm + params_.get_real("gan_weight") * torch::softplus(-discriminate(ctx, g.x, g.labels)).mean();
+    return dm + params_.get_real("gan_weight") * torch::softplus(-discriminate(ctx, g.x, g.labels).logits).mean();
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
@@ -333,11 +347,28 @@ class AdversarialDistributionMatching final : public DistributionMatching {
   }
 
  private:
-  /// D(x): the head on the fake network's bottleneck for x noised at a DM-range grid level. [B].
-  torch::Tensor discriminate(const msd::StepContext& ctx, const torch::Tensor& x, const torch::Tensor& labels) {
+  /// The discriminator's logits ([B]) and the noise levels the samples were seen at ([B]).
+  struct Judged {
+    torch::Tensor logits, sigma;
+  };
+
+  /// D(x): the head on the fake network's bottleneck for x noised at a DM-range grid level.
+  Judged discriminate(const msd::StepContext& ctx, const torch::Tensor& x, const torch::Tensor& labels) {
     torch::Tensor sigma = draw_dm_sigma(ctx, x.size(0));
     torch::Tensor xt = x + ctx.random(0).normal_like(x) * broadcast_sigma(sigma, x);
-    return head_->forward(fake_->denoise_with_features(xt, sigma, labels).features.front());
+    return {head_->forward(fake_->denoise_with_features(xt, sigma, labels).features.front()), sigma};
+  }
+
+  /// disc_accuracy: the share of real and fake samples the discriminator classifies right (logit sign);
+  /// disc_accuracy_low_noise: the same among those seen below sigma_data, where the images still show.
+  /// Most DM levels drown the image, so there even a perfect discriminator is at chance; the second
+  /// figure says whether it learns where it can. Left out when no sample of the batch was seen there.
+  void add_accuracy(msd::LoggedValues& logged, const Judged& real, const Judged& fake) const {
+    const torch::Tensor right = torch::cat({real.logits > 0, fake.logits < 0}).to(torch::kFloat32).detach();
+    const torch::Tensor low = (torch::cat({real.sigma, fake.sigma}) < setup_.sigma_data).to(torch::kFloat32);
+    logged.emplace("disc_accuracy", right.mean());
+    const torch::Tensor seen = low.sum();
+    if (seen.item<double>() > 0) logged.emplace("disc_accuracy_low_noise", (right * low).sum() / seen);
   }
 
   std::shared_ptr<DiscriminatorHead> head_;

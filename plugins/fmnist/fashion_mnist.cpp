@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -48,6 +49,17 @@ std::string hex(std::uint64_t value) {
 
 // Grey levels 0..255 to the platform's data range [-1, 1].
 torch::Tensor to_data(const torch::Tensor& pixels) { return pixels.to(torch::kFloat32) / 127.5 - 1.0; }
+
+/// The standard deviation of every value of `pixels` (uint8) in the data range, exactly, from the
+/// histogram of its grey levels.
+double value_std(const torch::Tensor& pixels) {
+  const torch::Tensor counts = torch::bincount(pixels.reshape({-1}).to(torch::kInt64), {}, 256).to(torch::kFloat64);
+  const torch::Tensor values = to_data(torch::arange(256)).to(torch::kFloat64);
+  const double n = counts.sum().item<double>();
+  const double mean = (counts * values).sum().item<double>() / n;
+  const double second = (counts * values.pow(2)).sum().item<double>() / n;
+  return std::sqrt(second - mean * mean);
+}
 
 /// One split in memory: uint8 pixels (a quarter of float32's memory) and the images of each class.
 struct SplitTensors {
@@ -235,6 +247,7 @@ class FashionMnist final : public msd::Dataset {
                                  "); raise it");
       }
     }
+    sigma_data_ = value_std(train_.pixels);
     const std::string id = classifier_id(ctx.device);
     const std::filesystem::path file = ctx.cache / "fashion_mnist" / ("classifier-" + id + ".pt");
     Classifier net(shape_);
@@ -264,6 +277,10 @@ class FashionMnist final : public msd::Dataset {
 
   std::vector<std::int64_t> sample_shape() const override { return {1, kSide, kSide}; }
   std::int64_t num_classes() const override { return kClasses; }
+  double sigma_data() const override {
+    if (sigma_data_ == 0.0) throw std::logic_error("fashion_mnist: sigma_data() called before prepare()");
+    return sigma_data_;
+  }
   std::string class_name(std::int64_t c) const override {
     return c >= 0 && c < kClasses ? kClassNames[c] : std::to_string(c);
   }
@@ -357,6 +374,7 @@ class FashionMnist final : public msd::Dataset {
   std::string folder_;
   std::int64_t train_limit_;
   ClassifierOptions shape_;
+  double sigma_data_ = 0.0;  // of the training split, in the data range
   TrainOptions training_;
   SplitTensors train_;
   SplitTensors test_;

@@ -68,10 +68,12 @@ class GaussianGrid final : public msd::Dataset {
     class_mode_count_ = torch::tensor(counts);
     stds_ = torch::full({modes}, params.get_real("mode_std"));
     weights_ = 1.0 / class_mode_count_.index_select(0, mode_class_).to(torch::kFloat32);
+    sigma_data_ = mixture_std();
   }
 
   std::vector<std::int64_t> sample_shape() const override { return {2}; }
   std::int64_t num_classes() const override { return classes_; }
+  double sigma_data() const override { return sigma_data_; }
 
   msd::Batch sample(std::int64_t n, const std::vector<std::int64_t>& classes) override {
     torch::Tensor labels;
@@ -97,6 +99,17 @@ class GaussianGrid final : public msd::Dataset {
   }
 
  private:
+  /// The standard deviation of both coordinates together under sample()'s distribution (classes
+  /// uniform, modes uniform within a class), from the mixture's moments.
+  double mixture_std() const {
+    const torch::Tensor p = (weights_.to(torch::kFloat64) / static_cast<double>(classes_)).unsqueeze(1);  // [M, 1]
+    const torch::Tensor means = means_.to(torch::kFloat64);
+    const torch::Tensor variances = stds_.to(torch::kFloat64).pow(2).unsqueeze(1);
+    const double mean = (p * means).sum().item<double>() / 2.0;
+    const double second = (p * (means.pow(2) + variances)).sum().item<double>() / 2.0;
+    return std::sqrt(second - mean * mean);
+  }
+
   std::int64_t grid_;
   std::int64_t classes_;
   torch::Tensor means_;             // [M, 2]
@@ -105,6 +118,7 @@ class GaussianGrid final : public msd::Dataset {
   torch::Tensor mode_class_;        // [M]
   torch::Tensor class_modes_;       // [C, widest]: modes of each class, padded
   torch::Tensor class_mode_count_;  // [C]
+  double sigma_data_;
 };
 
 }  // namespace

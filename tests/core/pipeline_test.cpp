@@ -132,7 +132,7 @@ class Pipeline : public ::testing::Test {
   void make_inputs(const RunConfig& config) {
     data_ = registry().make<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.params);
     data_->prepare({cache(), torch::kCPU, monitor_.get(), static_cast<std::uint64_t>(config.seed)});
-    teacher_plugin_ = registry().make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+    teacher_plugin_ = make_teacher(registry(), config, *data_);
   }
 
   std::filesystem::path cache() const { return std::filesystem::path(dir_.file("cache")); }
@@ -411,7 +411,9 @@ TEST(FlopCounter, CountsMatrixProductsAndConvolutionsWithTheirGradients) {
 }
 
 TEST(FlopCounter, NetworkFlopsLeaveTheRunAsItWas) {
-  auto teacher = registry().make<Teacher>(PluginKind::teacher, "edm_mlp", resolve(tiny_config()).teacher.params);
+  const RunConfig config = resolve(tiny_config());
+  auto data = registry().make<Dataset>(PluginKind::dataset, config.dataset.plugin, config.dataset.params);
+  auto teacher = make_teacher(registry(), config, *data);
   std::shared_ptr<Denoiser> net = teacher->build({2}, 5);  // hidden 16, 1 block, embed 64
   net->train();
   torch::manual_seed(11);

@@ -28,6 +28,13 @@ const std::vector<std::string> kSmoke = {
     "evaluate.metric.0.kid_subset_size=200", "evaluate.metric.0.samples=500",
     "evaluate.metric.0.kid_subsets=10",      "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
 
+/// The smoke size of experiments/fmnist_msd_cpu.toml (the same list is in its header).
+const std::vector<std::string> kCpuSmoke = {
+    "teacher.steps=150", "teacher.batch_size=32", "budget.batch_size=8", "distill.pairs=64",
+    "stage.0.steps=4", "stage.1.steps=8", "stage.2.steps=4", "evaluate.samples=300",
+    "evaluate.metric.0.kid_subset_size=100", "evaluate.metric.0.samples=300", "evaluate.metric.0.kid_subsets=5",
+    "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
+
 std::vector<std::string> with_smoke(std::vector<std::string> args) {
   for (const std::string& set : kSmoke) {
     args.push_back("--set");
@@ -143,6 +150,38 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     }
   }
   EXPECT_EQ(teacher_hashes.size(), 1u);
+
+  // The CPU study's smoke size, as its file's header gives it: three of its variants, each over its
+  // three seeds, each seed with its own teacher (the classifier comes from the cache above).
+  std::vector<std::string> cpu{"run", (experiments_dir() / "fmnist_msd_cpu.toml").string(), "--db", db.string()};
+  for (const char* variant : {"k4_batch_s1200", "k4_small_tsm_s1200", "k1_adm_s1200"}) {
+    cpu.insert(cpu.end(), {"--only", variant});
+  }
+  for (const std::string& set : kCpuSmoke) cpu.insert(cpu.end(), {"--set", set});
+  const RunResult cpu_sweep = run_msd(cpu, tmp.path(), 900);
+  ASSERT_EQ(cpu_sweep.exit_code, 0) << cpu_sweep.output;
+  std::vector<RunView> cpu_runs;
+  for (const RunView& run : read_runs(db)) {
+    if (run.record.experiment == "fmnist_msd_cpu") cpu_runs.push_back(run);
+  }
+  ASSERT_EQ(cpu_runs.size(), 9u);
+  std::set<std::int64_t> seeds;
+  int cpu_teachers = 0;
+  for (const RunView& run : cpu_runs) {
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
+    EXPECT_TRUE(run.metric("fd").has_value()) << run.record.name;
+    seeds.insert(run.record.seed);
+    if (run.metric("teacher.cached") == 0.0) ++cpu_teachers;
+  }
+  EXPECT_EQ(seeds, (std::set<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(cpu_teachers, 3);  // the seed is part of the teacher's hash
+  for (const RunView& run : cpu_runs) {
+    if (run.record.name != "k4_batch_s1200") continue;
+    // budget.divide = "batch": each of the 4 students takes every iteration of every stage (the smoke
+    // size sets TSM 4, DM 8 and ADM 4 for all variants) at batch 8 / 4.
+    EXPECT_EQ(run.metric("train.iterations", "student:0"), 4.0 + 8.0 + 4.0);
+    EXPECT_EQ(run.metric("train.samples", "student:0"), 2.0 * 16.0);
+  }
 }
 
 }  // namespace

@@ -56,7 +56,8 @@ class Adm : public ::testing::Test {
                                                      {{"base_channels", std::int64_t{8}},
                                                       {"channel_mult", std::vector<std::int64_t>{1, 2}},
                                                       {"embed", std::int64_t{16}},
-                                                      {"dropout", 0.0}})
+                                                      {"dropout", 0.0},
+                                                      {"sigma_data", 0.5}})
                    ->build({1, 8, 8}, 2);
     teacher_->eval();
     msd::set_trainable(*teacher_, false);
@@ -134,9 +135,34 @@ TEST_F(Adm, GeneratorGanTermMovesFakesTowardHigherLogits) {
     grads.push_back(x.grad());
   }
   ASSERT_GT(last["disc_real_logit"].item<double>(), last["disc_fake_logit"].item<double>());  // the discriminator tells them apart
+  // Below sigma_data the images show and it is never wrong; above, noise of up to sigma 80 drowns them.
+  ASSERT_EQ(last.count("disc_accuracy_low_noise"), 1u);
+  EXPECT_EQ(last["disc_accuracy_low_noise"].item<double>(), 1.0);
+  EXPECT_GT(last["disc_accuracy"].item<double>(), 0.5);
   const torch::Tensor gan_grad = grads[0] - grads[1];
   ASSERT_GT(gan_grad.norm().item<double>(), 0.0);
   EXPECT_GT((-gan_grad * (real - fake)).sum().item<double>(), 0.0);
+}
+
+// Real images +0.8 everywhere, fakes -0.8, at the default weights: within 100 steps the discriminator
+// tells them apart wherever the noise leaves them visible. With one channel per GroupNorm group (an
+// instance norm) it cannot: the images differ only in their mean, which that norm removes.
+TEST_F(Adm, DiscriminatorLearnsUnlessItsNormErasesEachChannelsMean) {
+  const torch::Tensor real = torch::full({32, 1, 8, 8}, 0.8);
+  const torch::Tensor fake = torch::full({32, 1, 8, 8}, -0.8);
+  const auto train = [&](std::int64_t group_channels) {
+    torch::manual_seed(5);
+    auto adm = make("adm", {{"disc_group_channels", group_channels}});
+    FixedStep ctx(real, fake);
+    msd::LoggedValues last;
+    for (int i = 0; i < 100; ++i) last = adm->update_auxiliary(ctx);
+    return last;
+  };
+  const msd::LoggedValues learns = train(8);
+  EXPECT_LT(learns.at("disc_loss").item<double>(), 1.25);  // 2 ln 2 = 1.386 at chance
+  EXPECT_EQ(learns.at("disc_accuracy_low_noise").item<double>(), 1.0);
+  const msd::LoggedValues erased = train(1);
+  EXPECT_GT(erased.at("disc_loss").item<double>(), 1.37);
 }
 
 // One discriminator step (its loss dominating the fake network's objective) widens the gap between the

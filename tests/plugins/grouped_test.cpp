@@ -23,7 +23,8 @@ class Grouped : public ::testing::Test {
  protected:
   void SetUp() override {
     auto plugin = msd::test::make_plugin<msd::Teacher>(
-        "toy_mlp", "edm_mlp", {{"hidden", std::int64_t{16}}, {"blocks", std::int64_t{2}}, {"embed", std::int64_t{8}}});
+        "toy_mlp", "edm_mlp", {{"hidden", std::int64_t{16}}, {"blocks", std::int64_t{2}}, {"embed", std::int64_t{8}},
+                                     {"sigma_data", 0.5}});
     for (std::int64_t k = 0; k < kMembers; ++k) {
       torch::manual_seed(static_cast<std::uint64_t>(k));
       members_.push_back(plugin->build({2}, kClasses));

@@ -23,7 +23,9 @@ const std::map<std::string, msd::Value> kTiny = {{"base_channels", std::int64_t{
                                                  {"embed", std::int64_t{16}},
                                                  {"dropout", 0.0}};
 
+/// EDM's sigma_data 0.5 unless `overrides` set it: these tests adopt no dataset.
 std::unique_ptr<Teacher> make_teacher(std::map<std::string, msd::Value> overrides = kTiny) {
+  overrides.emplace("sigma_data", 0.5);
   return msd::test::make_plugin<Teacher>("image_unet", "edm_unet", overrides);
 }
 

@@ -89,6 +89,13 @@ StudentContext student_context(const Denoiser& teacher, Dataset& data, const Tea
 
 }  // namespace
 
+std::unique_ptr<Teacher> make_teacher(const PluginRegistry& registry, const RunConfig& config, const Dataset& data) {
+  std::unique_ptr<Teacher> teacher = registry.make<Teacher>(PluginKind::teacher, config.teacher.plugin,
+                                                            config.teacher.params);
+  teacher->adopt_data(data);
+  return teacher;
+}
+
 StudentPlan plan_students(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
                           const Teacher& teacher) {
   StudentPlan plan;

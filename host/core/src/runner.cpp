@@ -178,7 +178,7 @@ class RunExecution {
     seed_phase(config_.seed, "dataset");
     data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
     phase_ = "teacher '" + config_.teacher.plugin + "'";
-    teacher_plugin_ = registry_.make<Teacher>(PluginKind::teacher, config_.teacher.plugin, config_.teacher.params);
+    teacher_plugin_ = make_teacher(registry_, config_, *data_);
     teacher_ = cache_.teacher(config_, *teacher_plugin_, *data_, device_, monitor_);
   }
 

@@ -105,7 +105,7 @@ std::string sample_run(const SampleRequest& request, const PluginRegistry& regis
     x = data->sample_given(labels);
     what = "dataset '" + config.dataset.plugin + "'";
   } else {
-    auto teacher_plugin = registry.make<Teacher>(PluginKind::teacher, config.teacher.plugin, config.teacher.params);
+    auto teacher_plugin = make_teacher(registry, config, *data);
     const auto teacher_files = artifacts_of_kind(store, run.id, "teacher");
     if (teacher_files.empty()) throw std::runtime_error("run " + std::to_string(run.id) + " recorded no teacher");
     const std::shared_ptr<Denoiser> teacher = load_teacher(*teacher_plugin, *data, teacher_files.front(), device, kRetrain);

@@ -29,6 +29,10 @@ edm::DenoiseFn as_denoise_fn(Denoiser& net);
 /// at its next network evaluation (throwing Interrupted), not after the thousands a sampling pass makes.
 edm::DenoiseFn stoppable_denoise_fn(Denoiser& net);
 
+/// The run's teacher plugin, having adopted `data` (prepared), so that settings it takes from its
+/// data (EDM's sigma_data) are known before it builds a network.
+std::unique_ptr<Teacher> make_teacher(const PluginRegistry& registry, const RunConfig& config, const Dataset& data);
+
 /// The run's partition: ctx.k cells from its partition plugin, checked to be disjoint, covering and
 /// usable by its student type (one-step students cannot split the noise axis). Throws naming the plugin.
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
