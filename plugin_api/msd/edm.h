@@ -46,6 +46,12 @@ torch::Tensor sample_training_sigma(std::int64_t n, double p_mean, double p_std,
 torch::Tensor sample_training_sigma_in(std::int64_t n, double p_mean, double p_std, double lo,
                                        double hi, const Random& random);
 
+/// O2MKD's p-mixing for a student responsible for [lo, hi): n levels of `prior`, each restricted to the
+/// range with probability 1 - p and from the whole prior with probability p. A range that covers
+/// every level ([0, inf)) draws from the prior alone.
+torch::Tensor sample_cell_sigma(std::int64_t n, const NoisePrior& prior, double lo, double hi, double p,
+                                const Random& random);
+
 /// EDM's denoising loss of each of `members` equal blocks of the batch (the members of a grouped
 /// network, see Denoiser::group): [members]. With one member, weighted_denoising_loss itself (0-dim).
 torch::Tensor weighted_denoising_loss(const torch::Tensor& denoised, const torch::Tensor& target,

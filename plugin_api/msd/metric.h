@@ -24,6 +24,10 @@ struct EvalContext {
   std::int64_t params_per_sample = 0;    ///< parameters of the network(s) one sample passes through
   std::int64_t params_total = 0;         ///< parameters of every network kept for sampling
   std::int64_t num_students = 0;         ///< 0 for the teacher and the dataset
+  /// Draws n samples from the teacher, for timing students against it; null when the teacher (or the
+  /// dataset) is under test.
+  std::function<Batch(std::int64_t n)> teacher_sample;
+  std::int64_t teacher_nfe = 0;          ///< network evaluations per sample of teacher_sample
   torch::Device device{torch::kCPU};
 };
 
@@ -37,6 +41,10 @@ struct MetricValue {
 class Metric : public Plugin {
  public:
   ~Metric() override;
+  /// Called by `msd validate` and before a run's work begins with evaluate.samples, the samples the model
+  /// under test will generate: throw std::invalid_argument, naming the key, for a setting evaluate()
+  /// could not honour, so that it fails at once and not after the training.
+  virtual void check(std::int64_t samples) const { (void)samples; }
   virtual std::vector<MetricValue> evaluate(const EvalContext& ctx) = 0;
 };
 

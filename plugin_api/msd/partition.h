@@ -30,6 +30,9 @@ struct PartitionContext {
   double sigma_min = 0.002;                     ///< lowest noise level the sampler visits
   double sigma_max = 80.0;                      ///< highest noise level the sampler visits
   std::uint64_t seed = 0;                       ///< for random splits
+  std::vector<double> sampler_levels;           ///< the noise levels at which the teacher's sampler evaluates
+                                                ///< the network, one entry per evaluation (Heun at N steps:
+                                                ///< 2N - 1), as the host recorded them from one sampling
   std::vector<std::vector<double>> class_features;  ///< per-class embedding (Dataset::class_features) when
                                                     ///< uses_class_features(); else, or when unknown, empty
 };

@@ -57,6 +57,15 @@ torch::Tensor sample_training_sigma_in(std::int64_t n, double p_mean, double p_s
   return sigma.to(torch::kFloat32);
 }
 
+torch::Tensor sample_cell_sigma(std::int64_t n, const NoisePrior& prior, double lo, double hi, double p,
+                                const Random& random) {
+  torch::Tensor whole = sample_training_sigma(n, prior.p_mean, prior.p_std, random);
+  if (lo <= 0.0 && std::isinf(hi)) return whole;
+  torch::Tensor inside = sample_training_sigma_in(n, prior.p_mean, prior.p_std, lo, hi, random);
+  torch::Tensor outside = random.uniform({n}) < p;
+  return torch::where(outside, whole, inside);
+}
+
 std::vector<double> karras_schedule(std::int64_t num_steps, double sigma_min, double sigma_max, double rho) {
   if (num_steps < 1) throw std::invalid_argument("karras_schedule: num_steps must be >= 1");
   std::vector<double> sigmas;

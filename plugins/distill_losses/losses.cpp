@@ -1,6 +1,7 @@
 // distill_losses: the objectives of both methods.
 //   MSD (one-step students):  dm (DMD2 distribution matching), adm (dm + GAN), regression (teacher pairs).
-//   O2MKD (multi-step):       diffusion (EDM loss), kd_prediction (teacher's output), kd_relational.
+//   O2MKD (multi-step):       diffusion (EDM loss), kd_prediction (teacher's output), kd_relational,
+//                             kd_feature (feature_kd.cpp).
 //   TSM for small students is kd_prediction in a stage before dm.
 // Formulas follow docs/ARCHITECTURE.md ("The science"), which cites EDM, DMD/DMD2, MSD and O2MKD.
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "feature_kd.h"
 #include "msd/edm.h"
 #include "msd/loss.h"
 #include "msd/optim.h"
@@ -561,4 +563,4 @@ MSD_PLUGIN_LIBRARY((msd::PluginLibrary{
     "distill_losses",
     {msd::describe<DistributionMatching>(), msd::describe<AdversarialDistributionMatching>(),
      msd::describe<Regression>(), msd::describe<Diffusion>(), msd::describe<PredictionKD>(),
-     msd::describe<RelationalKD>()}}))
+     msd::describe<RelationalKD>(), distill::feature_kd_plugin()}}))

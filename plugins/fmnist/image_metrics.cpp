@@ -62,17 +62,17 @@ class ImageMetrics final : public Metric {
     }
   }
 
+  void check(std::int64_t samples) const override {
+    if (samples < samples_) throw std::invalid_argument(too_few(samples));
+  }
+
   std::vector<MetricValue> evaluate(const EvalContext& ctx) override {
     const FeatureSpace* space = ctx.data != nullptr ? ctx.data->feature_space() : nullptr;
     if (space == nullptr) {
       throw std::runtime_error("image_metrics: the dataset has no feature network (Dataset::feature_space() is null); "
                                "use a dataset that trains one, such as fashion_mnist");
     }
-    if (ctx.generated.x.size(0) < samples_) {
-      throw std::runtime_error("image_metrics: samples = " + std::to_string(samples_) + " but the model under test "
-                               "generated " + std::to_string(ctx.generated.x.size(0)) +
-                               "; raise evaluate.samples or lower image_metrics.samples");
-    }
+    if (ctx.generated.x.size(0) < samples_) throw std::runtime_error(too_few(ctx.generated.x.size(0)));
     // The host's labels cycle through the classes, so the first n stay balanced.
     const torch::Tensor labels = ctx.generated.labels.narrow(0, 0, samples_).to(torch::kCPU, torch::kInt64);
     const Embedding generated = space->embed(ctx.generated.x.narrow(0, 0, samples_));
@@ -90,6 +90,10 @@ class ImageMetrics final : public Metric {
   }
 
  private:
+  std::string too_few(std::int64_t generated) const {
+    return "image_metrics: samples = " + std::to_string(samples_) + " but the model under test generates " +
+           std::to_string(generated) + " (evaluate.samples); raise evaluate.samples or lower image_metrics.samples";
+  }
   // Every value for `candidate` against the test `reference`, both carrying `labels`.
   void compare(const std::string& prefix, const Embedding& candidate, const Embedding& reference,
                const torch::Tensor& labels, std::vector<MetricValue>& out) const {

@@ -80,25 +80,91 @@ std::int64_t scaled(std::int64_t value, double mult, std::int64_t floor) {
   return std::max(floor, static_cast<std::int64_t>(std::lround(static_cast<double>(value) * mult)));
 }
 
+/// The keys that scale a student UNet from the teacher's.
+std::vector<msd::KeySpec> scaling_keys() {
+  return {msd::key_real("width_mult", 1.0,
+                        "channels (and embedding width) relative to the teacher; with depth_mult = 1, 1 the "
+                        "student is a copy of the teacher's weights, otherwise a fresh, randomly initialised UNet "
+                        "(unet_denoiser: see init)",
+                        0.01, 1.0),
+          msd::key_real("depth_mult", 1.0, "residual blocks per level relative to the teacher (at least 1)", 0.01, 1.0),
+          msd::key_real("dropout", 0.0,
+                        "dropout of the student's residual blocks; 0 makes it deterministic (applies to UNet "
+                        "teachers' copies too)",
+                        0.0, 0.99)};
+}
+
+/// Copies every parameter and buffer of `from` whose name and shape `to` shares; returns how many.
+std::int64_t copy_matching(const torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  const auto source = from.named_parameters(true);
+  const auto source_buffers = from.named_buffers(true);
+  std::int64_t copied = 0;
+  const auto copy = [&](const torch::OrderedDict<std::string, torch::Tensor>& sources, const std::string& name,
+                        torch::Tensor& target) {
+    const torch::Tensor* match = sources.find(name);
+    if (match == nullptr || !match->sizes().equals(target.sizes())) return;
+    target.copy_(*match);
+    ++copied;
+  };
+  for (auto& item : to.named_parameters(true)) copy(source, item.key(), item.value());
+  for (auto& item : to.named_buffers(true)) copy(source_buffers, item.key(), item.value());
+  return copied;
+}
+
+/// How a student UNet starts.
+enum class StudentInit {
+  copy_or_fresh,   ///< a copy of the teacher at full size, else fresh (unet_generator)
+  teacher_weights, ///< the teacher's weights wherever names and shapes agree (a copy at full size)
+  scratch          ///< fresh at every size
+};
+
+/// A student UNet for `plugin`, scaled from the teacher's options by width_mult and depth_mult.
+std::shared_ptr<msd::Denoiser> student_unet(const msd::StudentContext& ctx, const msd::Params& params,
+                                            const std::string& plugin, StudentInit init) {
+  if (ctx.teacher == nullptr) throw std::invalid_argument(plugin + ": needs the trained teacher");
+  const double width = params.get_real("width_mult");
+  const double depth = params.get_real("depth_mult");
+  const double dropout = params.get_real("dropout");
+  const auto* teacher = dynamic_cast<const unet::UNetDenoiser*>(ctx.teacher);
+  if (width == 1.0 && depth == 1.0 && init != StudentInit::scratch) {
+    std::shared_ptr<msd::Denoiser> copy = ctx.teacher->clone_denoiser();
+    copy->to(torch::kCPU);
+    msd::set_trainable(*copy, true);
+    if (auto* net = dynamic_cast<unet::UNetDenoiser*>(copy.get())) net->set_dropout(dropout);
+    return copy;
+  }
+  if (teacher == nullptr) {
+    throw std::invalid_argument(plugin + ": width_mult/depth_mult below 1 (or init = \"scratch\") scale the teacher's "
+                                "UNet, but the teacher is not an edm_unet network; use a copy of the teacher");
+  }
+  unet::UNetOptions o = teacher->options();
+  o.base_channels = scaled(o.base_channels, width, 1);
+  o.embed = 2 * scaled(o.embed / 2, width, 1);
+  o.res_blocks = scaled(o.res_blocks, depth, 1);
+  o.dropout = dropout;
+  auto student = std::make_shared<unet::UNetDenoiser>(o);
+  if (init == StudentInit::teacher_weights) {
+    const auto cpu_teacher = teacher->clone_denoiser();
+    cpu_teacher->to(torch::kCPU);
+    copy_matching(*cpu_teacher, *student);
+  }
+  return student;
+}
+
 class UNetGenerator final : public msd::Student {
  public:
   static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> keys{msd::key_real(
+        "generator_sigma", 80.0,
+        "noise level the generator is evaluated at: G(z) = D(generator_sigma z; generator_sigma) (DMD: the "
+        "teacher's sigma_max)",
+        1e-6)};
+    for (const msd::KeySpec& key : scaling_keys()) keys.push_back(key);
     return {msd::PluginKind::student, "unet_generator", "1.0",
             "one-step UNet generator G(z, c) = D(sigma_gen z; sigma_gen, c): a copy of the teacher, or a "
             "fresh UNet scaled down in width/depth (train it with a TSM stage, kd_prediction, before DM)",
-            {msd::key_real("generator_sigma", 80.0,
-                           "noise level the generator is evaluated at: G(z) = D(generator_sigma z; generator_sigma) "
-                           "(DMD: the teacher's sigma_max)",
-                           1e-6),
-             msd::key_real("width_mult", 1.0,
-                           "channels (and embedding width) relative to the teacher; with depth_mult = 1, 1 the "
-                           "student is a copy of the teacher's weights, otherwise a fresh, randomly initialised UNet",
-                           0.01, 1.0),
-             msd::key_real("depth_mult", 1.0, "residual blocks per level relative to the teacher (at least 1)", 0.01, 1.0),
-             msd::key_real("dropout", 0.0,
-                           "dropout of the student's residual blocks; 0 makes G deterministic given (z, c) "
-                           "(applies to UNet teachers' copies too)",
-                           0.0, 0.99)}};
+            keys};
   }
 
   explicit UNetGenerator(const msd::Params& params) : params_(params) {}
@@ -107,29 +173,37 @@ class UNetGenerator final : public msd::Student {
   double generator_sigma() const override { return params_.get_real("generator_sigma"); }
 
   std::shared_ptr<msd::Denoiser> build(const msd::StudentContext& ctx) override {
-    if (ctx.teacher == nullptr) throw std::invalid_argument("unet_generator: needs the trained teacher");
-    const double width = params_.get_real("width_mult");
-    const double depth = params_.get_real("depth_mult");
-    const double dropout = params_.get_real("dropout");
-    const auto* teacher = dynamic_cast<const unet::UNetDenoiser*>(ctx.teacher);
-    if (width == 1.0 && depth == 1.0) {
-      std::shared_ptr<msd::Denoiser> copy = ctx.teacher->clone_denoiser();
-      copy->to(torch::kCPU);
-      msd::set_trainable(*copy, true);
-      if (auto* net = dynamic_cast<unet::UNetDenoiser*>(copy.get())) net->set_dropout(dropout);
-      return copy;
-    }
-    if (teacher == nullptr) {
-      throw std::invalid_argument(
-          "unet_generator: width_mult/depth_mult below 1 scale the teacher's UNet, but the teacher is not an "
-          "edm_unet network; use width_mult = depth_mult = 1 (a copy of the teacher)");
-    }
-    unet::UNetOptions o = teacher->options();
-    o.base_channels = scaled(o.base_channels, width, 1);
-    o.embed = 2 * scaled(o.embed / 2, width, 1);
-    o.res_blocks = scaled(o.res_blocks, depth, 1);
-    o.dropout = dropout;
-    return std::make_shared<unet::UNetDenoiser>(o);
+    return student_unet(ctx, params_, "unet_generator", StudentInit::copy_or_fresh);
+  }
+
+ private:
+  msd::Params params_;
+};
+
+/// O2MKD's students: multi-step UNet denoisers, sampled with the teacher's sampler, each for its noise
+/// range, scaled from the teacher's UNet by the same code.
+class UNetStudent final : public msd::Student {
+ public:
+  static msd::PluginInfo info() {
+    std::vector<msd::KeySpec> keys = scaling_keys();
+    keys.push_back(msd::key_string("init", "teacher",
+                                   "teacher: start from the teacher's weights wherever names and shapes agree (all "
+                                   "of them at width_mult = depth_mult = 1; the first blocks of each level when only "
+                                   "depth shrinks; none when width shrinks); scratch: a fresh UNet",
+                                   {"teacher", "scratch"}));
+    return {msd::PluginKind::student, "unet_denoiser", "1.0",
+            "multi-step UNet denoiser (O2MKD's student), the teacher's UNet scaled in width and depth, sampled "
+            "with the teacher's sampler",
+            keys};
+  }
+
+  explicit UNetStudent(const msd::Params& params) : params_(params) {}
+
+  msd::StudentType type() const override { return msd::StudentType::multi_step; }
+
+  std::shared_ptr<msd::Denoiser> build(const msd::StudentContext& ctx) override {
+    return student_unet(ctx, params_, "unet_denoiser",
+                        params_.get_string("init") == "teacher" ? StudentInit::teacher_weights : StudentInit::scratch);
   }
 
  private:
@@ -139,4 +213,5 @@ class UNetGenerator final : public msd::Student {
 }  // namespace
 
 MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"image_unet",
-                                       {msd::describe<EdmUNetTeacher>(), msd::describe<UNetGenerator>()}}))
+                                       {msd::describe<EdmUNetTeacher>(), msd::describe<UNetGenerator>(),
+                                        msd::describe<UNetStudent>()}}))

@@ -192,18 +192,23 @@ msd::DenoiserOutput UNetDenoiser::denoise_with_features(const torch::Tensor& x, 
   auto image = [](const torch::Tensor& c) { return c.view({-1, 1, 1, 1}); };
   torch::Tensor h = input_conv_->forward(image(pre.c_in) * x);
   std::vector<torch::Tensor> skips{h};
+  std::vector<torch::Tensor> encoder_levels;  // each level's output, before it goes down
   for (size_t i = 0; i < encoder_->size(); ++i) {
+    if (encoder_is_down_[i]) encoder_levels.push_back(h);
     h = encoder_is_down_[i] ? encoder_[i]->as<torch::nn::Conv2d>()->forward(h)
                             : encoder_[i]->as<ResBlock>()->forward(h, emb);
     skips.push_back(h);
   }
+  encoder_levels.push_back(h);
   h = middle1_->forward(h, emb);
   if (middle_attention_) h = middle_attention_->forward(h);
   h = middle2_->forward(h, emb);
   msd::DenoiserOutput out;
   out.features.push_back(h);
+  out.features.insert(out.features.end(), encoder_levels.begin(), encoder_levels.end());
   for (size_t i = 0; i < decoder_->size(); ++i) {
     if (decoder_is_up_[i]) {
+      out.features.push_back(h);  // the decoder level's output, before it goes up
       const torch::Tensor& next_skip = skips.back();
       h = torch::nn::functional::interpolate(
           h, torch::nn::functional::InterpolateFuncOptions()
@@ -215,9 +220,18 @@ msd::DenoiserOutput UNetDenoiser::denoise_with_features(const torch::Tensor& x, 
       skips.pop_back();
     }
   }
+  out.features.push_back(h);
   torch::Tensor f = output_conv_->forward(torch::silu(output_norm_->forward(h)));
   out.denoised = image(pre.c_skip) * x + image(pre.c_out) * f;
   return out;
+}
+
+std::vector<std::string> UNetDenoiser::feature_names() const {
+  const auto levels = static_cast<std::int64_t>(options_.channel_mult.size());
+  std::vector<std::string> names{"mid"};
+  for (std::int64_t l = 0; l < levels; ++l) names.push_back("enc." + std::to_string(l));
+  for (std::int64_t l = levels - 1; l >= 0; --l) names.push_back("dec." + std::to_string(l));
+  return names;
 }
 
 void UNetDenoiser::set_dropout(double p) {

@@ -44,7 +44,8 @@ class Attention;
 /// shift after GroupNorm); stride-2 convolutions go down, nearest upsampling plus a convolution goes
 /// back up (to the skip's size, so odd sizes such as 7 -> 14 work), skips are concatenated. The
 /// bottleneck (middle blocks at the lowest resolution) is features[0] of denoise_with_features, as
-/// [B, C, h, w]: DMD2's discriminator head reads it.
+/// [B, C, h, w]: DMD2's discriminator head reads it. Then each encoder level's output and each decoder
+/// level's, for feature KD.
 class UNetDenoiser final : public msd::DenoiserFrom<UNetDenoiser, UNetOptions> {
  public:
   explicit UNetDenoiser(const UNetOptions& options);
@@ -52,8 +53,10 @@ class UNetDenoiser final : public msd::DenoiserFrom<UNetDenoiser, UNetOptions> {
   torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) override;
   msd::DenoiserOutput denoise_with_features(const torch::Tensor& x, const torch::Tensor& sigma,
                                             const torch::Tensor& labels) override;
-  /// "mid": the bottleneck, [B, C, h, w].
-  std::vector<std::string> feature_names() const override { return {"mid"}; }
+  /// "mid" (the bottleneck), then "enc.0" .. "enc.L-1" (each encoder level's output, before it goes
+  /// down) and "dec.L-1" .. "dec.0" (each decoder level's, before it goes up, and the last before the
+  /// output layer), all [B, C_l, h_l, w_l] for L = channel_mult's levels.
+  std::vector<std::string> feature_names() const override;
 
   /// Changes the dropout probability of every residual block (a student may train without it).
   void set_dropout(double p);

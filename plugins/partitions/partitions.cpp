@@ -1,7 +1,8 @@
 // Partition strategies for the routing keys the platform knows:
 //  - condition (MSD): class_consecutive, class_random split the class labels into K balanced cells,
 //    class_kmeans clusters the dataset's per-class features;
-//  - noise level (O2MKD): noise_uniform, noise_nonuniform split sigma into K contiguous ranges;
+//  - noise level (O2MKD): noise_uniform, noise_nonuniform, noise_timestep_uniform, noise_equal_nfe split
+//    sigma into K contiguous ranges;
 //  - both (the hybrid): class_x_noise, class groups times noise ranges.
 // No LibTorch here: splitting is bookkeeping, and this keeps the library quick to build and load.
 #include <algorithm>
@@ -357,11 +358,17 @@ std::string format_sigma(double sigma) {
   return os.str();
 }
 
-// K contiguous ranges whose inner boundaries sit at
-//   log sigma_i = log sigma_min + (log sigma_max - log sigma_min) * (i / K)^gamma,  i = 1..K-1.
-// The outer ends are 0 and +inf rather than sigma_min and sigma_max: the sampler's last step goes
-// to sigma = 0 and training draws sigmas outside the sampler's range, and each needs a student.
-std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionContext& ctx, double gamma) {
+/// Where a noise partition puts the K - 1 boundaries between its K contiguous ranges.
+struct NoiseSplit {
+  enum class Kind { log_warp, timestep_uniform, equal_evaluations };
+  Kind kind = Kind::log_warp;
+  double gamma = 1.0;            ///< log_warp: 1 is uniform in log sigma
+  std::int64_t timesteps = 1000;  ///< timestep_uniform: DDPM's T and linear beta schedule
+  double beta_start = 1e-4;
+  double beta_end = 0.02;
+};
+
+void check_sampler_range(const char* plugin, const msd::PartitionContext& ctx) {
   if (ctx.k < 1) {
     throw std::invalid_argument(std::string(plugin) + ": k = " + std::to_string(ctx.k) + " must be at least 1");
   }
@@ -369,13 +376,88 @@ std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionConte
     throw std::invalid_argument(std::string(plugin) + ": needs 0 < sigma_min < sigma_max < inf, got sigma_min = " +
                                 format_sigma(ctx.sigma_min) + ", sigma_max = " + format_sigma(ctx.sigma_max));
   }
+}
+
+// log sigma_i = log sigma_min + (log sigma_max - log sigma_min) * (i / K)^gamma,  i = 1..K-1.
+std::vector<double> log_warp_edges(const msd::PartitionContext& ctx, double gamma) {
   const double log_min = std::log(ctx.sigma_min);
   const double log_span = std::log(ctx.sigma_max) - log_min;
-  std::vector<double> edges{0.0};
+  std::vector<double> edges;
   for (std::int64_t i = 1; i < ctx.k; ++i) {
     const double t = static_cast<double>(i) / static_cast<double>(ctx.k);
     edges.push_back(std::exp(log_min + log_span * std::pow(t, gamma)));
   }
+  return edges;
+}
+
+// O2MKD's uniform split: student i takes DDPM timesteps ((i-1) T/K, i T/K] of the linear beta schedule,
+// so boundary i sits at the noise level of timestep floor(i T / K): sigma_t = sqrt((1 - abar_t) / abar_t),
+// abar_t = prod_{s <= t} (1 - beta_s), beta_s linear from beta_start (s = 1) to beta_end (s = T).
+std::vector<double> timestep_edges(const msd::PartitionContext& ctx, const NoiseSplit& split) {
+  if (ctx.k > split.timesteps) {
+    throw std::invalid_argument("noise_timestep_uniform: k = " + std::to_string(ctx.k) + " exceeds timesteps = " +
+                                std::to_string(split.timesteps));
+  }
+  std::vector<double> sigma_at{0.0};  // sigma_at[t], t = 0..T
+  double log_abar = 0.0;
+  for (std::int64_t t = 1; t <= split.timesteps; ++t) {
+    const double frac = split.timesteps == 1 ? 0.0 : static_cast<double>(t - 1) / static_cast<double>(split.timesteps - 1);
+    log_abar += std::log1p(-(split.beta_start + frac * (split.beta_end - split.beta_start)));
+    sigma_at.push_back(std::sqrt(std::expm1(-log_abar)));  // sqrt(1 / abar - 1)
+  }
+  std::vector<double> edges;
+  for (std::int64_t i = 1; i < ctx.k; ++i) edges.push_back(sigma_at[static_cast<size_t>(i * split.timesteps / ctx.k)]);
+  return edges;
+}
+
+// Boundaries that give each range as close to E / K of the sampler's E network evaluations as whole
+// levels allow (a level evaluated twice stays in one range), each between two neighbouring levels at
+// their geometric mean.
+std::vector<double> equal_evaluation_edges(const msd::PartitionContext& ctx) {
+  std::vector<double> levels = ctx.sampler_levels;
+  levels.erase(std::remove_if(levels.begin(), levels.end(), [](double s) { return !(s > 0.0); }), levels.end());
+  std::sort(levels.begin(), levels.end());
+  std::vector<std::pair<double, std::int64_t>> distinct;  // (level, evaluations), ascending
+  for (double level : levels) {
+    if (distinct.empty() || distinct.back().first != level) distinct.emplace_back(level, 0);
+    ++distinct.back().second;
+  }
+  if (static_cast<std::int64_t>(distinct.size()) < ctx.k) {
+    throw std::invalid_argument("noise_equal_nfe: k = " + std::to_string(ctx.k) + " exceeds the " +
+                                std::to_string(distinct.size()) +
+                                " distinct noise levels the teacher's sampler evaluates; raise its sampler_steps");
+  }
+  const double total = static_cast<double>(levels.size());
+  std::vector<double> edges;
+  std::int64_t seen = 0;
+  for (size_t j = 0; j + 1 < distinct.size() && static_cast<std::int64_t>(edges.size()) + 1 < ctx.k; ++j) {
+    seen += distinct[j].second;
+    const double target = total * static_cast<double>(edges.size() + 1) / static_cast<double>(ctx.k);
+    const double with_next = static_cast<double>(seen + distinct[j + 1].second);
+    // Cut here when the next level would overshoot the target by more than stopping short misses it,
+    // or when every remaining level is needed to give each remaining range one.
+    const std::int64_t ranges_left = ctx.k - static_cast<std::int64_t>(edges.size()) - 1;
+    const bool must = static_cast<std::int64_t>(distinct.size() - j - 1) == ranges_left;
+    if (must || std::abs(with_next - target) > std::abs(static_cast<double>(seen) - target)) {
+      edges.push_back(std::sqrt(distinct[j].first * distinct[j + 1].first));
+    }
+  }
+  return edges;
+}
+
+// K contiguous ranges with the split's inner boundaries. The outer ends are 0 and +inf rather than
+// sigma_min and sigma_max: the sampler's last step goes to sigma = 0 and training draws sigmas outside
+// the sampler's range, and each needs a student.
+std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionContext& ctx, const NoiseSplit& split) {
+  check_sampler_range(plugin, ctx);
+  std::vector<double> edges{0.0};
+  std::vector<double> inner;
+  switch (split.kind) {
+    case NoiseSplit::Kind::log_warp: inner = log_warp_edges(ctx, split.gamma); break;
+    case NoiseSplit::Kind::timestep_uniform: inner = timestep_edges(ctx, split); break;
+    case NoiseSplit::Kind::equal_evaluations: inner = equal_evaluation_edges(ctx); break;
+  }
+  edges.insert(edges.end(), inner.begin(), inner.end());
   edges.push_back(std::numeric_limits<double>::infinity());
 
   std::vector<msd::Cell> cells;
@@ -387,6 +469,27 @@ std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionConte
     cells.push_back(std::move(cell));
   }
   return cells;
+}
+
+NoiseSplit log_warp(double gamma) {
+  NoiseSplit split;
+  split.gamma = gamma;
+  return split;
+}
+
+std::vector<msd::KeySpec> timestep_keys() {
+  return {msd::key_int("timesteps", 1000, "DDPM's number of timesteps T", 1, 1000000),
+          msd::key_real("beta_start", 1e-4, "DDPM's beta at the first timestep (linear schedule)", 1e-9, 0.999),
+          msd::key_real("beta_end", 0.02, "DDPM's beta at the last timestep", 1e-9, 0.999)};
+}
+
+NoiseSplit timestep_split(const msd::Params& params) {
+  NoiseSplit split;
+  split.kind = NoiseSplit::Kind::timestep_uniform;
+  split.timesteps = params.get_int("timesteps");
+  split.beta_start = params.get_real("beta_start");
+  split.beta_end = params.get_real("beta_end");
+  return split;
 }
 
 class NoiseUniform final : public msd::Partition {
@@ -401,7 +504,7 @@ class NoiseUniform final : public msd::Partition {
   explicit NoiseUniform(const msd::Params&) {}
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
-    return noise_cells("noise_uniform", ctx, 1.0);
+    return noise_cells("noise_uniform", ctx, log_warp(1.0));
   }
 };
 
@@ -421,11 +524,49 @@ class NoiseNonuniform final : public msd::Partition {
   explicit NoiseNonuniform(const msd::Params& params) : gamma_(params.get_real("gamma")) {}
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
-    return noise_cells("noise_nonuniform", ctx, gamma_);
+    return noise_cells("noise_nonuniform", ctx, log_warp(gamma_));
   }
 
  private:
   double gamma_;
+};
+
+class NoiseTimestepUniform final : public msd::Partition {
+ public:
+  static msd::PluginInfo info() {
+    return with_traits({msd::PluginKind::partition,
+            "noise_timestep_uniform",
+            kVersion,
+            "K noise-level ranges of equal width in DDPM timesteps (linear beta schedule): O2MKD's uniform split",
+            timestep_keys()}, msd::RoutingKey::noise_level);
+  }
+  explicit NoiseTimestepUniform(const msd::Params& params) : split_(timestep_split(params)) {}
+
+  std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
+    return noise_cells("noise_timestep_uniform", ctx, split_);
+  }
+
+ private:
+  NoiseSplit split_;
+};
+
+class NoiseEqualNfe final : public msd::Partition {
+ public:
+  static msd::PluginInfo info() {
+    return with_traits({msd::PluginKind::partition,
+            "noise_equal_nfe",
+            kVersion,
+            "K noise-level ranges holding equal shares of the network evaluations of the teacher's sampler, "
+            "so that every student does the same share of the sampling",
+            {}}, msd::RoutingKey::noise_level);
+  }
+  explicit NoiseEqualNfe(const msd::Params&) {}
+
+  std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
+    NoiseSplit split;
+    split.kind = NoiseSplit::Kind::equal_evaluations;
+    return noise_cells("noise_equal_nfe", ctx, split);
+  }
 };
 
 // --- both at once -------------------------------------------------------------------------------
@@ -444,16 +585,19 @@ class ClassXNoise final : public msd::Partition {
                                                     "(shuffled with the run's seed)",
                           {"consecutive", "random"}),
           msd::key_int("class_cells", 2, "groups of classes", 1, 1024),
-          msd::key_string("noise", "uniform", "how sigma is cut: as noise_uniform or noise_nonuniform",
-                          {"uniform", "nonuniform"}),
+          msd::key_string("noise", "uniform",
+                          "how sigma is cut: as noise_uniform, noise_nonuniform, noise_timestep_uniform or "
+                          "noise_equal_nfe",
+                          {"uniform", "nonuniform", "timestep_uniform", "equal_nfe"}),
           msd::key_int("noise_cells", 2, "noise-level ranges", 1, 1024),
-          msd::key_real("gamma", 2.0, "noise = nonuniform: the warp of noise_nonuniform", 1.0, 10.0)}},
+          msd::key_real("gamma", 2.0, "noise = nonuniform: the warp of noise_nonuniform", 1.0, 10.0),
+          timestep_keys()[0], timestep_keys()[1], timestep_keys()[2]}},
         msd::RoutingKey::condition_and_noise);
   }
   explicit ClassXNoise(const msd::Params& params)
       : random_(params.get_string("classes") == "random"),
         class_cells_(params.get_int("class_cells")),
-        gamma_(params.get_string("noise") == "nonuniform" ? params.get_real("gamma") : 1.0),
+        split_(noise_split(params)),
         noise_cells_(params.get_int("noise_cells")) {}
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
@@ -470,7 +614,7 @@ class ClassXNoise final : public msd::Partition {
         random_ ? shuffled_order(ctx.num_classes, ctx.seed) : identity_order(ctx.num_classes);
     std::vector<msd::Cell> cells;
     for (const msd::Cell& group : cells_from_order(order, class_cells_)) {
-      for (const msd::Cell& range : noise_cells("class_x_noise", noise, gamma_)) {
+      for (const msd::Cell& range : noise_cells("class_x_noise", noise, split_)) {
         msd::Cell cell = range;
         cell.classes = group.classes;
         cell.label = group.label + ", " + range.label;
@@ -481,9 +625,17 @@ class ClassXNoise final : public msd::Partition {
   }
 
  private:
+  static NoiseSplit noise_split(const msd::Params& params) {
+    const std::string noise = params.get_string("noise");
+    if (noise == "timestep_uniform") return timestep_split(params);
+    NoiseSplit split = log_warp(noise == "nonuniform" ? params.get_real("gamma") : 1.0);
+    if (noise == "equal_nfe") split.kind = NoiseSplit::Kind::equal_evaluations;
+    return split;
+  }
+
   bool random_;
   std::int64_t class_cells_;
-  double gamma_;
+  NoiseSplit split_;
   std::int64_t noise_cells_;
 };
 
@@ -493,4 +645,5 @@ class ClassXNoise final : public msd::Partition {
 MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"partitions",
                                        {msd::describe<ClassConsecutive>(), msd::describe<ClassRandom>(),
                                         msd::describe<ClassKMeans>(), msd::describe<NoiseUniform>(),
-                                        msd::describe<NoiseNonuniform>(), msd::describe<ClassXNoise>()}}))
+                                        msd::describe<NoiseNonuniform>(), msd::describe<NoiseTimestepUniform>(),
+                                        msd::describe<NoiseEqualNfe>(), msd::describe<ClassXNoise>()}}))

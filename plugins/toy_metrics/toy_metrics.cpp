@@ -295,7 +295,9 @@ class Cost final : public msd::Metric {
     return with_summary({msd::PluginKind::metric,
             "cost",
             kVersion,
-            "network evaluations and parameters per sample, students, and measured latency per sample",
+            "network evaluations and parameters per sample, students, and measured latency per sample; for "
+            "students also the teacher's latency (timed alternately with theirs) and the acceleration, "
+            "teacher latency / student latency",
             {msd::key_int("batch", 1000, "samples per timed call", 1, 1e7),
              msd::key_int("repeats", 3, "timed calls after one warm-up; the median is reported", 1, 1000)}}, {{"nfe", "NFE"}, {"latency_ms_per_sample", "ms/sample"}, {"params", "params"}});
   }
@@ -310,25 +312,43 @@ class Cost final : public msd::Metric {
       out.push_back({"params_total", static_cast<double>(ctx.params_total), ""});
       out.push_back({"students", static_cast<double>(ctx.num_students), ""});
     }
-    if (ctx.sample) out.push_back({"latency_ms_per_sample", latency_ms(ctx.sample), ""});
+    if (!ctx.sample) return out;
+    if (!ctx.teacher_sample) {
+      out.push_back({"latency_ms_per_sample", latency_ms({ctx.sample}).front(), ""});
+      return out;
+    }
+    const std::vector<double> ms = latency_ms({ctx.sample, ctx.teacher_sample});
+    out.push_back({"latency_ms_per_sample", ms[0], ""});
+    out.push_back({"teacher_latency_ms_per_sample", ms[1], ""});
+    out.push_back({"teacher_nfe", static_cast<double>(ctx.teacher_nfe), ""});
+    out.push_back({"acceleration", ms[1] / ms[0], ""});
     return out;
   }
 
  private:
-  // The warm-up call absorbs one-time costs (allocator growth, lazy initialisation); the median
-  // of the timed calls ignores a stray slow one caused by other processes.
-  double latency_ms(const std::function<msd::Batch(std::int64_t)>& sample) const {
-    sample(batch_);
-    std::vector<double> ms;
+  using Sampler = std::function<msd::Batch(std::int64_t)>;
+
+  /// Median milliseconds per sample of each sampler. The calls alternate between the samplers, so that
+  /// a slow spell of a shared machine falls on all of them; one warm-up call each absorbs one-time
+  /// costs (allocator growth, lazy initialisation), and the median ignores a stray slow call.
+  std::vector<double> latency_ms(const std::vector<Sampler>& samplers) const {
+    for (const Sampler& sample : samplers) sample(batch_);
+    std::vector<std::vector<double>> ms(samplers.size());
     for (std::int64_t r = 0; r < repeats_; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      sample(batch_);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      for (size_t i = 0; i < samplers.size(); ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        samplers[i](batch_);
+        ms[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      }
     }
-    std::sort(ms.begin(), ms.end());
-    const size_t mid = ms.size() / 2;
-    const double median = ms.size() % 2 ? ms[mid] : 0.5 * (ms[mid - 1] + ms[mid]);
-    return median / static_cast<double>(batch_);
+    std::vector<double> medians;
+    for (std::vector<double>& times : ms) {
+      std::sort(times.begin(), times.end());
+      const size_t mid = times.size() / 2;
+      const double median = times.size() % 2 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]);
+      medians.push_back(median / static_cast<double>(batch_));
+    }
+    return medians;
   }
 
   std::int64_t batch_;

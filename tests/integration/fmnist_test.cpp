@@ -50,6 +50,23 @@ const RunView& named(const std::vector<RunView>& runs, const std::string& name) 
   throw std::runtime_error("no run named " + name);
 }
 
+// image_metrics reads more samples than a run would generate: refused when the file is loaded, by
+// `msd validate` as by `msd run`, not after the teacher has trained.
+TEST(Fmnist, MoreMetricSamplesThanTheRunGeneratesAreRefusedAtOnce) {
+  TempDir tmp;
+  for (const std::string command : {"validate", "run"}) {
+    std::vector<std::string> args{command, (experiments_dir() / "fmnist_msd_cpu.toml").string(), "--set",
+                                  "evaluate.samples=100"};
+    if (command == "run") args.insert(args.end(), {"--db", (tmp / "results.db").string()});
+    const RunResult refused = run_msd(args, tmp.path(), 60);
+    EXPECT_NE(refused.exit_code, 0) << command;
+    EXPECT_THAT(refused.output, HasSubstr("evaluate.metric.0 (image_metrics): image_metrics: samples = 5000 but the "
+                                          "model under test generates 100 (evaluate.samples)"))
+        << command << ": " << refused.output;
+  }
+  EXPECT_FALSE(fs::exists(tmp / "cache")) << "nothing may be prepared for a refused file";
+}
+
 TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   TempDir tmp;
   const fs::path db = tmp / "out" / "results.db";

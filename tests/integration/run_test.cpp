@@ -364,6 +364,20 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
     for (const auto& m : run.all_metrics) found = found || (m.name == loss && m.scope == "student:1");
     EXPECT_TRUE(found) << "no curve " << loss;
   }
+
+  // With four ranges even in log sigma, the second, [0.0283, 0.4), holds none of the four levels the
+  // 7-NFE sampler evaluates (80, 9.72, 0.470, 0.002): refused before the teacher trains.
+  const fs::path refused_db = tmp / "refused" / "results.db";
+  const RunResult refused = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", refused_db.string(), "--set",
+                                     "partition.k=4", "--set", "teacher.steps=100000"},
+                                    tmp.path(), 120);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("cell 1 (sigma [0.0283, 0.4)) holds none of the 7 noise levels"));
+  EXPECT_THAT(refused.output, HasSubstr("noise_equal_nfe"));
+  const auto refused_runs = read_runs(refused_db);
+  ASSERT_EQ(refused_runs.size(), 1u);
+  EXPECT_EQ(refused_runs[0].record.status, RunStatus::failed);
+  EXPECT_FALSE(refused_runs[0].metric("teacher.train_seconds").has_value());
 }
 
 // The hybrid of the repository's experiments/toy_hybrid.toml, from the file alone (smoke sizes):

@@ -65,10 +65,18 @@ TEST(ImageUNet, ShapesAndBottleneckFeatures) {
   const torch::Tensor x = images(3);
   const msd::DenoiserOutput out = net->denoise_with_features(x, torch::full({3}, 1.0), torch::tensor({0, 4, 9}));
   EXPECT_EQ(out.denoised.sizes(), x.sizes());
-  ASSERT_EQ(out.features.size(), 1u);
-  // 28 -> 14 -> 7 with 16 * 2 channels at the lowest level.
-  EXPECT_EQ(out.features[0].sizes(), (std::vector<std::int64_t>{3, 32, 7, 7}));
-  EXPECT_EQ(net->feature_names(), (std::vector<std::string>{"mid"}));
+  EXPECT_EQ(net->feature_names(),
+            (std::vector<std::string>{"mid", "enc.0", "enc.1", "enc.2", "dec.2", "dec.1", "dec.0"}));
+  ASSERT_EQ(out.features.size(), 7u);
+  // 28 -> 14 -> 7 with 16 x 1, 2, 2 channels; the decoder's levels mirror the encoder's.
+  using Sizes = std::vector<std::int64_t>;
+  EXPECT_EQ(out.features[0].sizes(), (Sizes{3, 32, 7, 7}));
+  EXPECT_EQ(out.features[1].sizes(), (Sizes{3, 16, 28, 28}));
+  EXPECT_EQ(out.features[2].sizes(), (Sizes{3, 32, 14, 14}));
+  EXPECT_EQ(out.features[3].sizes(), (Sizes{3, 32, 7, 7}));
+  EXPECT_EQ(out.features[4].sizes(), (Sizes{3, 32, 7, 7}));
+  EXPECT_EQ(out.features[5].sizes(), (Sizes{3, 32, 14, 14}));
+  EXPECT_EQ(out.features[6].sizes(), (Sizes{3, 16, 28, 28}));
   EXPECT_TRUE(torch::isfinite(out.denoised).all().item<bool>());
 }
 

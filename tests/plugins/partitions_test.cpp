@@ -1,6 +1,7 @@
 // Partition plugins, loaded from the built libmsd_partitions.so.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "load_plugin.h"
+#include "msd/edm.h"
 #include "msd/partition.h"
 
 namespace {
@@ -59,7 +61,7 @@ std::vector<double> inner_edges(const std::vector<Cell>& cells) {
 const std::vector<std::pair<std::int64_t, std::int64_t>> kClassCombos{
     {1, 1}, {2, 2}, {7, 2}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {100, 8}, {1000, 7}};
 
-TEST(Partitions, LibraryDeclaresSixPartitionPluginsWithDocumentedKeys) {
+TEST(Partitions, LibraryDeclaresEightPartitionPluginsWithDocumentedKeys) {
   const msd::PluginLibrary& library = msd::test::load_library("partitions");
   std::vector<std::string> names;
   for (const msd::PluginDescriptor& d : library.plugins) {
@@ -72,12 +74,14 @@ TEST(Partitions, LibraryDeclaresSixPartitionPluginsWithDocumentedKeys) {
     }
   }
   EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "class_kmeans", "noise_uniform",
-                                             "noise_nonuniform", "class_x_noise"}));
+                                             "noise_nonuniform", "noise_timestep_uniform", "noise_equal_nfe",
+                                             "class_x_noise"}));
 }
 
 // Only k-means asks for the dataset's class features (a pass over its training split to compute).
 TEST(Partitions, OnlyKMeansUsesClassFeatures) {
-  for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform", "class_x_noise"}) {
+  for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform",
+                           "noise_timestep_uniform", "noise_equal_nfe", "class_x_noise"}) {
     EXPECT_FALSE(traits(name).uses_class_features) << name;
   }
   EXPECT_TRUE(traits("class_kmeans").uses_class_features);
@@ -203,11 +207,84 @@ TEST(Partitions, NonuniformNoiseCellsAreNarrowerAtLowSigma) {
 }
 
 TEST(Partitions, NoiseSplitsRejectBadRanges) {
-  for (const char* name : {"noise_uniform", "noise_nonuniform"}) {
+  for (const char* name : {"noise_uniform", "noise_nonuniform", "noise_timestep_uniform", "noise_equal_nfe"}) {
     const auto partition = make(name);
     EXPECT_THROW(partition->split(noise_ctx(0)), std::invalid_argument) << name;
     EXPECT_THROW(partition->split(noise_ctx(4, 0.0, 80.0)), std::invalid_argument) << name;
     EXPECT_THROW(partition->split(noise_ctx(4, 10.0, 1.0)), std::invalid_argument) << name;
+  }
+}
+
+// DDPM with T = 4 and beta = 0.1, 0.2, 0.3, 0.4: abar = 0.9, 0.72, 0.504 after timesteps 1, 2, 3, and
+// sigma_t = sqrt(1 / abar_t - 1). Four students take one timestep each; two take timesteps 1-2 and 3-4.
+TEST(Partitions, TimestepUniformEdgesAreDdpmsNoiseLevelsAtEqualTimesteps) {
+  const auto partition = make("noise_timestep_uniform", {{"timesteps", std::int64_t{4}}, {"beta_start", 0.1},
+                                                          {"beta_end", 0.4}});
+  EXPECT_EQ(traits("noise_timestep_uniform").key, RoutingKey::noise_level);
+  const std::vector<double> four = inner_edges(partition->split(noise_ctx(4)));
+  ASSERT_EQ(four.size(), 3u);
+  EXPECT_NEAR(four[0], std::sqrt(1 / 0.9 - 1), 1e-12);
+  EXPECT_NEAR(four[1], std::sqrt(1 / 0.72 - 1), 1e-12);
+  EXPECT_NEAR(four[2], std::sqrt(1 / 0.504 - 1), 1e-12);
+  EXPECT_EQ(inner_edges(partition->split(noise_ctx(2))), std::vector<double>{four[1]});
+  EXPECT_THROW(partition->split(noise_ctx(5)), std::invalid_argument);  // more students than timesteps
+  // O2MKD's CIFAR-10 schedule (the defaults) puts the middle of 1000 timesteps near sigma 3.4, far above
+  // the middle of the sampler's range in log sigma (0.4).
+  const std::vector<double> ddpm = inner_edges(make("noise_timestep_uniform")->split(noise_ctx(2)));
+  ASSERT_EQ(ddpm.size(), 1u);
+  EXPECT_GT(ddpm[0], 3.0);
+  EXPECT_LT(ddpm[0], 4.0);
+}
+
+// Heun at 3 steps evaluates 8 once and 4 and 2 twice each. Two students: the 2 evaluations at sigma 2,
+// and the 3 at 4 and 8; three: one level each. Boundaries sit at the geometric mean of their neighbours.
+TEST(Partitions, EqualNfeRangesShareTheSamplersEvaluations) {
+  const auto partition = make("noise_equal_nfe");
+  PartitionContext ctx = noise_ctx(2);
+  ctx.sampler_levels = {8.0, 4.0, 4.0, 2.0, 2.0};
+  EXPECT_EQ(inner_edges(partition->split(ctx)), std::vector<double>{std::sqrt(8.0)});
+  ctx.k = 3;
+  EXPECT_EQ(inner_edges(partition->split(ctx)), (std::vector<double>{std::sqrt(8.0), std::sqrt(32.0)}));
+  ctx.k = 4;
+  EXPECT_THROW(partition->split(ctx), std::invalid_argument);  // more students than levels
+  ctx.sampler_levels.clear();
+  EXPECT_THROW(partition->split(ctx), std::invalid_argument);
+
+  // EDM's Heun at 18 steps: 35 evaluations; each range gets its share to within one level's two.
+  const msd::edm::SamplerOptions heun;
+  const std::vector<double> schedule = msd::edm::karras_schedule(heun.num_steps, heun.sigma_min, heun.sigma_max, heun.rho);
+  PartitionContext edm = noise_ctx(1);
+  for (size_t i = 0; i + 1 < schedule.size(); ++i) {
+    edm.sampler_levels.push_back(schedule[i]);
+    if (schedule[i + 1] > 0) edm.sampler_levels.push_back(schedule[i + 1]);
+  }
+  ASSERT_EQ(edm.sampler_levels.size(), 35u);
+  for (std::int64_t k : {2, 4, 8}) {
+    edm.k = k;
+    const std::vector<Cell> cells = partition->split(edm);
+    ASSERT_EQ(static_cast<std::int64_t>(cells.size()), k);
+    EXPECT_NO_THROW(msd::check_partition(cells, RoutingKey::noise_level, 1));
+    for (const Cell& cell : cells) {
+      const auto held = std::count_if(edm.sampler_levels.begin(), edm.sampler_levels.end(),
+                                      [&](double s) { return cell.contains_sigma(s); });
+      EXPECT_NEAR(static_cast<double>(held), 35.0 / static_cast<double>(k), 2.0) << "k = " << k << ", " << cell.label;
+    }
+  }
+}
+
+// The hybrid cuts sigma as the noise partition of the same name does.
+TEST(Partitions, ClassXNoiseCutsSigmaAsTheNoisePartitions) {
+  PartitionContext ctx = classes_ctx(4, 4);
+  ctx.sampler_levels = {8.0, 4.0, 4.0, 2.0, 2.0};
+  const std::vector<double> timestep =
+      inner_edges(make("noise_timestep_uniform")->split(noise_ctx(2)));
+  const std::vector<double> equal_nfe = {std::sqrt(8.0)};
+  for (const auto& [noise, edges] : {std::pair{std::string("timestep_uniform"), timestep},
+                                     std::pair{std::string("equal_nfe"), equal_nfe}}) {
+    const std::vector<Cell> cells = make("class_x_noise", {{"noise", noise}})->split(ctx);
+    ASSERT_EQ(cells.size(), 4u) << noise;
+    EXPECT_EQ(cells[0].sigma_hi, edges[0]) << noise;
+    EXPECT_EQ(cells[2].sigma_hi, edges[0]) << noise;
   }
 }
 

@@ -8,6 +8,7 @@
 #include "msd/host/pipeline/models.h"
 #include "msd/host/plugin_registry.h"
 #include "msd/host/run_monitor.h"
+#include "msd/host/runner.h"
 #include "msd/host/stop.h"
 #include "msd/metric.h"
 #include "msd/results/pictures.h"
@@ -20,11 +21,21 @@ namespace {
 using Sampler = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
 
 /// `model` sampled at the run's precision (the latency metric times it so too); metrics see fp32.
-Sampler at_precision(const EvaluatedModel& model, const torch::Device& device, const std::string& precision) {
-  return [&model, device, precision](const torch::Tensor& noise, const torch::Tensor& labels) {
+Sampler at_precision(const Sampler& sample, const torch::Device& device, const std::string& precision) {
+  return [sample, device, precision](const torch::Tensor& noise, const torch::Tensor& labels) {
     check_stop();  // between chunks; the teacher's sampler also checks at every network evaluation
     const MixedPrecision guard(device, precision);
-    return model.sample(noise, labels).to(torch::kFloat32);
+    return sample(noise, labels).to(torch::kFloat32);
+  };
+}
+
+/// n samples of `sample` with labels cycling through the classes, for timing.
+std::function<Batch(std::int64_t)> timed_sampler(const Sampler& sample, const Dataset& data, const torch::Device& device) {
+  const std::int64_t classes = data.num_classes();
+  const std::vector<std::int64_t> shape = data.sample_shape();
+  return [sample, classes, shape, device](std::int64_t m) {
+    const torch::Tensor l = torch::arange(m, torch::kInt64) % classes;
+    return Batch{sample_in_chunks(sample, shape, l, device, m), l};
   };
 }
 
@@ -67,6 +78,18 @@ void require_finite_metrics(const std::vector<results::MetricRow>& rows) {
 
 }  // namespace
 
+void check_metrics(const PluginRegistry& registry, const RunConfig& config) {
+  for (size_t i = 0; i < config.evaluate.metrics.size(); ++i) {
+    const PluginSection& m = config.evaluate.metrics[i];
+    try {
+      registry.make<Metric>(PluginKind::metric, m.plugin, m.params)->check(config.evaluate.samples);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error("run " + config.name + ": evaluate.metric." + std::to_string(i) + " (" + m.plugin +
+                               "): " + e.what());
+    }
+  }
+}
+
 void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& data, const torch::Device& device,
               const EvaluatedModel& model, const EvaluationTarget& target) {
   target.phase = "evaluation of the " + model.name;
@@ -77,7 +100,7 @@ void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& 
   seed_phase(config.seed, "evaluate/reference");
   const Batch reference{data.sample_given(labels), labels};
   seed_phase(config.seed, "evaluate/samples");
-  const Sampler sample = at_precision(model, device, config.precision);
+  const Sampler sample = at_precision(model.sample, device, config.precision);
   const auto start = std::chrono::steady_clock::now();
   const Batch generated{sample_in_chunks(sample, data.sample_shape(), labels, device), labels};
   target.log << model.name << ": " << n << " samples in " << seconds_since(start) << " s\n";
@@ -88,10 +111,9 @@ void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& 
   ctx.data = &data;
   ctx.generated = generated;
   ctx.reference = reference;
-  ctx.sample = [&](std::int64_t m) {
-    const torch::Tensor l = torch::arange(m, torch::kInt64) % classes;
-    return Batch{sample_in_chunks(sample, data.sample_shape(), l, device, m), l};
-  };
+  ctx.sample = timed_sampler(sample, data, device);
+  if (model.teacher) ctx.teacher_sample = timed_sampler(at_precision(model.teacher, device, config.precision), data, device);
+  ctx.teacher_nfe = model.teacher_nfe;
   ctx.nfe = model.nfe;
   ctx.params_per_sample = model.params_per_sample;
   ctx.params_total = model.params_total;

@@ -39,6 +39,43 @@ edm::DenoiseFn stoppable_denoise_fn(Denoiser& net) {
   };
 }
 
+namespace {
+
+/// The noise levels at which `teacher`'s sampler evaluates the network, one per evaluation, from one
+/// sampling of one sample by a stand-in network that returns zeros. The default generator is left as
+/// it was, so that a sampler that draws does not shift the run's random numbers.
+std::vector<double> sampler_levels(const Teacher& teacher, const std::vector<std::int64_t>& sample_shape) {
+  std::vector<double> levels;
+  const edm::DenoiseFn record = [&levels](const torch::Tensor& x, double sigma, const torch::Tensor&) {
+    levels.push_back(sigma);
+    return torch::zeros_like(x);
+  };
+  std::vector<std::int64_t> shape{1};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const at::Tensor state = generator.get_state();
+  teacher.sample(record, torch::zeros(shape), torch::zeros({1}, torch::kInt64));
+  generator.set_state(state);
+  return levels;
+}
+
+/// Throws when a cell's noise range holds none of the levels the sampler evaluates: its student would
+/// be trained and never used.
+void check_every_cell_is_sampled(const std::vector<Cell>& cells, const std::vector<double>& levels,
+                                 const std::string& who) {
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const bool sampled = std::any_of(levels.begin(), levels.end(), [&](double s) { return cells[i].contains_sigma(s); });
+    if (sampled) continue;
+    throw std::runtime_error(who + ": cell " + std::to_string(i) + " (" + cells[i].label + ") holds none of the " +
+                             std::to_string(levels.size()) +
+                             " noise levels at which the teacher's sampler evaluates the network, so its student "
+                             "would be trained and never used; use fewer students, more teacher.sampler_steps, or "
+                             "partition noise_equal_nfe");
+  }
+}
+
+}  // namespace
+
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
                                   const Teacher& teacher, StudentType student_type) {
   auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
@@ -49,6 +86,7 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
   ctx.sigma_min = teacher.sampler().sigma_min;
   ctx.sigma_max = teacher.sampler().sigma_max;
   ctx.seed = static_cast<std::uint64_t>(config.seed);
+  ctx.sampler_levels = sampler_levels(teacher, data.sample_shape());
   if (traits.uses_class_features) ctx.class_features = data.class_features();
   std::vector<Cell> cells = partition->split(ctx);
   const std::string who = "partition plugin '" + config.partition.plugin + "'";
@@ -69,6 +107,7 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
                              "the noise levels (" + who + ") would leave students untrained; use a condition "
                              "partition, or multi-step students");
   }
+  if (bounds_noise) check_every_cell_is_sampled(cells, ctx.sampler_levels, who + " (k = " + std::to_string(config.k) + ")");
   return cells;
 }
 

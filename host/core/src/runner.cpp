@@ -100,12 +100,17 @@ class RunExecution {
       return;
     }
     const StudentEnsemble ensemble = distill();
+    const edm::DenoiseFn teacher_fn = stoppable_denoise_fn(*teacher_.net);
     evaluate_model({"students",
                     [&](const torch::Tensor& noise, const torch::Tensor& labels) {
                       return ensemble.sample(*teacher_plugin_, noise, labels);
                     },
                     ensemble.nfe(*teacher_plugin_), ensemble.params_per_sample(), ensemble.params_total(),
-                    static_cast<std::int64_t>(ensemble.students().size())});
+                    static_cast<std::int64_t>(ensemble.students().size()),
+                    [&](const torch::Tensor& noise, const torch::Tensor& labels) {
+                      return teacher_plugin_->sample(teacher_fn, noise, labels);
+                    },
+                    teacher_plugin_->nfe()});
   }
 
   /// The work of one student process of --student-jobs (see Runner::train_student): the students
@@ -179,6 +184,12 @@ class RunExecution {
     data_->prepare({workspace_.cache, device_, &monitor_, static_cast<std::uint64_t>(config_.seed)});
     phase_ = "teacher '" + config_.teacher.plugin + "'";
     teacher_plugin_ = make_teacher(registry_, config_, *data_);
+    if (config_.distill.enabled) {
+      // Before the teacher trains, so that a partition the students cannot use fails at once.
+      phase_ = "partition '" + config_.partition.plugin + "'";
+      plan_ = plan_students(registry_, config_, *data_, *teacher_plugin_);
+      phase_ = "teacher '" + config_.teacher.plugin + "'";
+    }
     teacher_ = cache_.teacher(config_, *teacher_plugin_, *data_, device_, monitor_);
   }
 
@@ -207,8 +218,8 @@ class RunExecution {
   /// The students' plugin and cells, and the teacher pairs when a loss uses them: what the run's
   /// process and each student process compute alike before any student trains.
   StudentPlan plan_students_and_pairs() {
-    phase_ = "partition '" + config_.partition.plugin + "'";
-    StudentPlan plan = plan_students(registry_, config_, *data_, *teacher_plugin_);
+    StudentPlan plan = std::move(*plan_);
+    plan_.reset();
     phase_ = "teacher pairs";
     if (stages_use_pairs(registry_, config_)) {
       pairs_ = cache_.pairs(config_, *teacher_plugin_, *teacher_.net, *data_, device_);
@@ -504,6 +515,7 @@ class RunExecution {
   std::unique_ptr<Dataset> data_;
   std::unique_ptr<Teacher> teacher_plugin_;
   CachedTeacher teacher_;
+  std::optional<StudentPlan> plan_;  // made by prepare() for a distilling run, taken by plan_students_and_pairs()
   std::optional<CachedPairs> pairs_;
 };
 

@@ -182,13 +182,7 @@ class StepContextImpl final : public StepContext {
   /// training prior (both drawn from that prior).
   torch::Tensor draw_sigma(size_t m) const {
     const Cell& c = *f_.cells[m];
-    const Random& random = f_.random[m];
-    const edm::NoisePrior& p = f_.prior;
-    torch::Tensor prior = edm::sample_training_sigma(f_.batch, p.p_mean, p.p_std, random);
-    if (c.sigma_lo <= 0.0 && std::isinf(c.sigma_hi)) return prior;
-    torch::Tensor inside = edm::sample_training_sigma_in(f_.batch, p.p_mean, p.p_std, c.sigma_lo, c.sigma_hi, random);
-    torch::Tensor outside = random.uniform({f_.batch}) < f_.outside_cell_p;
-    return torch::where(outside, prior, inside);
+    return edm::sample_cell_sigma(f_.batch, f_.prior, c.sigma_lo, c.sigma_hi, f_.outside_cell_p, f_.random[m]);
   }
 
   const Fixed& f_;

@@ -109,6 +109,7 @@ Experiment load_experiment(const std::string& file, const std::vector<std::strin
   load_plugins(registry, global, loaded.plugin_folders);
   loaded.folder = experiment.path().parent_path();
   loaded.runs = experiment.resolve(registry);
+  for (const RunConfig& run : loaded.runs) check_metrics(registry, run);
   // Two variants that resolve to one config are one run: say so, since it is rarely meant (a --set
   // override applies after the variants' keys and can erase what set two of them apart).
   std::map<std::string, const RunConfig*> first_with_hash;

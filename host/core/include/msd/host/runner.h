@@ -29,6 +29,11 @@ struct Workspace {
                                              ///< --cache`; the runner adds the run, student and threads
 };
 
+/// Makes the run's metric plugins and asks each whether it can evaluate config.evaluate.samples samples
+/// (Metric::check), so that a setting the evaluation cannot honour fails when the file is loaded, not
+/// after the training. Throws std::runtime_error naming the run, the metric and its section.
+void check_metrics(const PluginRegistry& registry, const RunConfig& config);
+
 /// The outcome of one run, for the summary table.
 struct RunReport {
   std::int64_t run_id = 0;

@@ -29,6 +29,9 @@ struct EvaluatedModel {
   std::int64_t params_per_sample = 0;  ///< parameters one sample passes through
   std::int64_t params_total = 0;
   std::int64_t students = 0;           ///< 0 for the teacher
+  /// The teacher's sampler, as `sample`, for timing students against it; empty for the teacher.
+  std::function<torch::Tensor(const torch::Tensor& noise, const torch::Tensor& labels)> teacher;
+  std::int64_t teacher_nfe = 0;
 };
 
 /// Where evaluation reads from and writes to.
