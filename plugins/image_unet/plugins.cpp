@@ -188,8 +188,9 @@ class UNetStudent final : public msd::Student {
     std::vector<msd::KeySpec> keys = scaling_keys();
     keys.push_back(msd::key_string("init", "teacher",
                                    "teacher: start from the teacher's weights wherever names and shapes agree (all "
-                                   "of them at width_mult = depth_mult = 1; the first blocks of each level when only "
-                                   "depth shrinks; none when width shrinks); scratch: a fresh UNet",
+                                   "of them at width_mult = depth_mult = 1; with fewer blocks, the embeddings, the "
+                                   "input and output layers, the bottleneck and the blocks that keep their place; none "
+                                   "when width shrinks); scratch: a fresh UNet",
                                    {"teacher", "scratch"}));
     return {msd::PluginKind::student, "unet_denoiser", "1.0",
             "multi-step UNet denoiser (O2MKD's student), the teacher's UNet scaled in width and depth, sampled "

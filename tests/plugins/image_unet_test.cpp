@@ -204,4 +204,32 @@ TEST(UNetGenerator, SmallerStudentIsAFreshScaledUNet) {
   EXPECT_EQ(out.features[0].size(1), 16);  // 8 base channels * 2
 }
 
+// O2MKD's multi-step student with half the teacher's blocks: started from the teacher, it takes every
+// weight whose name and shape it shares (the bottleneck, the input layer), and nothing with init =
+// "scratch"; it is sampled with the teacher's sampler and names the teacher's features.
+TEST(UNetDenoiser, StartsFromTheTeachersWeightsWhereNamesAndShapesAgree) {
+  auto teacher = make_teacher({{"base_channels", std::int64_t{8}}, {"res_blocks", std::int64_t{2}},
+                               {"channel_mult", std::vector<std::int64_t>{1, 2}}})
+                     ->build({1, 28, 28}, 10);
+  const auto shallow = [&](const std::string& init) {
+    auto plugin = msd::test::make_plugin<msd::Student>("image_unet", "unet_denoiser",
+                                                       {{"depth_mult", 0.5}, {"init", init}});
+    EXPECT_EQ(plugin->type(), msd::StudentType::multi_step);
+    return plugin->build(student_ctx(*teacher));
+  };
+  const auto same = [&](const msd::Denoiser& student, const std::string& name) {
+    return torch::equal(*student.named_parameters().find(name), *teacher->named_parameters().find(name));
+  };
+  torch::manual_seed(1);
+  auto from_teacher = shallow("teacher");
+  EXPECT_LT(msd::count_parameters(*from_teacher), msd::count_parameters(*teacher));
+  for (const char* name : {"middle1.conv1.weight", "middle2.conv2.weight", "input_conv.weight", "class_embed.weight"}) {
+    EXPECT_TRUE(same(*from_teacher, name)) << name;
+  }
+  EXPECT_EQ(from_teacher->feature_names(), teacher->feature_names());
+  torch::manual_seed(1);
+  auto scratch = shallow("scratch");
+  EXPECT_FALSE(same(*scratch, "middle1.conv1.weight"));
+}
+
 }  // namespace
