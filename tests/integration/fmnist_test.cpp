@@ -1,7 +1,8 @@
 // The image pipeline end to end at smoke size: experiments/fmnist_msd.toml with the overrides its
 // header lists (Fashion-MNIST from the Debian package, the feature classifier, a small EDM UNet teacher
 // at four NFE, MSD K=4 and K=1 one-step students through DM then ADM, every image metric). The sweep
-// runs with --student-jobs 2, so MSD's students train in student processes, two at a time.
+// runs with --student-jobs 2, so MSD's students train in student processes, two at a time. Then the
+// smoke sizes of the ablations and of the CPU studies (fmnist_msd_cpu.toml, fmnist_o2mkd_cpu.toml).
 #include <algorithm>
 #include <optional>
 #include <regex>
@@ -34,6 +35,12 @@ const std::vector<std::string> kCpuSmoke = {
     "stage.0.steps=4", "stage.1.steps=8", "stage.2.steps=4", "evaluate.samples=300",
     "evaluate.metric.0.kid_subset_size=100", "evaluate.metric.0.samples=300", "evaluate.metric.0.kid_subsets=5",
     "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
+
+/// The smoke size of experiments/fmnist_o2mkd_cpu.toml (the same list is in its header).
+const std::vector<std::string> kO2mkdSmoke = {
+    "teacher.steps=150", "teacher.batch_size=32", "budget.batch_size=8", "stage.0.steps=8",
+    "evaluate.samples=300", "evaluate.metric.0.samples=300", "evaluate.metric.0.kid_subset_size=100",
+    "evaluate.metric.0.kid_subsets=5", "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
 
 std::vector<std::string> with_smoke(std::vector<std::string> args) {
   for (const std::string& set : kSmoke) {
@@ -199,6 +206,31 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     EXPECT_EQ(run.metric("train.iterations", "student:0"), 4.0 + 8.0 + 4.0);
     EXPECT_EQ(run.metric("train.samples", "student:0"), 2.0 * 16.0);
   }
+
+  // O2MKD's CPU study at its smoke size: half-width multi-step UNet students on noise ranges, and the
+  // hybrid, sampled with the teacher's 35-NFE sampler and timed against it; the teachers are those the
+  // MSD study just trained (the two files share [dataset] and [teacher]).
+  std::vector<std::string> o2mkd{"run", (experiments_dir() / "fmnist_o2mkd_cpu.toml").string(), "--db", db.string(),
+                                 "--only", "n4_equal_nfe", "--only", "hybrid_2x2"};
+  for (const std::string& set : kO2mkdSmoke) o2mkd.insert(o2mkd.end(), {"--set", set});
+  const RunResult o2mkd_run = run_msd(o2mkd, tmp.path(), 900);
+  ASSERT_EQ(o2mkd_run.exit_code, 0) << o2mkd_run.output;
+  int o2mkd_runs = 0;
+  for (const RunView& run : read_runs(db)) {
+    if (run.record.experiment != "fmnist_o2mkd_cpu") continue;
+    ++o2mkd_runs;
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
+    EXPECT_EQ(run.metric("teacher.cached"), 1.0) << run.record.name;
+    EXPECT_EQ(run.metric("nfe"), 35.0) << run.record.name;
+    EXPECT_EQ(run.metric("teacher_nfe"), 35.0) << run.record.name;
+    EXPECT_GT(*run.metric("acceleration"), 0.0) << run.record.name;
+    EXPECT_LT(*run.metric("params"), *run.metric("teacher.params")) << "half-width students";
+    const std::optional<std::string> cell = run.tag("cell.0");
+    ASSERT_TRUE(cell.has_value()) << run.record.name;
+    EXPECT_THAT(*cell, HasSubstr("sigma [0, ")) << run.record.name;
+    if (run.record.name.rfind("hybrid_2x2", 0) == 0) EXPECT_THAT(*cell, HasSubstr("classes 0-4"));
+  }
+  EXPECT_EQ(o2mkd_runs, 6);
 }
 
 }  // namespace
