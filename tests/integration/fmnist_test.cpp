@@ -2,7 +2,8 @@
 // header lists (Fashion-MNIST from the Debian package, the feature classifier, a small EDM UNet teacher
 // at four NFE, MSD K=4 and K=1 one-step students through DM then ADM, every image metric). The sweep
 // runs with --student-jobs 2, so MSD's students train in student processes, two at a time. Then the
-// smoke sizes of the ablations and of the CPU studies (fmnist_msd_cpu.toml, fmnist_o2mkd_cpu.toml).
+// smoke sizes of the ablations, of the CPU studies (fmnist_msd_cpu.toml, fmnist_o2mkd_cpu.toml) and of
+// fmnist_o2mkd.toml.
 #include <algorithm>
 #include <optional>
 #include <regex>
@@ -231,6 +232,26 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     if (run.record.name.rfind("hybrid_2x2", 0) == 0) EXPECT_THAT(*cell, HasSubstr("classes 0-4"));
   }
   EXPECT_EQ(o2mkd_runs, 6);
+
+  // The GPU-size file at its smoke size: the same students from fmnist_msd.toml's teacher, whose seed-0
+  // smoke teacher the first sweep above trained.
+  std::vector<std::string> o2mkd_gpu{"run", (experiments_dir() / "fmnist_o2mkd.toml").string(), "--db", db.string(),
+                                     "--only", "n4_equal_nfe"};
+  for (const char* set : {"teacher.base_channels=16", "teacher.channel_mult=[1,2]", "teacher.embed=64"}) {
+    o2mkd_gpu.insert(o2mkd_gpu.end(), {"--set", set});
+  }
+  for (const std::string& set : kO2mkdSmoke) o2mkd_gpu.insert(o2mkd_gpu.end(), {"--set", set});
+  const RunResult o2mkd_gpu_run = run_msd(o2mkd_gpu, tmp.path(), 900);
+  ASSERT_EQ(o2mkd_gpu_run.exit_code, 0) << o2mkd_gpu_run.output;
+  int gpu_runs = 0;
+  for (const RunView& run : read_runs(db)) {
+    if (run.record.experiment != "fmnist_o2mkd") continue;
+    ++gpu_runs;
+    EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
+    if (run.record.seed == 0) EXPECT_EQ(run.metric("teacher.cached"), 1.0) << "fmnist_msd.toml's teacher";
+    EXPECT_EQ(run.metric("students"), 4.0) << run.record.name;
+  }
+  EXPECT_EQ(gpu_runs, 3);
 }
 
 }  // namespace
