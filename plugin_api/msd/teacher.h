@@ -67,8 +67,9 @@ struct EdmTrainingOptions {
 inline constexpr double kSigmaDataOfDataset = 0.0;
 
 /// The keys of an EDM teacher besides its architecture, with `training` and `sampler` as defaults
-/// (sigma_data's default is kSigmaDataOfDataset whatever `training` says): sigma_data, steps, batch_size, lr, warmup, ema_halflife_kimg, p_mean, p_std and the sampling-only
-/// sampler_steps, sigma_min, sigma_max and rho.
+/// (sigma_data's default is kSigmaDataOfDataset whatever `training` says): sigma_data, steps,
+/// batch_size, lr, warmup, ema_halflife_kimg, p_mean, p_std and the sampling-only sampler_steps,
+/// sigma_min, sigma_max and rho.
 std::vector<KeySpec> edm_teacher_keys(const EdmTrainingOptions& training, const edm::SamplerOptions& sampler = {});
 
 /// The options from the keys edm_teacher_keys declares.

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -152,9 +152,7 @@ class FeatureKD final : public msd::Loss {
                               const std::vector<std::string>& teacher_names) {
     const auto same = std::find(teacher_names.begin(), teacher_names.end(), name);
     if (same != teacher_names.end()) return static_cast<size_t>(same - teacher_names.begin());
-    if (student_count == 1) return teacher_names.size() - 1;
-    return static_cast<size_t>(std::lround(static_cast<double>(student) * static_cast<double>(teacher_names.size() - 1) /
-                                           static_cast<double>(student_count - 1)));
+    return paired_position(student, student_count, teacher_names.size());
   }
 
   std::vector<std::string> chosen_;
@@ -163,6 +161,12 @@ class FeatureKD final : public msd::Loss {
 };
 
 }  // namespace
+
+std::size_t paired_position(std::size_t student, std::size_t student_count, std::size_t teacher_count) {
+  if (student_count == 1) return teacher_count - 1;
+  return static_cast<std::size_t>(std::lround(static_cast<double>(student) * static_cast<double>(teacher_count - 1) /
+                                              static_cast<double>(student_count - 1)));
+}
 
 msd::PluginDescriptor feature_kd_plugin() { return msd::describe<FeatureKD>(); }
 

@@ -533,9 +533,7 @@ class RelationalKD final : public msd::Loss {
     }
     torch::Tensor total;
     for (size_t i = 0; i < fs.size(); ++i) {
-      const size_t j = fs.size() == 1 ? ft.size() - 1
-                                      : static_cast<size_t>(std::lround(static_cast<double>(i) * (ft.size() - 1) /
-                                                                        static_cast<double>(fs.size() - 1)));
+      const size_t j = distill::paired_position(i, fs.size(), ft.size());
       torch::Tensor term = msd::mean_per_member((gram(fs[i]) - gram(ft[j])).pow(2), members_);
       total = total.defined() ? total + term : term;
     }

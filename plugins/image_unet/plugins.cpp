@@ -94,22 +94,18 @@ std::vector<msd::KeySpec> scaling_keys() {
                         0.0, 0.99)};
 }
 
-/// Copies every parameter and buffer of `from` whose name and shape `to` shares; returns how many.
-std::int64_t copy_matching(const torch::nn::Module& from, torch::nn::Module& to) {
+/// Copies every parameter and buffer of `from` whose name and shape `to` shares.
+void copy_matching(const torch::nn::Module& from, torch::nn::Module& to) {
   torch::NoGradGuard no_grad;
-  const auto source = from.named_parameters(true);
-  const auto source_buffers = from.named_buffers(true);
-  std::int64_t copied = 0;
-  const auto copy = [&](const torch::OrderedDict<std::string, torch::Tensor>& sources, const std::string& name,
-                        torch::Tensor& target) {
+  const auto copy = [](const torch::OrderedDict<std::string, torch::Tensor>& sources, const std::string& name,
+                       torch::Tensor& target) {
     const torch::Tensor* match = sources.find(name);
-    if (match == nullptr || !match->sizes().equals(target.sizes())) return;
-    target.copy_(*match);
-    ++copied;
+    if (match != nullptr && match->sizes().equals(target.sizes())) target.copy_(*match);
   };
-  for (auto& item : to.named_parameters(true)) copy(source, item.key(), item.value());
-  for (auto& item : to.named_buffers(true)) copy(source_buffers, item.key(), item.value());
-  return copied;
+  const auto parameters = from.named_parameters(true);
+  const auto buffers = from.named_buffers(true);
+  for (auto& item : to.named_parameters(true)) copy(parameters, item.key(), item.value());
+  for (auto& item : to.named_buffers(true)) copy(buffers, item.key(), item.value());
 }
 
 /// How a student UNet starts.

@@ -477,6 +477,12 @@ NoiseSplit log_warp(double gamma) {
   return split;
 }
 
+NoiseSplit equal_evaluations() {
+  NoiseSplit split;
+  split.kind = NoiseSplit::Kind::equal_evaluations;
+  return split;
+}
+
 std::vector<msd::KeySpec> timestep_keys() {
   return {msd::key_int("timesteps", 1000, "DDPM's number of timesteps T", 1, 1000000),
           msd::key_real("beta_start", 1e-4, "DDPM's beta at the first timestep (linear schedule)", 1e-9, 0.999),
@@ -563,9 +569,7 @@ class NoiseEqualNfe final : public msd::Partition {
   explicit NoiseEqualNfe(const msd::Params&) {}
 
   std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
-    NoiseSplit split;
-    split.kind = NoiseSplit::Kind::equal_evaluations;
-    return noise_cells("noise_equal_nfe", ctx, split);
+    return noise_cells("noise_equal_nfe", ctx, equal_evaluations());
   }
 };
 
@@ -576,23 +580,23 @@ class NoiseEqualNfe final : public msd::Partition {
 class ClassXNoise final : public msd::Partition {
  public:
   static msd::PluginInfo info() {
-    return with_traits(
-        {msd::PluginKind::partition,
-         "class_x_noise",
-         kVersion,
-         "class groups x noise-level ranges (the MSD x O2MKD hybrid); partition.k = class_cells x noise_cells",
-         {msd::key_string("classes", "consecutive", "how classes are grouped: as class_consecutive or class_random "
-                                                    "(shuffled with the run's seed)",
-                          {"consecutive", "random"}),
-          msd::key_int("class_cells", 2, "groups of classes", 1, 1024),
-          msd::key_string("noise", "uniform",
-                          "how sigma is cut: as noise_uniform, noise_nonuniform, noise_timestep_uniform or "
-                          "noise_equal_nfe",
-                          {"uniform", "nonuniform", "timestep_uniform", "equal_nfe"}),
-          msd::key_int("noise_cells", 2, "noise-level ranges", 1, 1024),
-          msd::key_real("gamma", 2.0, "noise = nonuniform: the warp of noise_nonuniform", 1.0, 10.0),
-          timestep_keys()[0], timestep_keys()[1], timestep_keys()[2]}},
-        msd::RoutingKey::condition_and_noise);
+    std::vector<msd::KeySpec> keys{
+        msd::key_string("classes", "consecutive",
+                        "how classes are grouped: as class_consecutive or class_random (shuffled with the run's seed)",
+                        {"consecutive", "random"}),
+        msd::key_int("class_cells", 2, "groups of classes", 1, 1024),
+        msd::key_string("noise", "uniform",
+                        "how sigma is cut: as noise_uniform, noise_nonuniform, noise_timestep_uniform or "
+                        "noise_equal_nfe",
+                        {"uniform", "nonuniform", "timestep_uniform", "equal_nfe"}),
+        msd::key_int("noise_cells", 2, "noise-level ranges", 1, 1024),
+        msd::key_real("gamma", 2.0, "noise = nonuniform: the warp of noise_nonuniform", 1.0, 10.0)};
+    for (const msd::KeySpec& key : timestep_keys()) keys.push_back(key);
+    return with_traits({msd::PluginKind::partition, "class_x_noise", kVersion,
+                        "class groups x noise-level ranges (the MSD x O2MKD hybrid); partition.k = class_cells x "
+                        "noise_cells",
+                        keys},
+                       msd::RoutingKey::condition_and_noise);
   }
   explicit ClassXNoise(const msd::Params& params)
       : random_(params.get_string("classes") == "random"),
@@ -625,12 +629,12 @@ class ClassXNoise final : public msd::Partition {
   }
 
  private:
+  /// The split of the noise partition that `noise` names.
   static NoiseSplit noise_split(const msd::Params& params) {
     const std::string noise = params.get_string("noise");
     if (noise == "timestep_uniform") return timestep_split(params);
-    NoiseSplit split = log_warp(noise == "nonuniform" ? params.get_real("gamma") : 1.0);
-    if (noise == "equal_nfe") split.kind = NoiseSplit::Kind::equal_evaluations;
-    return split;
+    if (noise == "equal_nfe") return equal_evaluations();
+    return log_warp(noise == "nonuniform" ? params.get_real("gamma") : 1.0);
   }
 
   bool random_;

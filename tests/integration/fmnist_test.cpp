@@ -9,6 +9,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -43,12 +44,21 @@ const std::vector<std::string> kO2mkdSmoke = {
     "evaluate.samples=300", "evaluate.metric.0.samples=300", "evaluate.metric.0.kid_subset_size=100",
     "evaluate.metric.0.kid_subsets=5", "evaluate.metric.1.batch=32", "evaluate.metric.1.repeats=1"};
 
-std::vector<std::string> with_smoke(std::vector<std::string> args) {
-  for (const std::string& set : kSmoke) {
-    args.push_back("--set");
-    args.push_back(set);
-  }
+/// `args` with `--set S` for each of `sets`.
+std::vector<std::string> with_sets(std::vector<std::string> args, const std::vector<std::string>& sets) {
+  for (const std::string& set : sets) args.insert(args.end(), {"--set", set});
   return args;
+}
+
+std::vector<std::string> with_smoke(std::vector<std::string> args) { return with_sets(std::move(args), kSmoke); }
+
+/// The runs of `experiment` in `db`.
+std::vector<RunView> runs_of(const fs::path& db, const std::string& experiment) {
+  std::vector<RunView> runs;
+  for (const RunView& run : read_runs(db)) {
+    if (run.record.experiment == experiment) runs.push_back(run);
+  }
+  return runs;
 }
 
 const RunView& named(const std::vector<RunView>& runs, const std::string& name) {
@@ -182,13 +192,9 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   for (const char* variant : {"k4_batch_s1200", "k4_small_tsm_s1200", "k1_adm_s1200"}) {
     cpu.insert(cpu.end(), {"--only", variant});
   }
-  for (const std::string& set : kCpuSmoke) cpu.insert(cpu.end(), {"--set", set});
-  const RunResult cpu_sweep = run_msd(cpu, tmp.path(), 900);
+  const RunResult cpu_sweep = run_msd(with_sets(cpu, kCpuSmoke), tmp.path(), 900);
   ASSERT_EQ(cpu_sweep.exit_code, 0) << cpu_sweep.output;
-  std::vector<RunView> cpu_runs;
-  for (const RunView& run : read_runs(db)) {
-    if (run.record.experiment == "fmnist_msd_cpu") cpu_runs.push_back(run);
-  }
+  const std::vector<RunView> cpu_runs = runs_of(db, "fmnist_msd_cpu");
   ASSERT_EQ(cpu_runs.size(), 9u);
   std::set<std::int64_t> seeds;
   int cpu_teachers = 0;
@@ -211,15 +217,14 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   // O2MKD's CPU study at its smoke size: half-width multi-step UNet students on noise ranges, and the
   // hybrid, sampled with the teacher's 35-NFE sampler and timed against it; the teachers are those the
   // MSD study just trained (the two files share [dataset] and [teacher]).
-  std::vector<std::string> o2mkd{"run", (experiments_dir() / "fmnist_o2mkd_cpu.toml").string(), "--db", db.string(),
-                                 "--only", "n4_equal_nfe", "--only", "hybrid_2x2"};
-  for (const std::string& set : kO2mkdSmoke) o2mkd.insert(o2mkd.end(), {"--set", set});
-  const RunResult o2mkd_run = run_msd(o2mkd, tmp.path(), 900);
+  const RunResult o2mkd_run =
+      run_msd(with_sets({"run", (experiments_dir() / "fmnist_o2mkd_cpu.toml").string(), "--db", db.string(), "--only",
+                         "n4_equal_nfe", "--only", "hybrid_2x2"},
+                        kO2mkdSmoke),
+              tmp.path(), 900);
   ASSERT_EQ(o2mkd_run.exit_code, 0) << o2mkd_run.output;
-  int o2mkd_runs = 0;
-  for (const RunView& run : read_runs(db)) {
-    if (run.record.experiment != "fmnist_o2mkd_cpu") continue;
-    ++o2mkd_runs;
+  const std::vector<RunView> o2mkd_runs = runs_of(db, "fmnist_o2mkd_cpu");
+  for (const RunView& run : o2mkd_runs) {
     EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
     EXPECT_EQ(run.metric("teacher.cached"), 1.0) << run.record.name;
     EXPECT_EQ(run.metric("nfe"), 35.0) << run.record.name;
@@ -231,27 +236,22 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     EXPECT_THAT(*cell, HasSubstr("sigma [0, ")) << run.record.name;
     if (run.record.name.rfind("hybrid_2x2", 0) == 0) EXPECT_THAT(*cell, HasSubstr("classes 0-4"));
   }
-  EXPECT_EQ(o2mkd_runs, 6);
+  EXPECT_EQ(o2mkd_runs.size(), 6u);
 
   // The GPU-size file at its smoke size: the same students from fmnist_msd.toml's teacher, whose seed-0
   // smoke teacher the first sweep above trained.
-  std::vector<std::string> o2mkd_gpu{"run", (experiments_dir() / "fmnist_o2mkd.toml").string(), "--db", db.string(),
-                                     "--only", "n4_equal_nfe"};
-  for (const char* set : {"teacher.base_channels=16", "teacher.channel_mult=[1,2]", "teacher.embed=64"}) {
-    o2mkd_gpu.insert(o2mkd_gpu.end(), {"--set", set});
-  }
-  for (const std::string& set : kO2mkdSmoke) o2mkd_gpu.insert(o2mkd_gpu.end(), {"--set", set});
-  const RunResult o2mkd_gpu_run = run_msd(o2mkd_gpu, tmp.path(), 900);
+  const std::vector<std::string> gpu_teacher = with_sets(
+      {"run", (experiments_dir() / "fmnist_o2mkd.toml").string(), "--db", db.string(), "--only", "n4_equal_nfe"},
+      {"teacher.base_channels=16", "teacher.channel_mult=[1,2]", "teacher.embed=64"});
+  const RunResult o2mkd_gpu_run = run_msd(with_sets(gpu_teacher, kO2mkdSmoke), tmp.path(), 900);
   ASSERT_EQ(o2mkd_gpu_run.exit_code, 0) << o2mkd_gpu_run.output;
-  int gpu_runs = 0;
-  for (const RunView& run : read_runs(db)) {
-    if (run.record.experiment != "fmnist_o2mkd") continue;
-    ++gpu_runs;
+  const std::vector<RunView> gpu_runs = runs_of(db, "fmnist_o2mkd");
+  for (const RunView& run : gpu_runs) {
     EXPECT_EQ(run.record.status, RunStatus::finished) << run.record.name << ": " << run.record.error;
     if (run.record.seed == 0) EXPECT_EQ(run.metric("teacher.cached"), 1.0) << "fmnist_msd.toml's teacher";
     EXPECT_EQ(run.metric("students"), 4.0) << run.record.name;
   }
-  EXPECT_EQ(gpu_runs, 3);
+  EXPECT_EQ(gpu_runs.size(), 3u);
 }
 
 }  // namespace
