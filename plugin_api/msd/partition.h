@@ -35,6 +35,20 @@ struct PartitionContext {
                                                 ///< 2N - 1), as the host recorded them from one sampling
   std::vector<std::vector<double>> class_features;  ///< per-class embedding (Dataset::class_features) when
                                                     ///< uses_class_features(); else, or when unknown, empty
+  /// When the partition uses_probe: one entry per entry of sampler_levels, how hard that level is to
+  /// distil, measured as the stage's weighted student loss of a one-student probe at exactly that level
+  /// (docs/CONFIG.md, partition.probe_steps). Before the teacher is trained the host checks the
+  /// configuration with a split in which every level weighs 1. Else empty.
+  std::vector<double> level_difficulty;
+};
+
+/// How the host measures PartitionContext::level_difficulty for a partition that uses_probe: it trains
+/// one student for every key (the run's student plugin, its first stage's losses and batch) for `steps`
+/// iterations, then evaluates that stage's weighted loss at each sampler level on `samples` real
+/// samples noised at exactly that level.
+struct ProbeOptions {
+  std::int64_t steps = 300;    ///< the probe's training iterations
+  std::int64_t samples = 256;  ///< samples per sampler level at which its loss is measured
 };
 
 /// Splits the key space into ctx.k disjoint cells that together cover it. What it splits is declared
@@ -47,6 +61,8 @@ class Partition : public Plugin {
   /// disjoint classes covering 0..num_classes-1; noise cells tile sigma in [0, inf) (the sampler's
   /// final 0 included); condition_and_noise cells do both, the cells of each class tiling [0, inf).
   virtual std::vector<Cell> split(const PartitionContext& ctx) const = 0;
+  /// Read by the host only when the partition declares PartitionTraits::uses_probe.
+  virtual ProbeOptions probe_options() const { return {}; }
 };
 
 /// Checks that `cells` is a valid partition for `key`: every (class, sigma) in exactly one cell, and

@@ -18,7 +18,7 @@
 
 /// Bumped whenever anything in plugin_api/ changes in a way that breaks already-built plugins
 /// (docs/PLUGINS.md, "Versions of the contract", says what each version changed).
-#define MSD_PLUGIN_API_VERSION 4
+#define MSD_PLUGIN_API_VERSION 5
 
 namespace msd {
 
@@ -116,6 +116,8 @@ struct LossTraits {
 struct PartitionTraits {
   RoutingKey key = RoutingKey::condition;  ///< what its cells bound
   bool uses_class_features = false;        ///< split() reads PartitionContext::class_features
+  bool uses_probe = false;                 ///< split() reads PartitionContext::level_difficulty, which the host
+                                           ///< measures with a one-student probe after the teacher is trained
 };
 
 /// A value a metric returns that the summary `msd run` prints shows as a column.

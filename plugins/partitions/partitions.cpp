@@ -1,8 +1,8 @@
 // Partition strategies for the routing keys the platform knows:
 //  - condition (MSD): class_consecutive, class_random split the class labels into K balanced cells,
 //    class_kmeans clusters the dataset's per-class features;
-//  - noise level (O2MKD): noise_uniform, noise_nonuniform, noise_timestep_uniform, noise_equal_nfe split
-//    sigma into K contiguous ranges;
+//  - noise level (O2MKD): noise_uniform, noise_nonuniform, noise_timestep_uniform, noise_equal_nfe,
+//    noise_difficulty split sigma into K contiguous ranges;
 //  - both (the hybrid): class_x_noise, class groups times noise ranges.
 // No LibTorch here: splitting is bookkeeping, and this keeps the library quick to build and load.
 #include <algorithm>
@@ -26,8 +26,9 @@ namespace {
 constexpr const char* kVersion = "1.0.0";
 
 /// `info` with what its partition splits (PluginInfo::partition).
-msd::PluginInfo with_traits(msd::PluginInfo info, msd::RoutingKey key, bool class_features = false) {
-  info.partition = {key, class_features};
+msd::PluginInfo with_traits(msd::PluginInfo info, msd::RoutingKey key, bool class_features = false,
+                            bool probe = false) {
+  info.partition = {key, class_features, probe};
   return info;
 }
 
@@ -360,7 +361,7 @@ std::string format_sigma(double sigma) {
 
 /// Where a noise partition puts the K - 1 boundaries between its K contiguous ranges.
 struct NoiseSplit {
-  enum class Kind { log_warp, timestep_uniform, equal_evaluations };
+  enum class Kind { log_warp, timestep_uniform, equal_evaluations, equal_difficulty };
   Kind kind = Kind::log_warp;
   double gamma = 1.0;            ///< log_warp: 1 is uniform in log sigma
   std::int64_t timesteps = 1000;  ///< timestep_uniform: DDPM's T and linear beta schedule
@@ -410,39 +411,65 @@ std::vector<double> timestep_edges(const msd::PartitionContext& ctx, const Noise
   return edges;
 }
 
-// Boundaries that give each range as close to E / K of the sampler's E network evaluations as whole
-// levels allow (a level evaluated twice stays in one range), each between two neighbouring levels at
-// their geometric mean.
-std::vector<double> equal_evaluation_edges(const msd::PartitionContext& ctx) {
-  std::vector<double> levels = ctx.sampler_levels;
-  levels.erase(std::remove_if(levels.begin(), levels.end(), [](double s) { return !(s > 0.0); }), levels.end());
-  std::sort(levels.begin(), levels.end());
-  std::vector<std::pair<double, std::int64_t>> distinct;  // (level, evaluations), ascending
-  for (double level : levels) {
-    if (distinct.empty() || distinct.back().first != level) distinct.emplace_back(level, 0);
-    ++distinct.back().second;
+// Boundaries that give each range as close to W / K of the total weight W of the sampler's network
+// evaluations (evaluation i weighs weights[i]) as whole levels allow (a level evaluated twice stays in
+// one range), each between two neighbouring levels at their geometric mean.
+std::vector<double> balanced_level_edges(const char* plugin, const msd::PartitionContext& ctx,
+                                         const std::vector<double>& weights) {
+  std::vector<std::pair<double, double>> evaluations;  // (level, weight) of each evaluation above 0
+  for (size_t i = 0; i < ctx.sampler_levels.size(); ++i) {
+    if (ctx.sampler_levels[i] > 0.0) evaluations.emplace_back(ctx.sampler_levels[i], weights[i]);
+  }
+  std::sort(evaluations.begin(), evaluations.end());
+  std::vector<std::pair<double, double>> distinct;  // (level, its evaluations' weight), ascending
+  double total = 0.0;
+  for (const auto& [level, weight] : evaluations) {
+    if (distinct.empty() || distinct.back().first != level) distinct.emplace_back(level, 0.0);
+    distinct.back().second += weight;
+    total += weight;
   }
   if (static_cast<std::int64_t>(distinct.size()) < ctx.k) {
-    throw std::invalid_argument("noise_equal_nfe: k = " + std::to_string(ctx.k) + " exceeds the " +
+    throw std::invalid_argument(std::string(plugin) + ": k = " + std::to_string(ctx.k) + " exceeds the " +
                                 std::to_string(distinct.size()) +
                                 " distinct noise levels the teacher's sampler evaluates; raise its sampler_steps");
   }
-  const double total = static_cast<double>(levels.size());
   std::vector<double> edges;
-  std::int64_t seen = 0;
+  double seen = 0.0;
   for (size_t j = 0; j + 1 < distinct.size() && static_cast<std::int64_t>(edges.size()) + 1 < ctx.k; ++j) {
     seen += distinct[j].second;
     const double target = total * static_cast<double>(edges.size() + 1) / static_cast<double>(ctx.k);
-    const double with_next = static_cast<double>(seen + distinct[j + 1].second);
+    const double with_next = seen + distinct[j + 1].second;
     // Cut here when the next level would overshoot the target by more than stopping short misses it,
     // or when every remaining level is needed to give each remaining range one.
     const std::int64_t ranges_left = ctx.k - static_cast<std::int64_t>(edges.size()) - 1;
     const bool must = static_cast<std::int64_t>(distinct.size() - j - 1) == ranges_left;
-    if (must || std::abs(with_next - target) > std::abs(static_cast<double>(seen) - target)) {
+    if (must || std::abs(with_next - target) > std::abs(seen - target)) {
       edges.push_back(std::sqrt(distinct[j].first * distinct[j + 1].first));
     }
   }
   return edges;
+}
+
+// The probe's loss at each sampler evaluation, checked: one finite, non-negative value per evaluation,
+// not all zero.
+const std::vector<double>& level_difficulty(const char* plugin, const msd::PartitionContext& ctx) {
+  const std::vector<double>& difficulty = ctx.level_difficulty;
+  if (difficulty.size() != ctx.sampler_levels.size()) {
+    throw std::invalid_argument(std::string(plugin) + ": got " + std::to_string(difficulty.size()) +
+                                " level difficulties for the sampler's " + std::to_string(ctx.sampler_levels.size()) +
+                                " evaluations (the host measures one per evaluation)");
+  }
+  double total = 0.0;
+  for (size_t i = 0; i < difficulty.size(); ++i) {
+    if (!std::isfinite(difficulty[i]) || difficulty[i] < 0.0) {
+      throw std::invalid_argument(std::string(plugin) + ": the probe's loss at sigma = " +
+                                  format_sigma(ctx.sampler_levels[i]) + " is " + std::to_string(difficulty[i]) +
+                                  "; it must be finite and at least 0");
+    }
+    total += difficulty[i];
+  }
+  if (!(total > 0.0)) throw std::invalid_argument(std::string(plugin) + ": the probe's loss is 0 at every level");
+  return difficulty;
 }
 
 // K contiguous ranges with the split's inner boundaries. The outer ends are 0 and +inf rather than
@@ -455,7 +482,12 @@ std::vector<msd::Cell> noise_cells(const char* plugin, const msd::PartitionConte
   switch (split.kind) {
     case NoiseSplit::Kind::log_warp: inner = log_warp_edges(ctx, split.gamma); break;
     case NoiseSplit::Kind::timestep_uniform: inner = timestep_edges(ctx, split); break;
-    case NoiseSplit::Kind::equal_evaluations: inner = equal_evaluation_edges(ctx); break;
+    case NoiseSplit::Kind::equal_evaluations:
+      inner = balanced_level_edges(plugin, ctx, std::vector<double>(ctx.sampler_levels.size(), 1.0));
+      break;
+    case NoiseSplit::Kind::equal_difficulty:
+      inner = balanced_level_edges(plugin, ctx, level_difficulty(plugin, ctx));
+      break;
   }
   edges.insert(edges.end(), inner.begin(), inner.end());
   edges.push_back(std::numeric_limits<double>::infinity());
@@ -573,6 +605,38 @@ class NoiseEqualNfe final : public msd::Partition {
   }
 };
 
+class NoiseDifficulty final : public msd::Partition {
+ public:
+  static msd::PluginInfo info() {
+    return with_traits({msd::PluginKind::partition,
+            "noise_difficulty",
+            kVersion,
+            "K noise-level ranges holding equal shares of the sampler's evaluations weighted by how hard each "
+            "level is to distil (the loss there of a one-student probe the host trains first)",
+            {msd::key_int("probe_steps", 300,
+                          "iterations of the probe: one student for every noise level, trained with the run's "
+                          "student plugin and its first stage's losses and batch (its cost is the run's, "
+                          "recorded as probe.seconds)",
+                          1, 1000000),
+             msd::key_int("probe_samples", 256,
+                          "real samples per sampler level at which the probe's loss is measured", 1, 1000000)}},
+            msd::RoutingKey::noise_level, false, true);
+  }
+  explicit NoiseDifficulty(const msd::Params& params)
+      : probe_{params.get_int("probe_steps"), params.get_int("probe_samples")} {}
+
+  msd::ProbeOptions probe_options() const override { return probe_; }
+
+  std::vector<msd::Cell> split(const msd::PartitionContext& ctx) const override {
+    NoiseSplit split;
+    split.kind = NoiseSplit::Kind::equal_difficulty;
+    return noise_cells("noise_difficulty", ctx, split);
+  }
+
+ private:
+  msd::ProbeOptions probe_;
+};
+
 // --- both at once -------------------------------------------------------------------------------
 
 /// The hybrid of MSD and O2MKD: class_cells groups of classes times noise_cells noise ranges, one
@@ -650,4 +714,5 @@ MSD_PLUGIN_LIBRARY((msd::PluginLibrary{"partitions",
                                        {msd::describe<ClassConsecutive>(), msd::describe<ClassRandom>(),
                                         msd::describe<ClassKMeans>(), msd::describe<NoiseUniform>(),
                                         msd::describe<NoiseNonuniform>(), msd::describe<NoiseTimestepUniform>(),
-                                        msd::describe<NoiseEqualNfe>(), msd::describe<ClassXNoise>()}}))
+                                        msd::describe<NoiseEqualNfe>(), msd::describe<NoiseDifficulty>(),
+                                        msd::describe<ClassXNoise>()}}))

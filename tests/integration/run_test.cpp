@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -306,39 +308,44 @@ TEST(EndToEnd, TeacherTrainingIsBitReproducibleAcrossProcesses) {
   expect_same_scores(runs_a[0], runs_b[0], "two runs from scratch");
 }
 
+/// A tiny O2MKD run: two multi-step MLP students, diffusion and KD losses, 40 iterations each, with
+/// `partition` as the [partition] section's keys.
+std::string tiny_o2mkd(const std::string& partition) {
+  return tiny_head({"o2mkd"}) +
+         "[student]\n"
+         "plugin = \"mlp_denoiser\"\n"
+         "hidden = 16\n"
+         "blocks = 1\n"
+         "\n"
+         "[partition]\n" +
+         partition +
+         "k = 2\n"
+         "\n"
+         "[budget]\n"
+         "batch_size = 128\n"
+         "\n"
+         "[[stage]]\n"
+         "name = \"kd\"\n"
+         "steps = 40\n"
+         "lr = 1e-3\n"
+         "\n"
+         "[[stage.loss]]\n"
+         "plugin = \"diffusion\"\n"
+         "\n"
+         "[[stage.loss]]\n"
+         "plugin = \"kd_prediction\"\n"
+         "\n"
+         "[[stage.loss]]\n"
+         "plugin = \"kd_relational\"\n"
+         "weight = 0.1\n"
+         "\n" +
+         tiny_evaluate();
+}
+
 // 4. ----------------------------------------------------------------------------------------------
 TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
   TempDir tmp;
-  const std::string text = tiny_head({"o2mkd"}) +
-                           "[student]\n"
-                           "plugin = \"mlp_denoiser\"\n"
-                           "hidden = 16\n"
-                           "blocks = 1\n"
-                           "\n"
-                           "[partition]\n"
-                           "plugin = \"noise_uniform\"\n"
-                           "k = 2\n"
-                           "\n"
-                           "[budget]\n"
-                           "batch_size = 128\n"
-                           "\n"
-                           "[[stage]]\n"
-                           "name = \"kd\"\n"
-                           "steps = 40\n"
-                           "lr = 1e-3\n"
-                           "\n"
-                           "[[stage.loss]]\n"
-                           "plugin = \"diffusion\"\n"
-                           "\n"
-                           "[[stage.loss]]\n"
-                           "plugin = \"kd_prediction\"\n"
-                           "\n"
-                           "[[stage.loss]]\n"
-                           "plugin = \"kd_relational\"\n"
-                           "weight = 0.1\n"
-                           "\n" +
-                           tiny_evaluate();
-  write_text(tmp / "o2mkd.toml", text);
+  write_text(tmp / "o2mkd.toml", tiny_o2mkd("plugin = \"noise_uniform\"\n"));
   const fs::path db = tmp / "results.db";
   const RunResult r = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", db.string()}, tmp.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -378,6 +385,52 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
   ASSERT_EQ(refused_runs.size(), 1u);
   EXPECT_EQ(refused_runs[0].record.status, RunStatus::failed);
   EXPECT_FALSE(refused_runs[0].metric("teacher.train_seconds").has_value());
+}
+
+// noise_difficulty: after the teacher, a one-student probe trains 20 iterations and its loss is measured
+// at each of the 4 levels the 7-NFE sampler evaluates; the boundary sits between two of them. `msd
+// sample` rebuilds the same cells from what the run recorded.
+TEST(EndToEnd, DifficultyPartitionSplitsByAProbesRecordedLoss) {
+  TempDir tmp;
+  write_text(tmp / "o2mkd.toml",
+             tiny_o2mkd("plugin = \"noise_difficulty\"\nprobe_steps = 20\nprobe_samples = 64\n"));
+  const fs::path db = tmp / "results.db";
+  const RunResult r = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", db.string()}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  const RunView& run = runs[0];
+  ASSERT_EQ(run.record.status, RunStatus::finished) << run.record.error;
+
+  std::vector<double> sigma, loss;
+  bool probe_curve = false;
+  for (const auto& m : run.all_metrics) {
+    if (m.scope != "probe") continue;
+    if (m.name == "probe.sigma") sigma.push_back(m.value);
+    if (m.name == "probe.loss") loss.push_back(m.value);
+    probe_curve = probe_curve || m.name == "train.probe.kd_prediction";
+  }
+  EXPECT_TRUE(probe_curve) << "no curve of the probe's training";
+  ASSERT_EQ(sigma.size(), 4u);  // 80, 9.72, 0.470, 0.002
+  ASSERT_EQ(loss.size(), 4u);
+  for (const double l : loss) EXPECT_TRUE(std::isfinite(l) && l > 0.0) << l;
+  EXPECT_TRUE(run.metric("probe.seconds", "probe").has_value());
+
+  // The boundary is the geometric mean of two neighbouring measured levels.
+  std::sort(sigma.begin(), sigma.end());
+  std::vector<std::string> possible;
+  for (size_t i = 0; i + 1 < sigma.size(); ++i) {
+    std::ostringstream label;
+    label << "sigma [0, " << std::setprecision(3) << std::sqrt(sigma[i] * sigma[i + 1]) << ")";
+    possible.push_back(label.str());
+  }
+  ASSERT_TRUE(run.tag("cell.0").has_value());
+  EXPECT_THAT(possible, testing::Contains(*run.tag("cell.0")));
+
+  const RunResult sampled = run_msd({"sample", std::to_string(run.record.id), "--n", "20", "--out",
+                                     (tmp / "s.npy").string(), "--from", "students", "--db", db.string()},
+                                    tmp.path());
+  EXPECT_EQ(sampled.exit_code, 0) << sampled.output;
 }
 
 // The hybrid of the repository's experiments/toy_hybrid.toml, from the file alone (smoke sizes):

@@ -61,7 +61,7 @@ std::vector<double> inner_edges(const std::vector<Cell>& cells) {
 const std::vector<std::pair<std::int64_t, std::int64_t>> kClassCombos{
     {1, 1}, {2, 2}, {7, 2}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {100, 8}, {1000, 7}};
 
-TEST(Partitions, LibraryDeclaresEightPartitionPluginsWithDocumentedKeys) {
+TEST(Partitions, LibraryDeclaresNinePartitionPluginsWithDocumentedKeys) {
   const msd::PluginLibrary& library = msd::test::load_library("partitions");
   std::vector<std::string> names;
   for (const msd::PluginDescriptor& d : library.plugins) {
@@ -75,16 +75,22 @@ TEST(Partitions, LibraryDeclaresEightPartitionPluginsWithDocumentedKeys) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{"class_consecutive", "class_random", "class_kmeans", "noise_uniform",
                                              "noise_nonuniform", "noise_timestep_uniform", "noise_equal_nfe",
-                                             "class_x_noise"}));
+                                             "noise_difficulty", "class_x_noise"}));
 }
 
-// Only k-means asks for the dataset's class features (a pass over its training split to compute).
-TEST(Partitions, OnlyKMeansUsesClassFeatures) {
+// Only k-means asks for the dataset's class features (a pass over its training split to compute), and
+// only noise_difficulty for the host's probe (a short training after the teacher's).
+TEST(Partitions, OnlyKMeansUsesClassFeaturesAndOnlyDifficultyAProbe) {
   for (const char* name : {"class_consecutive", "class_random", "noise_uniform", "noise_nonuniform",
                            "noise_timestep_uniform", "noise_equal_nfe", "class_x_noise"}) {
     EXPECT_FALSE(traits(name).uses_class_features) << name;
+    EXPECT_FALSE(traits(name).uses_probe) << name;
   }
   EXPECT_TRUE(traits("class_kmeans").uses_class_features);
+  EXPECT_FALSE(traits("class_kmeans").uses_probe);
+  EXPECT_TRUE(traits("noise_difficulty").uses_probe);
+  EXPECT_FALSE(traits("noise_difficulty").uses_class_features);
+  EXPECT_EQ(traits("noise_difficulty").key, RoutingKey::noise_level);
 }
 
 TEST(Partitions, ClassSplitsAreValidAndBalanced) {
@@ -207,7 +213,8 @@ TEST(Partitions, NonuniformNoiseCellsAreNarrowerAtLowSigma) {
 }
 
 TEST(Partitions, NoiseSplitsRejectBadRanges) {
-  for (const char* name : {"noise_uniform", "noise_nonuniform", "noise_timestep_uniform", "noise_equal_nfe"}) {
+  for (const char* name :
+       {"noise_uniform", "noise_nonuniform", "noise_timestep_uniform", "noise_equal_nfe", "noise_difficulty"}) {
     const auto partition = make(name);
     EXPECT_THROW(partition->split(noise_ctx(0)), std::invalid_argument) << name;
     EXPECT_THROW(partition->split(noise_ctx(4, 0.0, 80.0)), std::invalid_argument) << name;
@@ -269,6 +276,40 @@ TEST(Partitions, EqualNfeRangesShareTheSamplersEvaluations) {
                                       [&](double s) { return cell.contains_sigma(s); });
       EXPECT_NEAR(static_cast<double>(held), 35.0 / static_cast<double>(k), 2.0) << "k = " << k << ", " << cell.label;
     }
+  }
+}
+
+// The same Heun levels (8 once, 4 and 2 twice), the probe's loss 1 at 8, 1 at 4 and 4 at 2: weights 1,
+// 2 and 8 of 11. Two students: sigma 2 alone holds 8 of 11, nearer half than 10 of 11 without it; so
+// the low-noise student takes only sigma 2, where equal_nfe gave the same cut. Loss 4 at 8 instead
+// (weights 4, 2, 2) moves the cut up: the high-noise student takes sigma 8 alone.
+TEST(Partitions, DifficultyRangesShareTheProbesLossOverTheSamplersEvaluations) {
+  const auto partition = make("noise_difficulty");
+  PartitionContext ctx = noise_ctx(2);
+  ctx.sampler_levels = {8.0, 4.0, 4.0, 2.0, 2.0};
+  ctx.level_difficulty = {1.0, 1.0, 1.0, 4.0, 4.0};
+  EXPECT_EQ(inner_edges(partition->split(ctx)), std::vector<double>{std::sqrt(8.0)});
+  ctx.level_difficulty = {4.0, 1.0, 1.0, 1.0, 1.0};
+  EXPECT_EQ(inner_edges(partition->split(ctx)), std::vector<double>{std::sqrt(32.0)});
+  // Equal losses everywhere: the equal_nfe split.
+  ctx.level_difficulty.assign(5, 0.3);
+  EXPECT_EQ(inner_edges(partition->split(ctx)), inner_edges(make("noise_equal_nfe")->split(ctx)));
+  // Every range keeps one level however lopsided the losses.
+  ctx.k = 3;
+  ctx.level_difficulty = {100.0, 0.0, 0.0, 0.0, 0.0};
+  EXPECT_EQ(inner_edges(partition->split(ctx)), (std::vector<double>{std::sqrt(8.0), std::sqrt(32.0)}));
+}
+
+TEST(Partitions, DifficultyRefusesAMissingOrBadProbe) {
+  const auto partition = make("noise_difficulty");
+  PartitionContext ctx = noise_ctx(2);
+  ctx.sampler_levels = {8.0, 4.0, 4.0, 2.0, 2.0};
+  EXPECT_THROW(partition->split(ctx), std::invalid_argument);  // no probe measured
+  for (const std::vector<double>& bad : {std::vector<double>{1.0, 1.0}, std::vector<double>{1.0, 1.0, -1.0, 1.0, 1.0},
+                                         std::vector<double>{1.0, std::nan(""), 1.0, 1.0, 1.0},
+                                         std::vector<double>(5, 0.0)}) {
+    ctx.level_difficulty = bad;
+    EXPECT_THROW(partition->split(ctx), std::invalid_argument);
   }
 }
 

@@ -20,7 +20,9 @@
 #include "msd/edm.h"
 #include "msd/host/config.h"
 #include "msd/host/plugin_registry.h"
+#include "msd/host/run_monitor.h"
 #include "msd/host/stop.h"
+#include "msd/results/store.h"
 #include "msd/text.h"
 
 namespace msd::host {
@@ -39,11 +41,8 @@ edm::DenoiseFn stoppable_denoise_fn(Denoiser& net) {
   };
 }
 
-namespace {
-
-/// The noise levels at which `teacher`'s sampler evaluates the network, one per evaluation, from one
-/// sampling of one sample by a stand-in network that returns zeros. The default generator is left as
-/// it was, so that a sampler that draws does not shift the run's random numbers.
+// The default generator is left as it was, so that a sampler that draws does not shift the run's
+// random numbers.
 std::vector<double> sampler_levels(const Teacher& teacher, const std::vector<std::int64_t>& sample_shape) {
   std::vector<double> levels;
   const edm::DenoiseFn record = [&levels](const torch::Tensor& x, double sigma, const torch::Tensor&) {
@@ -58,6 +57,53 @@ std::vector<double> sampler_levels(const Teacher& teacher, const std::vector<std
   generator.set_state(state);
   return levels;
 }
+
+std::vector<double> LevelDifficulty::per_evaluation(const std::vector<double>& levels) const {
+  std::vector<double> values;
+  for (const double level : levels) {
+    if (!(level > 0.0)) {  // unmeasurable (EDM's loss weight is infinite at 0), and never a boundary's neighbour
+      values.push_back(0.0);
+      continue;
+    }
+    // Levels read back from the store are the recorded doubles to the last bit; allow for rounding anyway.
+    const auto at = std::find_if(sigma.begin(), sigma.end(),
+                                 [&](double s) { return std::abs(s - level) <= 1e-12 * std::max(1.0, level); });
+    if (at == sigma.end()) {
+      throw std::runtime_error("the difficulty probe measured no loss at sigma = " + number_text(level) +
+                               ", a level the teacher's sampler evaluates; was teacher.sampler_steps changed?");
+    }
+    values.push_back(loss[static_cast<size_t>(at - sigma.begin())]);
+  }
+  return values;
+}
+
+void record_difficulty(results::Store& store, std::int64_t run_id, const LevelDifficulty& difficulty, double seconds) {
+  std::vector<results::MetricRow> rows{{"probe.seconds", 0, seconds, "probe"}};
+  for (size_t i = 0; i < difficulty.sigma.size(); ++i) {
+    rows.push_back({"probe.sigma", static_cast<std::int64_t>(i), difficulty.sigma[i], "probe"});
+    rows.push_back({"probe.loss", static_cast<std::int64_t>(i), difficulty.loss[i], "probe"});
+  }
+  store.log_metrics(run_id, rows);  // one transaction: a run records all of it or none
+}
+
+std::optional<LevelDifficulty> recorded_difficulty(const results::Store& store, std::int64_t run_id) {
+  LevelDifficulty difficulty;
+  for (const results::MetricRow& row : store.metrics(run_id)) {  // ordered by name, then step
+    if (row.scope != "probe") continue;
+    if (row.name == "probe.sigma") difficulty.sigma.push_back(row.value);
+    if (row.name == "probe.loss") difficulty.loss.push_back(row.value);
+  }
+  if (difficulty.sigma.empty() || difficulty.sigma.size() != difficulty.loss.size()) return std::nullopt;
+  return difficulty;
+}
+
+std::optional<ProbeOptions> partition_probe(const PluginRegistry& registry, const RunConfig& config) {
+  if (!registry.find(PluginKind::partition, config.partition.plugin)->partition.uses_probe) return std::nullopt;
+  return registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params)
+      ->probe_options();
+}
+
+namespace {
 
 /// Throws when a cell's noise range holds none of the levels the sampler evaluates: its student would
 /// be trained and never used.
@@ -77,7 +123,8 @@ void check_every_cell_is_sampled(const std::vector<Cell>& cells, const std::vect
 }  // namespace
 
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
-                                  const Teacher& teacher, StudentType student_type) {
+                                  const Teacher& teacher, StudentType student_type,
+                                  const LevelDifficulty* difficulty) {
   auto partition = registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params);
   const PartitionTraits& traits = registry.find(PluginKind::partition, config.partition.plugin)->partition;
   PartitionContext ctx;
@@ -88,6 +135,10 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
   ctx.seed = static_cast<std::uint64_t>(config.seed);
   ctx.sampler_levels = sampler_levels(teacher, data.sample_shape());
   if (traits.uses_class_features) ctx.class_features = data.class_features();
+  if (traits.uses_probe) {
+    ctx.level_difficulty = difficulty != nullptr ? difficulty->per_evaluation(ctx.sampler_levels)
+                                                 : std::vector<double>(ctx.sampler_levels.size(), 1.0);
+  }
   std::vector<Cell> cells = partition->split(ctx);
   const std::string who = "partition plugin '" + config.partition.plugin + "'";
   try {
@@ -136,16 +187,21 @@ std::unique_ptr<Teacher> make_teacher(const PluginRegistry& registry, const RunC
 }
 
 StudentPlan plan_students(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
-                          const Teacher& teacher) {
+                          const Teacher& teacher, const LevelDifficulty* difficulty) {
   StudentPlan plan;
   plan.plugin = registry.make<Student>(PluginKind::student, config.student.plugin, config.student.params);
-  plan.cells = partition_cells(registry, config, data, teacher, plan.plugin->type());
+  plan.cells = partition_cells(registry, config, data, teacher, plan.plugin->type(), difficulty);
   return plan;
 }
 
 std::shared_ptr<Denoiser> StudentPlan::build(std::int64_t k, const Denoiser& teacher, Dataset& data,
                                              const Teacher& teacher_plugin) const {
-  return plugin->build(student_context(teacher, data, teacher_plugin, k, cells.at(static_cast<std::size_t>(k))));
+  return build_for(cells.at(static_cast<std::size_t>(k)), k, teacher, data, teacher_plugin);
+}
+
+std::shared_ptr<Denoiser> StudentPlan::build_for(const Cell& cell, std::int64_t index, const Denoiser& teacher,
+                                                 Dataset& data, const Teacher& teacher_plugin) const {
+  return plugin->build(student_context(teacher, data, teacher_plugin, index, cell));
 }
 
 StudentEnsemble::StudentEnsemble(StudentType type, double generator_sigma, std::vector<StudentSlot> students,

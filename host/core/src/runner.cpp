@@ -224,7 +224,36 @@ class RunExecution {
     if (stages_use_pairs(registry_, config_)) {
       pairs_ = cache_.pairs(config_, *teacher_plugin_, *teacher_.net, *data_, device_);
     }
+    if (const std::optional<ProbeOptions> probe = partition_probe(registry_, config_)) {
+      const LevelDifficulty difficulty = level_difficulty(plan, *probe);
+      phase_ = "partition '" + config_.partition.plugin + "'";
+      plan.cells = partition_cells(registry_, config_, *data_, *teacher_plugin_, plan.plugin->type(), &difficulty);
+    }
     return plan;
+  }
+
+  /// How hard each level the sampler evaluates is to distil, for a partition that uses a probe: as an
+  /// earlier attempt of the run (or its own process, for a student process) recorded it, else measured
+  /// now by a probe student from its own seed phase, and recorded.
+  LevelDifficulty level_difficulty(const StudentPlan& plan, const ProbeOptions& options) {
+    if (std::optional<LevelDifficulty> recorded = recorded_difficulty(store_, run_id_)) return *recorded;
+    phase_ = "difficulty probe";
+    const auto start = Clock::now();
+    LevelDifficulty difficulty;
+    for (const double level : sampler_levels(*teacher_plugin_, data_->sample_shape())) {
+      if (level > 0.0 && std::find(difficulty.sigma.begin(), difficulty.sigma.end(), level) == difficulty.sigma.end()) {
+        difficulty.sigma.push_back(level);
+      }
+    }
+    seed_phase(config_.seed, "probe");
+    StudentGroup probe;
+    probe.cells = {Cell{}};
+    probe.network = plan.build_for(probe.cells.front(), 0, *teacher_.net, *data_, *teacher_plugin_);
+    probe.generators.push_back(generator_from_here());
+    difficulty.loss = trainer(plan).probe(probe, options, difficulty.sigma);
+    monitor_.flush();
+    record_difficulty(store_, run_id_, difficulty, seconds_since(start));
+    return difficulty;
   }
 
   void record_pairs() {
@@ -263,7 +292,7 @@ class RunExecution {
     for (std::int64_t k = first; k < first + size; ++k) {
       students.push_back(build_student(plan, k));
       group.cells.push_back(plan.cells[static_cast<size_t>(k)]);
-      group.generators.push_back(at::globalContext().defaultGenerator(device_.is_cuda() ? device_ : torch::kCPU).clone());
+      group.generators.push_back(generator_from_here());
     }
     if (size == 1) {
       group.network = students.front();
@@ -278,6 +307,11 @@ class RunExecution {
                                   "' have no grouped form (Denoiser::group); set it to 1");
     }
     return group;
+  }
+
+  /// A student's own generator (msd/random.h): the default one of the run's device, as it stands now.
+  at::Generator generator_from_here() const {
+    return at::globalContext().defaultGenerator(device_.is_cuda() ? device_ : torch::kCPU).clone();
   }
 
   void check_losses_train_groups() const {

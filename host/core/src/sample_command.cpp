@@ -65,7 +65,15 @@ StudentEnsemble load_students(const PluginRegistry& registry, const results::Sto
   if (files.empty()) {
     throw std::runtime_error("run " + std::to_string(run_id) + " has no students (a teacher-only run?); use --from teacher");
   }
-  const StudentPlan plan = plan_students(registry, config, data, teacher_plugin);
+  std::optional<LevelDifficulty> difficulty;
+  if (partition_probe(registry, config)) {
+    difficulty = recorded_difficulty(store, run_id);
+    if (!difficulty) {
+      throw std::runtime_error("run " + std::to_string(run_id) + ": its partition '" + config.partition.plugin +
+                               "' splits by a difficulty probe, and the run recorded none (probe.sigma, probe.loss)");
+    }
+  }
+  const StudentPlan plan = plan_students(registry, config, data, teacher_plugin, difficulty ? &*difficulty : nullptr);
   if (plan.cells.size() != files.size()) {
     throw std::runtime_error("run " + std::to_string(run_id) + " has " + std::to_string(files.size()) +
                              " student checkpoints for " + std::to_string(plan.cells.size()) + " cells");

@@ -65,6 +65,7 @@ class StepContextImpl final : public StepContext {
     std::int64_t batch;                      // per member
     torch::Device device;
     std::vector<const TeacherPairs*> pairs;  // each member's pairs, or none
+    std::optional<double> sigma = std::nullopt;  // every sample noised at this level (the difficulty probe)
   };
 
   StepContextImpl(const Fixed& fixed, std::int64_t iteration, bool updates, bool logs)
@@ -181,6 +182,7 @@ class StepContextImpl final : public StepContext {
   /// O2MKD: with probability 1 - p a level inside member m's cell, else any level of the teacher's
   /// training prior (both drawn from that prior).
   torch::Tensor draw_sigma(size_t m) const {
+    if (f_.sigma) return torch::full({f_.batch}, *f_.sigma, torch::TensorOptions().device(f_.device));
     const Cell& c = *f_.cells[m];
     return edm::sample_cell_sigma(f_.batch, f_.prior, c.sigma_lo, c.sigma_hi, f_.outside_cell_p, f_.random[m]);
   }
@@ -283,9 +285,10 @@ struct StudentTrainer::Stage {
   const std::vector<TeacherPairs>& pairs;  ///< each member's pairs (none when no loss uses them)
   std::string what;         ///< "student 2 of 4, dm" or "students 0-3 of 4, dm": progress lines and errors
   std::vector<std::unique_ptr<Loss>>& losses;  ///< in: the previous stage's; out: this stage's
+  bool probe = false;       ///< the difficulty probe's: curves in scope "probe", no checkpoints
 
   /// "student:2": the scope of member m's curves.
-  std::string scope(std::int64_t m) const { return "student:" + std::to_string(group.first + m); }
+  std::string scope(std::int64_t m) const { return probe ? "probe" : "student:" + std::to_string(group.first + m); }
 };
 
 StageBudget stage_budget(const RunConfig& config, const StageConfig& stage) {
@@ -372,6 +375,7 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
   std::int64_t updates = progress.updates;
   // Saves the state after `done` iterations (the next to run is `done`).
   const auto checkpoint = [&](std::int64_t done) {
+    if (stage.probe) return;  // a short probe starts again rather than take a student's checkpoint file
     Progress position = progress;
     position.iteration = done;
     position.updates = updates;
@@ -424,6 +428,45 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
     }
   }
   return spent;
+}
+
+std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOptions& options,
+                                          const std::vector<double>& levels) {
+  const auto first = std::find_if(c_.config.stages.begin(), c_.config.stages.end(),
+                                  [](const StageConfig& stage) { return stage.steps > 0; });
+  if (first == c_.config.stages.end()) throw std::invalid_argument("the difficulty probe needs a stage with steps > 0");
+  StageConfig config = *first;
+  config.name = "probe";
+  config.steps = options.steps;
+  group.network->to(c_.device);
+  group.network->train();
+  std::vector<TeacherPairs> pairs;
+  if (c_.pairs != nullptr) pairs.push_back(*c_.pairs);
+  std::vector<std::unique_ptr<Loss>> losses;
+  Stage stage{0, config, {options.steps, c_.config.budget.batch_size}, group, pairs, "probe, " + first->name, losses, true};
+  Progress progress;
+  std::optional<StudentCheckpoint> none;
+  train_stage(stage, progress, none);
+
+  group.network->eval();
+  StepContextImpl::Fixed fixed = step_inputs(c_, group, pairs, options.samples);
+  const MixedPrecision precision(c_.device, c_.config.precision);
+  torch::NoGradGuard no_grad;
+  std::vector<double> values;
+  for (const double level : levels) {
+    check_stop();
+    fixed.sigma = level;
+    StepContextImpl ctx(fixed, 0, /*updates=*/false, /*logs=*/false);
+    double total = 0.0;
+    for (size_t i = 0; i < losses.size(); ++i) total += config.losses[i].weight * losses[i]->student_loss(ctx).item<double>();
+    if (!std::isfinite(total)) {
+      throw std::runtime_error("the difficulty probe's loss at sigma = " + number_text(level) + " is " +
+                               number_text(total) + "; lower stage." + std::to_string(first - c_.config.stages.begin()) +
+                               ".lr or partition.probe_steps");
+    }
+    values.push_back(total);
+  }
+  return values;
 }
 
 LossSetup StudentTrainer::loss_setup(const Stage& stage) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@
 #include "msd/partition.h"
 #include "msd/student.h"
 #include "msd/teacher.h"
+
+namespace msd::results {
+class Store;
+}
 
 namespace msd::host {
 
@@ -33,10 +38,37 @@ edm::DenoiseFn stoppable_denoise_fn(Denoiser& net);
 /// data (EDM's sigma_data) are known before it builds a network.
 std::unique_ptr<Teacher> make_teacher(const PluginRegistry& registry, const RunConfig& config, const Dataset& data);
 
+/// The noise levels at which `teacher`'s sampler evaluates the network, one per evaluation, from one
+/// sampling of one sample by a stand-in network that returns zeros.
+std::vector<double> sampler_levels(const Teacher& teacher, const std::vector<std::int64_t>& sample_shape);
+
+/// What a difficulty probe measured (PartitionContext::level_difficulty): the stage's weighted loss of a
+/// one-student probe at each distinct noise level the sampler evaluates.
+struct LevelDifficulty {
+  std::vector<double> sigma;  ///< the levels, as sampler_levels gives them, each once
+  std::vector<double> loss;   ///< the probe's loss at each
+
+  /// One value per entry of `levels` (an evaluation): the loss at its level. Throws naming a level
+  /// that was not measured.
+  std::vector<double> per_evaluation(const std::vector<double>& levels) const;
+};
+
+/// Records `difficulty` as the run's metrics probe.sigma and probe.loss (step i: the i-th level, scope
+/// "probe"), with probe.seconds, what measuring it took.
+void record_difficulty(results::Store& store, std::int64_t run_id, const LevelDifficulty& difficulty, double seconds);
+/// What record_difficulty recorded for the run; nothing when it recorded nothing.
+std::optional<LevelDifficulty> recorded_difficulty(const results::Store& store, std::int64_t run_id);
+
+/// The run's partition's ProbeOptions when it declares PartitionTraits::uses_probe; else nothing.
+std::optional<ProbeOptions> partition_probe(const PluginRegistry& registry, const RunConfig& config);
+
 /// The run's partition: ctx.k cells from its partition plugin, checked to be disjoint, covering and
 /// usable by its student type (one-step students cannot split the noise axis). Throws naming the plugin.
+/// A partition that uses a probe splits by `difficulty`; without it, by a stand-in weighing every level
+/// alike, which checks the configuration before the teacher exists to measure it.
 std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
-                                  const Teacher& teacher, StudentType student_type);
+                                  const Teacher& teacher, StudentType student_type,
+                                  const LevelDifficulty* difficulty = nullptr);
 
 /// A run's students before training: their plugin and the partition's cells, one student per cell.
 /// `msd run` trains them, `msd sample` loads their weights into them.
@@ -48,11 +80,14 @@ struct StudentPlan {
   /// caller seeded them (the run seeds each student's own phase).
   std::shared_ptr<Denoiser> build(std::int64_t k, const Denoiser& teacher, Dataset& data,
                                   const Teacher& teacher_plugin) const;
+  /// A student of the same plugin for `cell`, as student `index` (the difficulty probe's).
+  std::shared_ptr<Denoiser> build_for(const Cell& cell, std::int64_t index, const Denoiser& teacher, Dataset& data,
+                                      const Teacher& teacher_plugin) const;
 };
 
 /// The run's student plugin and the cells of its partition (partition_cells).
 StudentPlan plan_students(const PluginRegistry& registry, const RunConfig& config, Dataset& data,
-                          const Teacher& teacher);
+                          const Teacher& teacher, const LevelDifficulty* difficulty = nullptr);
 
 /// One trained student and the cell of the routing key space it serves.
 struct StudentSlot {
