@@ -213,7 +213,7 @@ TEST(ConfigErrors, UnknownKeySuggestsClosestAtItsLine) {
 TEST(ConfigErrors, UnknownKeyWithoutCloseMatchListsValidKeys) {
   const ConfigIssue issue = issue_of(edit(kBase, "samples = 1000", "zzzzzz = 1"));
   EXPECT_EQ(issue.key, "evaluate.zzzzzz");
-  EXPECT_NE(issue.message.find("valid keys: samples, metric"), std::string::npos) << issue.message;
+  EXPECT_NE(issue.message.find("valid keys: samples, sampler_steps, metric"), std::string::npos) << issue.message;
 }
 
 TEST(ConfigErrors, UnknownSection) {
@@ -322,6 +322,19 @@ TEST(ConfigErrors, UnknownPluginListsKnownNames) {
   EXPECT_EQ(issue.message,
             "unknown teacher plugin 'edm_mpl' (did you mean 'edm_mlp'?); known teacher plugins: edm_mlp, edm_unet");
   EXPECT_EQ(issue.where.line, line_of(text, "edm_mpl"));
+}
+
+// An NFE curve runs the teacher's sampler at other teacher.sampler_steps: a teacher without the key has none.
+TEST(ConfigErrors, NfeCurveNeedsATeacherWithSamplerSteps) {
+  const std::string text =
+      edit(edit(kBase, "plugin = \"edm_mlp\"\nhidden = 64", "plugin = \"edm_unet\""), "samples = 1000",
+           "samples = 1000\nsampler_steps = [4]");
+  const ConfigIssue issue = issue_of(text);
+  EXPECT_EQ(issue.key, "evaluate.sampler_steps");
+  EXPECT_THAT(issue.message, ::testing::HasSubstr("'edm_unet' has no key sampler_steps"));
+  EXPECT_EQ(issue.where.line, line_of(text, "sampler_steps = [4]"));
+  EXPECT_EQ(issue_of(edit(kBase, "samples = 1000", "samples = 1000\nsampler_steps = [0]")).key,
+            "evaluate.sampler_steps");
 }
 
 TEST(ConfigErrors, PluginOfWrongKind) {
@@ -655,7 +668,7 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
     start = end + 1;
     if (line.rfind("description = ", 0) == 0 || line.rfind("results = ", 0) == 0 ||
         line.rfind("plugin_paths = ", 0) == 0 || line.rfind("checkpoint_seconds = ", 0) == 0 ||
-        line == "students_per_network = 1\n") {
+        line == "students_per_network = 1\n" || line == "sampler_steps = []\n") {
       continue;
     }
     hashed += line;
@@ -665,6 +678,12 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
   // Grouped students are hashed only when grouped, so that runs made before the key keep their hash.
   EXPECT_NE(base.canonical_toml.find("students_per_network = 1\n"), std::string::npos);
   EXPECT_NE(resolve(edit(kBase, "[experiment]\n", "[experiment]\nstudents_per_network = 2\n"))[0].hash, base.hash);
+  // So is an NFE curve, only when it has points.
+  EXPECT_NE(base.canonical_toml.find("sampler_steps = []\n"), std::string::npos);
+  const RunConfig curve = resolve(edit(kBase, "samples = 1000", "samples = 1000\nsampler_steps = [4, 8]"))[0];
+  EXPECT_EQ(curve.evaluate.sampler_steps, (std::vector<std::int64_t>{4, 8}));
+  EXPECT_NE(curve.hash, base.hash);
+  EXPECT_EQ(curve.teacher_hash, base.teacher_hash);
 
   // Writing a default explicitly (in any section, a real as an integer, keys in another order): same config.
   EXPECT_EQ(resolve(edit(kBase, "hidden = 64", "layers = 4\nhidden = 64"))[0].hash, base.hash);

@@ -219,7 +219,7 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
   // MSD study just trained (the two files share [dataset] and [teacher]).
   const RunResult o2mkd_run =
       run_msd(with_sets({"run", (experiments_dir() / "fmnist_o2mkd_cpu.toml").string(), "--db", db.string(), "--only",
-                         "n4_equal_nfe", "--only", "hybrid_2x2"},
+                         "n4_equal_nfe", "--only", "n4_difficulty", "--only", "hybrid_2x2"},
                         kO2mkdSmoke),
               tmp.path(), 900);
   ASSERT_EQ(o2mkd_run.exit_code, 0) << o2mkd_run.output;
@@ -235,8 +235,18 @@ TEST(Fmnist, SmokePipelineRecordsEveryImageMetric) {
     ASSERT_TRUE(cell.has_value()) << run.record.name;
     EXPECT_THAT(*cell, HasSubstr("sigma [0, ")) << run.record.name;
     if (run.record.name.rfind("hybrid_2x2", 0) == 0) EXPECT_THAT(*cell, HasSubstr("classes 0-4"));
+    // The NFE curve of evaluate.sampler_steps = [4, 8], timed against the teacher at the same NFE.
+    for (const char* scope : {"nfe:7", "nfe:15"}) {
+      EXPECT_TRUE(run.metric("fd", scope).has_value()) << run.record.name << " " << scope;
+      EXPECT_EQ(run.metric("nfe", scope), run.metric("teacher_nfe", scope)) << run.record.name << " " << scope;
+    }
+    // The difficulty probe measured each of the 18 distinct levels of the 35-NFE sampler.
+    if (run.record.name.rfind("n4_difficulty", 0) != 0) continue;
+    int levels = 0;
+    for (const auto& m : run.all_metrics) levels += m.name == "probe.loss" && m.scope == "probe" ? 1 : 0;
+    EXPECT_EQ(levels, 18) << run.record.name;
   }
-  EXPECT_EQ(o2mkd_runs.size(), 6u);
+  EXPECT_EQ(o2mkd_runs.size(), 9u);
 
   // The GPU-size file at its smoke size: the same students from fmnist_msd.toml's teacher, whose seed-0
   // smoke teacher the first sweep above trained.

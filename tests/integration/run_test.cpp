@@ -347,7 +347,8 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
   TempDir tmp;
   write_text(tmp / "o2mkd.toml", tiny_o2mkd("plugin = \"noise_uniform\"\n"));
   const fs::path db = tmp / "results.db";
-  const RunResult r = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", db.string()}, tmp.path());
+  const RunResult r = run_msd(
+      {"run", (tmp / "o2mkd.toml").string(), "--db", db.string(), "--set", "evaluate.sampler_steps=[2, 4]"}, tmp.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const auto runs = read_runs(db);
@@ -365,6 +366,13 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
   EXPECT_NE(*run.tag("cell.0"), *run.tag("cell.1"));
   EXPECT_EQ(run.artifact_paths("student").size(), 2u);
   EXPECT_TRUE(run.metric("swd").has_value());
+  // The NFE curve: the students again with Heun at 2 steps (3 NFE), timed against the teacher at 3
+  // NFE; 4 steps is the run's own sampler, recorded at the whole-model scope only.
+  EXPECT_EQ(run.metric("nfe", "nfe:3"), std::optional<double>(3.0));
+  EXPECT_EQ(run.metric("teacher_nfe", "nfe:3"), std::optional<double>(3.0));
+  ASSERT_TRUE(run.metric("swd", "nfe:3").has_value());
+  EXPECT_NE(run.metric("swd", "nfe:3"), run.metric("swd"));
+  EXPECT_FALSE(run.metric("swd", "nfe:7").has_value());
   // Every loss of the stage has a training curve.
   for (const char* loss : {"train.kd.diffusion", "train.kd.kd_prediction", "train.kd.kd_relational"}) {
     bool found = false;

@@ -102,7 +102,12 @@ std::vector<SectionSchema> make_schema() {
            key_real("weight", 1.0, "multiplies this loss in the student's objective"),
        }},
       {"evaluate", false, Presence::optional, std::nullopt, "how the finished run is scored",
-       {key_int("samples", 5000, "samples drawn from the model under test", 1, kMaxSamples)}},
+       {key_int("samples", 5000, "samples drawn from the model under test", 1, kMaxSamples),
+        KeySpec{"sampler_steps", KeyType::integer_list, Value{std::vector<std::int64_t>{}},
+                "the model evaluated again with the teacher's sampler at each of these teacher.sampler_steps "
+                "(an NFE curve): every metric recorded at scope nfe:<NFE>, no samples kept; for the teacher "
+                "and multi-step students",
+                1, 100000, {}}}},
       {"evaluate.metric", true, Presence::optional, PluginKind::metric, "one metric computed on those samples",
        {plugin_key(PluginKind::metric)}},
       {"sweep", false, Presence::optional, std::nullopt, "the runs made from this file: [[sweep.variant]], [sweep.grid], [sweep.zip] and seeds = [...]", {}},

@@ -444,6 +444,13 @@ std::optional<RunConfig> Validation::run(const ConfigNode& root) {
   if (issues_.size() != issues_before) return std::nullopt;
 
   apply_host_values(run, *experiment, distill, budget, evaluate);
+  if (!run.evaluate.sampler_steps.empty() && teacher->values.count("sampler_steps") == 0) {
+    const ConfigNode* key = evaluate_node != nullptr ? evaluate_node->find("sampler_steps") : nullptr;
+    issue(key != nullptr ? key->where : empty_.where, "evaluate.sampler_steps",
+          "the teacher plugin '" + teacher->section.plugin +
+              "' has no key sampler_steps, so its sampler cannot be run at other steps; remove evaluate.sampler_steps");
+    return std::nullopt;
+  }
   run.dataset = dataset->section;
   run.teacher = teacher->section;
   if (student) run.student = student->section;
@@ -562,6 +569,7 @@ void Validation::apply_host_values(RunConfig& run, const Values& experiment, con
   run.budget.divide = value_or(budget, "divide", run.budget.divide);
   run.budget.batch_size = value_or(budget, "batch_size", run.budget.batch_size);
   run.evaluate.samples = value_or(evaluate, "samples", run.evaluate.samples);
+  run.evaluate.sampler_steps = value_or(evaluate, "sampler_steps", run.evaluate.sampler_steps);
 }
 
 }  // namespace

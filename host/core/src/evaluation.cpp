@@ -92,7 +92,7 @@ void check_metrics(const PluginRegistry& registry, const RunConfig& config) {
 
 void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& data, const torch::Device& device,
               const EvaluatedModel& model, const EvaluationTarget& target) {
-  target.phase = "evaluation of the " + model.name;
+  target.phase = "evaluation of the " + model.name + (model.scope.empty() ? "" : " at " + model.scope);
   const std::int64_t n = config.evaluate.samples;
   const std::int64_t classes = data.num_classes();
   const torch::Tensor labels = torch::arange(n, torch::kInt64) % classes;
@@ -103,9 +103,10 @@ void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& 
   const Sampler sample = at_precision(model.sample, device, config.precision);
   const auto start = std::chrono::steady_clock::now();
   const Batch generated{sample_in_chunks(sample, data.sample_shape(), labels, device), labels};
-  target.log << model.name << ": " << n << " samples in " << seconds_since(start) << " s\n";
-  require_finite_samples(generated, model.name);
-  save_samples(generated, target);
+  const std::string what = model.name + (model.scope.empty() ? "" : " (" + model.scope + ")");
+  target.log << what << ": " << n << " samples in " << seconds_since(start) << " s\n";
+  require_finite_samples(generated, what);
+  if (model.scope.empty()) save_samples(generated, target);
 
   EvalContext ctx;
   ctx.data = &data;
@@ -124,7 +125,10 @@ void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& 
     seed_phase(config.seed, "metric/" + m.plugin);
     target.phase = "metric '" + m.plugin + "'";
     auto metric = registry.make<Metric>(PluginKind::metric, m.plugin, m.params);
-    for (const MetricValue& v : metric->evaluate(ctx)) rows.push_back({v.name, 0, v.value, v.scope});
+    for (const MetricValue& v : metric->evaluate(ctx)) {
+      const std::string scope = model.scope.empty() || v.scope.empty() ? model.scope + v.scope : model.scope + "/" + v.scope;
+      rows.push_back({v.name, 0, v.value, scope});
+    }
   }
   target.store.log_metrics(target.run_id, rows);
   target.store.set_tag(target.run_id, "model", model.name);

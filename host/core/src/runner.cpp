@@ -89,28 +89,29 @@ class RunExecution {
     store_.set_tag(run_id_, "threads", std::to_string(set_threads()));
     prepare();
     record_teacher();
+    const edm::DenoiseFn teacher_fn = stoppable_denoise_fn(*teacher_.net);
+    const auto teacher_sample = [&](const Teacher& sampler) {
+      return [&teacher_fn, &sampler](const torch::Tensor& noise, const torch::Tensor& labels) {
+        return sampler.sample(teacher_fn, noise, labels);
+      };
+    };
     if (!config_.distill.enabled) {
-      const edm::DenoiseFn fn = stoppable_denoise_fn(*teacher_.net);
       const std::int64_t params = count_parameters(*teacher_.net);
-      evaluate_model({"teacher",
-                      [&](const torch::Tensor& noise, const torch::Tensor& labels) {
-                        return teacher_plugin_->sample(fn, noise, labels);
-                      },
-                      teacher_plugin_->nfe(), params, params, 0});
+      for_each_sampler(true, [&](const Teacher& sampler, const std::string& scope) {
+        evaluate_model({"teacher", teacher_sample(sampler), sampler.nfe(), params, params, 0, {}, 0, scope});
+      });
       return;
     }
     const StudentEnsemble ensemble = distill();
-    const edm::DenoiseFn teacher_fn = stoppable_denoise_fn(*teacher_.net);
-    evaluate_model({"students",
-                    [&](const torch::Tensor& noise, const torch::Tensor& labels) {
-                      return ensemble.sample(*teacher_plugin_, noise, labels);
-                    },
-                    ensemble.nfe(*teacher_plugin_), ensemble.params_per_sample(), ensemble.params_total(),
-                    static_cast<std::int64_t>(ensemble.students().size()),
-                    [&](const torch::Tensor& noise, const torch::Tensor& labels) {
-                      return teacher_plugin_->sample(teacher_fn, noise, labels);
-                    },
-                    teacher_plugin_->nfe()});
+    for_each_sampler(ensemble.type() == StudentType::multi_step, [&](const Teacher& sampler, const std::string& scope) {
+      evaluate_model({"students",
+                      [&](const torch::Tensor& noise, const torch::Tensor& labels) {
+                        return ensemble.sample(sampler, noise, labels);
+                      },
+                      ensemble.nfe(sampler), ensemble.params_per_sample(), ensemble.params_total(),
+                      static_cast<std::int64_t>(ensemble.students().size()), teacher_sample(sampler), sampler.nfe(),
+                      scope});
+    });
   }
 
   /// The work of one student process of --student-jobs (see Runner::train_student): the students
@@ -527,6 +528,24 @@ class RunExecution {
       *last_shown = Clock::now();
     };
     return supervision;
+  }
+
+  /// Calls `evaluate` with the run's teacher plugin (scope ""), then, when the model samples with the
+  /// teacher's sampler (`multi_step`), with a copy of it at each of evaluate.sampler_steps other than
+  /// its own (scope "nfe:<NFE>"): the NFE curve.
+  void for_each_sampler(bool multi_step, const std::function<void(const Teacher&, const std::string&)>& evaluate) {
+    evaluate(*teacher_plugin_, "");
+    if (!multi_step && !config_.evaluate.sampler_steps.empty()) {
+      log_ << "evaluate.sampler_steps: one-step students do not sample with the teacher's sampler; no NFE curve\n";
+      return;
+    }
+    for (const std::int64_t steps : config_.evaluate.sampler_steps) {
+      RunConfig at = config_;
+      at.teacher.params.set("sampler_steps", Value{steps});
+      const std::unique_ptr<Teacher> sampler = make_teacher(registry_, at, *data_);
+      if (sampler->nfe() == teacher_plugin_->nfe()) continue;  // the run's own: recorded at scope ""
+      evaluate(*sampler, "nfe:" + std::to_string(sampler->nfe()));
+    }
   }
 
   void evaluate_model(const EvaluatedModel& model) {

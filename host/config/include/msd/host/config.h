@@ -87,6 +87,7 @@ struct DistillConfig {
 
 struct EvaluateConfig {
   std::int64_t samples = 5000;         ///< samples drawn from the model under test
+  std::vector<std::int64_t> sampler_steps;  ///< the NFE curve: teacher.sampler_steps to evaluate again at
   std::vector<PluginSection> metrics;  ///< in file order
 };
 

@@ -32,6 +32,9 @@ struct EvaluatedModel {
   /// The teacher's sampler, as `sample`, for timing students against it; empty for the teacher.
   std::function<torch::Tensor(const torch::Tensor& noise, const torch::Tensor& labels)> teacher;
   std::int64_t teacher_nfe = 0;
+  /// "" for the run's evaluation; "nfe:<NFE>" for a point of its NFE curve (evaluate.sampler_steps):
+  /// every metric is recorded under it ("nfe:7", "nfe:7/class:3"), and no samples are kept.
+  std::string scope;
 };
 
 /// Where evaluation reads from and writes to.
@@ -45,7 +48,7 @@ struct EvaluationTarget {
 
 /// Draws evaluate.samples samples of `model` (labels cycling through the classes) and as many reference
 /// samples of `data`, each from its own seed phase; saves and draws them; records every metric of
-/// config.evaluate.metrics and the `model` tag. Throws, naming the model or metric, when a sample or a
+/// config.evaluate.metrics and the `model` tag (at model.scope: see there). Throws, naming the model or metric, when a sample or a
 /// metric is NaN or infinite (metrics are recorded before), and Interrupted on a stop request.
 void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& data, const torch::Device& device,
               const EvaluatedModel& model, const EvaluationTarget& target);
