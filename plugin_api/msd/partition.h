@@ -49,6 +49,7 @@ struct PartitionContext {
 struct ProbeOptions {
   std::int64_t steps = 300;    ///< the probe's training iterations
   std::int64_t samples = 256;  ///< samples per sampler level at which its loss is measured
+  std::vector<std::string> losses;  ///< the stage's loss plugins whose weighted sum is measured; empty: all
 };
 
 /// Splits the key space into ctx.k disjoint cells that together cover it. What it splits is declared

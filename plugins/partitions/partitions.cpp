@@ -619,11 +619,17 @@ class NoiseDifficulty final : public msd::Partition {
                           "recorded as probe.seconds)",
                           1, 1000000),
              msd::key_int("probe_samples", 256,
-                          "real samples per sampler level at which the probe's loss is measured", 1, 1000000)}},
+                          "real samples per sampler level at which the probe's loss is measured", 1, 1000000),
+             msd::KeySpec{"probe_losses", msd::KeyType::string_list, msd::Value{std::vector<std::string>{}},
+                          "the loss plugins of that stage whose weighted sum is the difficulty, e.g. "
+                          "[\"kd_prediction\"] (the student's distance from the teacher, without the diffusion "
+                          "loss's irreducible noise); empty: the stage's whole objective",
+                          {}, {}, {}}}},
             msd::RoutingKey::noise_level, false, true);
   }
   explicit NoiseDifficulty(const msd::Params& params)
-      : probe_{params.get_int("probe_steps"), params.get_int("probe_samples")} {}
+      : probe_{params.get_int("probe_steps"), params.get_int("probe_samples"),
+               params.get_string_list("probe_losses")} {}
 
   msd::ProbeOptions probe_options() const override { return probe_; }
 

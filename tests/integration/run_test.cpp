@@ -401,7 +401,8 @@ TEST(EndToEnd, O2mkdNoisePartitionedMultiStepStudents) {
 TEST(EndToEnd, DifficultyPartitionSplitsByAProbesRecordedLoss) {
   TempDir tmp;
   write_text(tmp / "o2mkd.toml",
-             tiny_o2mkd("plugin = \"noise_difficulty\"\nprobe_steps = 20\nprobe_samples = 64\n"));
+             tiny_o2mkd("plugin = \"noise_difficulty\"\nprobe_steps = 20\nprobe_samples = 64\n"
+                        "probe_losses = [\"kd_prediction\"]\n"));
   const fs::path db = tmp / "results.db";
   const RunResult r = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", db.string()}, tmp.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -439,6 +440,14 @@ TEST(EndToEnd, DifficultyPartitionSplitsByAProbesRecordedLoss) {
                                      (tmp / "s.npy").string(), "--from", "students", "--db", db.string()},
                                     tmp.path());
   EXPECT_EQ(sampled.exit_code, 0) << sampled.output;
+
+  // A probe loss that is not one of the stage's is refused before the teacher trains.
+  const fs::path refused_db = tmp / "refused" / "results.db";
+  const RunResult refused = run_msd({"run", (tmp / "o2mkd.toml").string(), "--db", refused_db.string(), "--set",
+                                     "partition.probe_losses=[\"dm\"]", "--set", "teacher.steps=100000"},
+                                    tmp.path(), 120);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("probe_losses names 'dm', which is not a loss of stage 'kd'"));
 }
 
 // The hybrid of the repository's experiments/toy_hybrid.toml, from the file alone (smoke sizes):

@@ -300,6 +300,20 @@ TEST(Partitions, DifficultyRangesShareTheProbesLossOverTheSamplersEvaluations) {
   EXPECT_EQ(inner_edges(partition->split(ctx)), (std::vector<double>{std::sqrt(8.0), std::sqrt(32.0)}));
 }
 
+TEST(Partitions, DifficultyTellsTheHostHowToProbe) {
+  const msd::ProbeOptions defaults = make("noise_difficulty")->probe_options();
+  EXPECT_EQ(defaults.steps, 300);
+  EXPECT_EQ(defaults.samples, 256);
+  EXPECT_TRUE(defaults.losses.empty());
+  const msd::ProbeOptions set =
+      make("noise_difficulty", {{"probe_steps", std::int64_t{12}}, {"probe_samples", std::int64_t{5}},
+                                {"probe_losses", std::vector<std::string>{"kd_prediction"}}})
+          ->probe_options();
+  EXPECT_EQ(set.steps, 12);
+  EXPECT_EQ(set.samples, 5);
+  EXPECT_EQ(set.losses, std::vector<std::string>{"kd_prediction"});
+}
+
 TEST(Partitions, DifficultyRefusesAMissingOrBadProbe) {
   const auto partition = make("noise_difficulty");
   PartitionContext ctx = noise_ctx(2);

@@ -458,7 +458,11 @@ std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOption
     fixed.sigma = level;
     StepContextImpl ctx(fixed, 0, /*updates=*/false, /*logs=*/false);
     double total = 0.0;
-    for (size_t i = 0; i < losses.size(); ++i) total += config.losses[i].weight * losses[i]->student_loss(ctx).item<double>();
+    for (size_t i = 0; i < losses.size(); ++i) {
+      const std::vector<std::string>& measured = options.losses;
+      if (!measured.empty() && std::find(measured.begin(), measured.end(), config.losses[i].plugin) == measured.end()) continue;
+      total += config.losses[i].weight * losses[i]->student_loss(ctx).item<double>();
+    }
     if (!std::isfinite(total)) {
       throw std::runtime_error("the difficulty probe's loss at sigma = " + number_text(level) + " is " +
                                number_text(total) + "; lower stage." + std::to_string(first - c_.config.stages.begin()) +
