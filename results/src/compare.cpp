@@ -153,6 +153,37 @@ std::string csv_line(const std::vector<std::string>& cells) {
 
 }  // namespace
 
+namespace {
+
+/// Text in natural order: runs of digits compare by their value, so "k2_s600" < "k2_s1200".
+bool natural_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      std::size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      // Equal values written alike compare equal; leading zeros aside, the longer run is the larger.
+      const std::string x = a.substr(i, ie - i), y = b.substr(j, je - j);
+      const std::size_t xs = x.find_first_not_of('0'), ys = y.find_first_not_of('0');
+      const std::string xv = xs == std::string::npos ? "" : x.substr(xs), yv = ys == std::string::npos ? "" : y.substr(ys);
+      if (xv.size() != yv.size()) return xv.size() < yv.size();
+      if (xv != yv) return xv < yv;
+      i = ie;
+      j = je;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  if ((a.size() - i) != (b.size() - j)) return a.size() - i < b.size() - j;
+  return a < b;
+}
+
+}  // namespace
+
 bool by_value_less(const std::string& a, const std::string& b) {
   const auto x = parse_number(a);
   const auto y = parse_number(b);
@@ -161,8 +192,10 @@ bool by_value_less(const std::string& a, const std::string& b) {
     return a < b;
   }
   if (x || y) return x.has_value();  // numbers before text
-  return a < b;
+  return natural_less(a, b);
 }
+
+std::string variant_of(const std::string& run_name) { return run_name.substr(0, run_name.find('[')); }
 
 namespace {
 
@@ -177,7 +210,8 @@ void check_request(const Store& store, const SweepSelection& selection, const Co
             " WHERE r.status = 'finished' AND CASE ?1 WHEN 'sweep' THEN r.sweep_id = ?2 ELSE e.name = ?2 END ORDER BY 1",
         params));
   };
-  const std::vector<std::string> keys = distinct("p.key", "JOIN params p ON p.run_id = r.id", false);
+  std::vector<std::string> keys = distinct("p.key", "JOIN params p ON p.run_id = r.id", false);
+  keys.push_back(kVariantKey);
   for (const std::string& key : request.by) require_known("--by", key, keys, description, "param");
   const std::vector<std::string> scopes = distinct("m.scope", "JOIN metrics m ON m.run_id = r.id", false);
   if (!request.scope.empty()) require_known("--scope", request.scope, scopes, description, "scope");
@@ -201,7 +235,7 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
   table.metrics = request.metrics;
   table.scope = request.scope;
 
-  const std::string runs_sql = std::string("SELECT r.id") + kSelectedRuns + " ORDER BY r.id";
+  const std::string runs_sql = std::string("SELECT r.id, r.name") + kSelectedRuns + " ORDER BY r.id";
   const QueryResult runs = store.query(runs_sql, {selection.kind, selection.value});
   if (!runs.rows.empty()) check_request(store, selection, request, table.description);
 
@@ -218,6 +252,10 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
       "JOIN params p ON p.run_id = r.id AND p.key = ?3 "
       "WHERE r.status = 'finished' AND CASE ?1 WHEN 'sweep' THEN r.sweep_id = ?2 ELSE e.name = ?2 END";
   for (std::size_t k = 0; k < request.by.size(); ++k) {
+    if (request.by[k] == kVariantKey) {
+      for (const auto& row : runs.rows) by_values[row[0].text][k] = variant_of(row[1].text);
+      continue;
+    }
     const QueryResult values = store.query(params_query, {selection.kind, selection.value, request.by[k]});
     for (const auto& row : values.rows) {
       auto found = by_values.find(row[0].text);

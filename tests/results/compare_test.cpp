@@ -125,6 +125,51 @@ TEST_F(CompareTest, ByValueOrdering) {
   EXPECT_TRUE(by_value_less("10", "\"abc\""));
   EXPECT_TRUE(by_value_less("\"a\"", "\"b\""));
   EXPECT_FALSE(by_value_less("-", "3"));
+  // Text in natural order.
+  EXPECT_TRUE(by_value_less("k2_s600", "k2_s1200"));
+  EXPECT_TRUE(by_value_less("k2_s1200", "k4_s300"));
+  EXPECT_TRUE(by_value_less("n8", "n16_x"));
+  EXPECT_TRUE(by_value_less("a", "a1"));
+  EXPECT_FALSE(by_value_less("a1", "a1"));
+  EXPECT_TRUE(by_value_less("a01", "a1"));  // equal values: as written
+  EXPECT_FALSE(by_value_less("a1", "a01"));
+}
+
+// --by variant: a variant's seeds (its run names less the brackets) form one row.
+TEST(CompareVariants, GroupByTheRunNameWithoutItsCoordinates) {
+  TempDir dir;
+  const std::string path = dir.file("results.db");
+  {
+    Store store(path);
+    int index = 0;
+    for (const char* variant : {"k4_s1200", "k4_s300", "teacher"}) {
+      for (int seed = 0; seed < 2; ++seed) {
+        NewRun run;
+        run.experiment = "study";
+        run.name = std::string(variant) + "[seed=" + std::to_string(seed) + "]";
+        run.config_text = run.name;
+        run.config_hash = run.name;
+        run.seed = seed;
+        run.sweep_id = kSweep;
+        run.sweep_index = index++;
+        run.params = {{"seed", std::to_string(seed)}};
+        const std::int64_t id = store.begin_run(run);
+        store.log_metrics(id, {{"fd", 0, 1.0 + seed, ""}});
+        store.finish_run(id, RunStatus::finished);
+      }
+    }
+  }
+  Store store(path, Store::Mode::read_only);
+  const ComparisonTable table = compare_runs(store, {kSweep, {kVariantKey}, {"fd"}, ""});
+  ASSERT_EQ(table.rows.size(), 3u);
+  EXPECT_EQ(table.rows[0].by, std::vector<std::string>{"k4_s300"});
+  EXPECT_EQ(table.rows[1].by, std::vector<std::string>{"k4_s1200"});
+  EXPECT_EQ(table.rows[2].by, std::vector<std::string>{"teacher"});
+  for (const ComparisonRow& row : table.rows) {
+    EXPECT_EQ(row.metrics[0].n, 2u);
+    EXPECT_DOUBLE_EQ(row.metrics[0].mean, 1.5);
+  }
+  EXPECT_EQ(variant_of("plain"), "plain");
 }
 
 TEST_F(CompareTest, SweepPrefixes) {

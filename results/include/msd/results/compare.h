@@ -11,10 +11,17 @@
 
 namespace msd::results {
 
+/// The --by key that groups runs by their variant: the run's name without its coordinates in brackets
+/// ("k4_s1200[seed=2]" is variant "k4_s1200"), so that a variant's seeds form one row.
+inline constexpr const char* kVariantKey = "variant";
+
+/// `run_name` without its bracketed coordinates.
+std::string variant_of(const std::string& run_name);
+
 struct CompareRequest {
   /// A sweep id, a unique prefix of one (at least 4 characters), or an experiment name.
   std::string selection;
-  std::vector<std::string> by;       ///< dotted param keys to group by ("partition.k")
+  std::vector<std::string> by;       ///< dotted param keys to group by ("partition.k"), or kVariantKey
   std::vector<std::string> metrics;  ///< metric names
   std::string scope;                 ///< "" = whole model
 };
@@ -55,7 +62,8 @@ struct SweepSelection {
 /// names the command in the message for an empty selection.
 SweepSelection resolve_sweep(const Store& store, const std::string& selection, const std::string& command);
 
-/// Orders two by-values: numerically when both parse as numbers, else as text; numbers first.
+/// Orders two by-values: numerically when both parse as numbers, else as text in natural order (runs
+/// of digits by value: "k2_s600" before "k2_s1200"); numbers first.
 bool by_value_less(const std::string& a, const std::string& b);
 
 enum class OutputFormat { table, csv, json, markdown };
