@@ -89,6 +89,13 @@ TEST(Cli, VariantsThatResolveToOneConfigAreReported) {
   EXPECT_EQ(erased.exit_code, 0) << erased.output;
   EXPECT_THAT(erased.output, HasSubstr("'three' is the same config as 'two'"));
   EXPECT_THAT(erased.output, HasSubstr("a --set override may have replaced the key that told them apart"));
+  // And one run it is: msd run trains and records it once.
+  const fs::path db = tmp / "results.db";
+  const RunResult ran = run_msd({"run", file.string(), "--db", db.string(), "--set", "partition.k=2"}, tmp.path());
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  const auto runs = read_runs(db);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].record.name, "two");
 }
 
 TEST(Cli, ValidateAcceptsValidFilesAndTheRepositoryExperiments) {
