@@ -112,19 +112,14 @@ Experiment load_experiment(const std::string& file, const std::vector<std::strin
   for (const RunConfig& run : loaded.runs) check_metrics(registry, run);
   // Two variants that resolve to one config are one run: say so, since it is rarely meant (a --set
   // override applies after the variants' keys and can erase what set two of them apart).
-  std::map<std::string, std::string> first_with_hash;  // hash -> run name
-  std::vector<RunConfig> distinct;
-  for (RunConfig& run : loaded.runs) {
-    const auto [earlier, added] = first_with_hash.emplace(run.hash, run.name);
-    if (added) {
-      distinct.push_back(std::move(run));
-      continue;
-    }
-    std::cerr << "warning: " << file << ": '" << run.name << "' is the same config as '" << earlier->second
+  std::map<std::string, const RunConfig*> first_with_hash;
+  for (const RunConfig& run : loaded.runs) {
+    const auto [earlier, added] = first_with_hash.emplace(run.hash, &run);
+    if (added) continue;
+    std::cerr << "warning: " << file << ": '" << run.name << "' is the same config as '" << earlier->second->name
               << "' (" << run.hash << "), so it is one run"
               << (sets.empty() ? "" : "; a --set override may have replaced the key that told them apart") << "\n";
   }
-  loaded.runs = std::move(distinct);
   return loaded;
 }
 

@@ -1,6 +1,7 @@
 // msd run FILE [--only VARIANT]...: every run of an experiment file (or of the named variants), one after
 // another, each recorded as a new run; then the side-by-side summary.
 #include <iostream>
+#include <set>
 
 #include "cli.h"
 #include "msd/host/summary.h"
@@ -30,11 +31,21 @@ std::vector<RunConfig> chosen(const std::vector<RunConfig>& runs, const std::vec
   return picked;
 }
 
+/// `runs` without those whose config an earlier one has (load_experiment warned of them): one run each.
+std::vector<RunConfig> distinct(std::vector<RunConfig> runs) {
+  std::set<std::string> hashes;
+  std::vector<RunConfig> kept;
+  for (RunConfig& run : runs) {
+    if (hashes.insert(run.hash).second) kept.push_back(std::move(run));
+  }
+  return kept;
+}
+
 int run(const RunOptions& options, const GlobalOptions& global) {
   PluginRegistry registry;
   const ExperimentOptions& o = options.experiment;
   Experiment experiment = load_experiment(o.file, o.sets, global, registry);
-  experiment.runs = chosen(experiment.runs, options.only, o.file);
+  experiment.runs = distinct(chosen(experiment.runs, options.only, o.file));
   const std::filesystem::path db = database_for(o.db, experiment);
   if (db.has_parent_path()) std::filesystem::create_directories(db.parent_path());
   results::Store store(db.string());
