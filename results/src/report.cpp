@@ -259,8 +259,13 @@ std::string render_report(const Store& store, const ReportRequest& request) {
   html += "<tr><th>axes</th>" + cell(axes.empty() ? "none (runs differ by seed only)" : joined(axes)) + "</tr>\n";
   html += "</table>\n";
 
-  // Comparisons need a key to group by; without axes every finished run is one group.
-  const std::vector<std::string> group_keys = axes.empty() ? std::vector<std::string>{"experiment.name"} : axes;
+  // Comparisons group by variant (a study's rows, each over its seeds) and the axes; without either
+  // every finished run is one group.
+  std::set<std::string> variants;
+  for (const RunInfo& run : runs) variants.insert(variant_of(run.record.name));
+  std::vector<std::string> group_keys = axes;
+  if (variants.size() > 1) group_keys.insert(group_keys.begin(), kVariantKey);
+  if (group_keys.empty()) group_keys = {"experiment.name"};
   const bool any_finished = std::any_of(runs.begin(), runs.end(), is_finished);
   detail::ScratchDir scratch;
   for (const std::string& metric : metrics) {
@@ -303,16 +308,16 @@ std::string render_report(const Store& store, const ReportRequest& request) {
   }
   html += "</table>\n";
 
-  // One run's pictures per group of equal axis values: the first run of the group that has any.
+  // One run's pictures per variant and axis values: the first run of the group that has any.
   html += "<h2>Samples</h2>\n";
   std::set<std::vector<std::string>> shown;
   for (const RunInfo& run : runs) {
     if (run.pictures.empty()) continue;
-    std::vector<std::string> group;
+    std::vector<std::string> group{variant_of(run.record.name)};
     for (const std::string& axis : axes) group.push_back(param_value(run, axis));
     if (!shown.insert(group).second) continue;
     std::string label;
-    for (std::size_t k = 0; k < axes.size(); ++k) label += (k ? ", " : "") + axes[k] + "=" + group[k];
+    for (std::size_t k = 0; k < axes.size(); ++k) label += (k ? ", " : "") + axes[k] + "=" + group[k + 1];
     label = (label.empty() ? "" : label + ": ") + "run " + std::to_string(run.record.id) + " (" + run.record.name + ")";
     for (const Artifact& picture : run.pictures) {
       html += "<figure>";

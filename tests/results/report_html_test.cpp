@@ -74,6 +74,7 @@ TEST_F(ReportTest, EscapesTextAndGroupsBySweepAxes) {
   EXPECT_NE(html.find("msd-lab report: exp&lt;b&gt;"), std::string::npos);
   EXPECT_NE(html.find("3 finished, 1 failed"), std::string::npos);
   EXPECT_NE(html.find("<td>partition.k</td>"), std::string::npos);  // the axes row
+  EXPECT_NE(html.find("<th>variant</th>"), std::string::npos);       // two variants: a column of their own
   // Default metrics: the final whole-model ones, in name order; the curve is left out.
   EXPECT_NE(html.find("<h2>mmd</h2>"), std::string::npos);
   EXPECT_LT(html.find("<h2>mmd</h2>"), html.find("<h2>swd</h2>"));
