@@ -167,7 +167,8 @@ bool natural_less(const std::string& a, const std::string& b) {
       // Equal values written alike compare equal; leading zeros aside, the longer run is the larger.
       const std::string x = a.substr(i, ie - i), y = b.substr(j, je - j);
       const std::size_t xs = x.find_first_not_of('0'), ys = y.find_first_not_of('0');
-      const std::string xv = xs == std::string::npos ? "" : x.substr(xs), yv = ys == std::string::npos ? "" : y.substr(ys);
+      const std::string xv = xs == std::string::npos ? "" : x.substr(xs);
+      const std::string yv = ys == std::string::npos ? "" : y.substr(ys);
       if (xv.size() != yv.size()) return xv.size() < yv.size();
       if (xv != yv) return xv < yv;
       i = ie;

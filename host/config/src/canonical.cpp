@@ -43,11 +43,12 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
   // stay in the stored text but not in the hash, so editing them does not make finished runs look new.
   std::vector<CanonicalSection> hashed_sections = sections;
   for (CanonicalSection& section : hashed_sections) {
-    // Hashed only when set: a run made before the key existed keeps its hash.
-    const auto curve = section.values.find("sampler_steps");
-    if (section.name == "evaluate" && curve != section.values.end() &&
-        curve->second == Value{std::vector<std::int64_t>{}}) {
-      section.values.erase(curve);
+    if (section.name == "evaluate") {
+      // The NFE curve is hashed only when set: a run made before the key existed keeps its hash.
+      const auto curve = section.values.find("sampler_steps");
+      if (curve != section.values.end() && curve->second == Value{std::vector<std::int64_t>{}}) {
+        section.values.erase(curve);
+      }
     }
     if (section.name != "experiment") continue;
     for (const char* key : {"description", "results", "plugin_paths", "checkpoint_seconds"}) section.values.erase(key);

@@ -126,7 +126,8 @@ void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& 
     target.phase = "metric '" + m.plugin + "'";
     auto metric = registry.make<Metric>(PluginKind::metric, m.plugin, m.params);
     for (const MetricValue& v : metric->evaluate(ctx)) {
-      const std::string scope = model.scope.empty() || v.scope.empty() ? model.scope + v.scope : model.scope + "/" + v.scope;
+      const std::string scope =
+          model.scope.empty() || v.scope.empty() ? model.scope + v.scope : model.scope + "/" + v.scope;
       rows.push_back({v.name, 0, v.value, scope});
     }
   }

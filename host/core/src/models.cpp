@@ -97,23 +97,38 @@ std::optional<LevelDifficulty> recorded_difficulty(const results::Store& store, 
   return difficulty;
 }
 
-std::optional<ProbeOptions> partition_probe(const PluginRegistry& registry, const RunConfig& config) {
-  if (!registry.find(PluginKind::partition, config.partition.plugin)->partition.uses_probe) return std::nullopt;
-  ProbeOptions options =
-      registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params)->probe_options();
+const StageConfig& probe_stage(const RunConfig& config) {
   const auto stage = std::find_if(config.stages.begin(), config.stages.end(),
                                   [](const StageConfig& s) { return s.steps > 0; });
-  const std::string who = "partition '" + config.partition.plugin + "'";
-  if (stage == config.stages.end()) throw std::runtime_error(who + ": its probe needs a stage with steps > 0");
+  if (stage == config.stages.end()) {
+    throw std::runtime_error("partition '" + config.partition.plugin + "': its probe needs a stage with steps > 0");
+  }
+  return *stage;
+}
+
+namespace {
+
+/// `partition`'s ProbeOptions, each of its probe_losses checked to be a loss of the probe's stage.
+ProbeOptions checked_probe_options(const Partition& partition, const RunConfig& config) {
+  ProbeOptions options = partition.probe_options();
+  const StageConfig& stage = probe_stage(config);
   for (const std::string& loss : options.losses) {
-    const bool in_stage = std::any_of(stage->losses.begin(), stage->losses.end(),
+    const bool in_stage = std::any_of(stage.losses.begin(), stage.losses.end(),
                                       [&](const LossConfig& l) { return l.plugin == loss; });
     if (!in_stage) {
-      throw std::runtime_error(who + ": probe_losses names '" + loss + "', which is not a loss of stage '" +
-                               stage->name + "', the stage its probe trains with");
+      throw std::runtime_error("partition '" + config.partition.plugin + "': probe_losses names '" + loss +
+                               "', which is not a loss of stage '" + stage.name + "', the stage its probe trains with");
     }
   }
   return options;
+}
+
+}  // namespace
+
+std::optional<ProbeOptions> partition_probe(const PluginRegistry& registry, const RunConfig& config) {
+  if (!registry.find(PluginKind::partition, config.partition.plugin)->partition.uses_probe) return std::nullopt;
+  return checked_probe_options(
+      *registry.make<Partition>(PluginKind::partition, config.partition.plugin, config.partition.params), config);
 }
 
 namespace {
@@ -149,7 +164,7 @@ std::vector<Cell> partition_cells(const PluginRegistry& registry, const RunConfi
   ctx.sampler_levels = sampler_levels(teacher, data.sample_shape());
   if (traits.uses_class_features) ctx.class_features = data.class_features();
   if (traits.uses_probe) {
-    partition_probe(registry, config);  // its keys are checked before the teacher trains
+    checked_probe_options(*partition, config);  // its keys are checked before the teacher trains
     ctx.level_difficulty = difficulty != nullptr ? difficulty->per_evaluation(ctx.sampler_levels)
                                                  : std::vector<double>(ctx.sampler_levels.size(), 1.0);
   }

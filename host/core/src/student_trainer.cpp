@@ -432,10 +432,8 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
 
 std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOptions& options,
                                           const std::vector<double>& levels) {
-  const auto first = std::find_if(c_.config.stages.begin(), c_.config.stages.end(),
-                                  [](const StageConfig& stage) { return stage.steps > 0; });
-  if (first == c_.config.stages.end()) throw std::invalid_argument("the difficulty probe needs a stage with steps > 0");
-  StageConfig config = *first;
+  const StageConfig& trained = probe_stage(c_.config);
+  StageConfig config = trained;
   config.name = "probe";
   config.steps = options.steps;
   group.network->to(c_.device);
@@ -443,7 +441,8 @@ std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOption
   std::vector<TeacherPairs> pairs;
   if (c_.pairs != nullptr) pairs.push_back(*c_.pairs);
   std::vector<std::unique_ptr<Loss>> losses;
-  Stage stage{0, config, {options.steps, c_.config.budget.batch_size}, group, pairs, "probe, " + first->name, losses, true};
+  const StageBudget budget{options.steps, c_.config.budget.batch_size};
+  Stage stage{0, config, budget, group, pairs, "probe, " + trained.name, losses, true};
   Progress progress;
   std::optional<StudentCheckpoint> none;
   train_stage(stage, progress, none);
@@ -451,6 +450,13 @@ std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOption
   group.network->eval();
   StepContextImpl::Fixed fixed = step_inputs(c_, group, pairs, options.samples);
   const MixedPrecision precision(c_.device, c_.config.precision);
+  const std::vector<std::string>& named = options.losses;
+  std::vector<size_t> measured;  // the losses whose weighted sum is the difficulty
+  for (size_t i = 0; i < losses.size(); ++i) {
+    if (named.empty() || std::find(named.begin(), named.end(), config.losses[i].plugin) != named.end()) {
+      measured.push_back(i);
+    }
+  }
   torch::NoGradGuard no_grad;
   std::vector<double> values;
   for (const double level : levels) {
@@ -458,14 +464,11 @@ std::vector<double> StudentTrainer::probe(StudentGroup& group, const ProbeOption
     fixed.sigma = level;
     StepContextImpl ctx(fixed, 0, /*updates=*/false, /*logs=*/false);
     double total = 0.0;
-    for (size_t i = 0; i < losses.size(); ++i) {
-      const std::vector<std::string>& measured = options.losses;
-      if (!measured.empty() && std::find(measured.begin(), measured.end(), config.losses[i].plugin) == measured.end()) continue;
-      total += config.losses[i].weight * losses[i]->student_loss(ctx).item<double>();
-    }
+    for (const size_t i : measured) total += config.losses[i].weight * losses[i]->student_loss(ctx).item<double>();
     if (!std::isfinite(total)) {
+      const auto index = &trained - c_.config.stages.data();
       throw std::runtime_error("the difficulty probe's loss at sigma = " + number_text(level) + " is " +
-                               number_text(total) + "; lower stage." + std::to_string(first - c_.config.stages.begin()) +
+                               number_text(total) + "; lower stage." + std::to_string(index) +
                                ".lr or partition.probe_steps");
     }
     values.push_back(total);

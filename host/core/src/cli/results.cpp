@@ -63,7 +63,10 @@ Command add_compare(CLI::App* results, const std::shared_ptr<ResultsOptions>& o)
                                  "mean, std and count of final metrics of a sweep's finished runs, grouped by params");
   compare->add_option("sweep", o->compare.selection, "sweep id (or a unique prefix of 4+ characters) or experiment name")
       ->required();
-  compare->add_option("--by", o->compare.by, "param key to group by, e.g. partition.k, or variant: the run name without its [coordinates] (repeatable)")->required();
+  compare->add_option("--by", o->compare.by,
+                      "param key to group by, e.g. partition.k, or variant: the run name without its [coordinates] "
+                      "(repeatable)")
+      ->required();
   compare->add_option("--metric", o->compare.metrics, "metric name, e.g. swd (repeatable)")->required();
   compare->add_option("--scope", o->compare.scope, "metric scope (default: whole model)");
   add_format_option(compare, o->format);

@@ -48,8 +48,9 @@ struct EvaluationTarget {
 
 /// Draws evaluate.samples samples of `model` (labels cycling through the classes) and as many reference
 /// samples of `data`, each from its own seed phase; saves and draws them; records every metric of
-/// config.evaluate.metrics and the `model` tag (at model.scope: see there). Throws, naming the model or metric, when a sample or a
-/// metric is NaN or infinite (metrics are recorded before), and Interrupted on a stop request.
+/// config.evaluate.metrics and the `model` tag (at model.scope: see there). Throws, naming the model or
+/// metric, when a sample or a metric is NaN or infinite (metrics are recorded before), and Interrupted
+/// on a stop request.
 void evaluate(const RunConfig& config, const PluginRegistry& registry, Dataset& data, const torch::Device& device,
               const EvaluatedModel& model, const EvaluationTarget& target);
 

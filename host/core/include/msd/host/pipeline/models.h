@@ -25,6 +25,7 @@ class Store;
 namespace msd::host {
 
 struct RunConfig;
+struct StageConfig;
 class PluginRegistry;
 
 /// A network as the sampler sees it (sigma broadcast to the batch).
@@ -59,7 +60,12 @@ void record_difficulty(results::Store& store, std::int64_t run_id, const LevelDi
 /// What record_difficulty recorded for the run; nothing when it recorded nothing.
 std::optional<LevelDifficulty> recorded_difficulty(const results::Store& store, std::int64_t run_id);
 
+/// The stage a difficulty probe trains with: the run's first stage with steps > 0. Throws naming the
+/// partition when there is none.
+const StageConfig& probe_stage(const RunConfig& config);
+
 /// The run's partition's ProbeOptions when it declares PartitionTraits::uses_probe; else nothing.
+/// Throws naming a probe_losses entry that is not a loss of probe_stage().
 std::optional<ProbeOptions> partition_probe(const PluginRegistry& registry, const RunConfig& config);
 
 /// The run's partition: ctx.k cells from its partition plugin, checked to be disjoint, covering and

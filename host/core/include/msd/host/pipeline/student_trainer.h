@@ -79,10 +79,10 @@ class StudentTrainer {
   Compute train(StudentGroup& group, Progress& progress, std::optional<StudentCheckpoint> resume);
 
   /// The difficulty probe (PartitionContext::level_difficulty): trains `group`, one student for every
-  /// key, through the run's first stage with steps for options.steps iterations at budget.batch_size,
+  /// key, through probe_stage() (models.h) for options.steps iterations at budget.batch_size,
   /// then returns that stage's weighted student loss (of options.losses, or of all) at each of `levels`,
-  /// on options.samples real samples noised at exactly that level. Its curves go to scope "probe" (train.probe.<loss>); it keeps
-  /// no checkpoint: an interrupted probe starts again.
+  /// on options.samples real samples noised at exactly that level. Its curves go to scope "probe"
+  /// (train.probe.<loss>); it keeps no checkpoint: an interrupted probe starts again.
   std::vector<double> probe(StudentGroup& group, const ProbeOptions& options, const std::vector<double>& levels);
 
  private:
