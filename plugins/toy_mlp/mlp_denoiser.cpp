@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "msd/edm.h"
+#include "msd/linear.h"
 
 namespace toy {
 
@@ -38,17 +39,17 @@ msd::DenoiserOutput MlpDenoiser::denoise_with_features(const torch::Tensor& x, c
   torch::Tensor s = sigma.reshape({-1, 1}).to(flat.dtype());
   msd::edm::Preconditioning pre = msd::edm::precondition(s, options_.sigma_data);
   torch::Tensor angles = pre.c_noise * frequencies_.unsqueeze(0);
-  torch::Tensor emb = torch::silu(noise_proj_->forward(torch::cat({angles.sin(), angles.cos()}, 1)) +
+  torch::Tensor emb = torch::silu(msd::linear(*noise_proj_, torch::cat({angles.sin(), angles.cos()}, 1)) +
                                   class_embed_->forward(labels));
-  torch::Tensor h = input_proj_->forward(pre.c_in * flat);
+  torch::Tensor h = msd::linear(*input_proj_, pre.c_in * flat);
   msd::DenoiserOutput out;
   for (size_t b = 0; b < first_->size(); ++b) {
-    torch::Tensor inner = first_[b]->as<torch::nn::Linear>()->forward(torch::silu(h)) +
-                          cond_[b]->as<torch::nn::Linear>()->forward(emb);
-    h = h + second_[b]->as<torch::nn::Linear>()->forward(torch::silu(inner));
+    torch::Tensor inner = msd::linear(*first_[b]->as<torch::nn::Linear>(), torch::silu(h)) +
+                          msd::linear(*cond_[b]->as<torch::nn::Linear>(), emb);
+    h = h + msd::linear(*second_[b]->as<torch::nn::Linear>(), torch::silu(inner));
     out.features.push_back(h);
   }
-  torch::Tensor f = output_proj_->forward(torch::silu(h));
+  torch::Tensor f = msd::linear(*output_proj_, torch::silu(h));
   out.denoised = (pre.c_skip * flat + pre.c_out * f).reshape(shape);
   return out;
 }

@@ -23,7 +23,7 @@
 #include "msd/host/stop.h"
 #include "msd/host/pipeline/student_trainer.h"
 #include "msd/host/pipeline/teacher_cache.h"
-#include "msd/optim.h"
+#include "msd/linear.h"
 #include "msd/optim.h"
 #include "msd/results/store.h"
 #include "../results/temp_dir.h"
@@ -399,6 +399,13 @@ TEST(FlopCounter, CountsMatrixProductsAndConvolutionsWithTheirGradients) {
     const FlopCounter counter;
     conv->forward(torch::randn({1, 2, 8, 8})).sum().backward();  // the input needs no gradient
     EXPECT_DOUBLE_EQ(counter.flops(), 2 * forward);
+  }
+  {
+    torch::NoGradGuard no_grad;  // msd::linear's oneDNN path is counted as well
+    torch::nn::Linear wide(3, kOneDnnMinOutputs);
+    const FlopCounter counter;
+    msd::linear(*wide, torch::randn({kOneDnnMinRows, 3}));
+    EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * kOneDnnMinRows * 3 * kOneDnnMinOutputs);
   }
   {
     const FlopCounter outer;
