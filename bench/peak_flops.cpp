@@ -1,6 +1,6 @@
-// This machine's fp32 peak as LibTorch reaches it: the fastest of its matrix-product (BLAS) and
-// convolution (oneDNN) kernels over a set of shapes, those of the study's networks among them, with
-// the given threads. Speeds elsewhere (a run's flops_per_second) read as a fraction of it.
+// This machine's fp32 peak as LibTorch reaches it: the fastest of its matrix-product (BLAS), linear
+// (BLAS, or oneDNN through msd::linear) and convolution (oneDNN) kernels over a set of shapes, those
+// of the study's networks among them, with the given threads. Speeds elsewhere (a run's flops_per_second) read as a fraction of it.
 //
 //   msd_peak_bench [--threads T] [--seconds S]
 //
@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <torch/torch.h>
+
+#include "msd/linear.h"
 
 namespace {
 
@@ -43,6 +45,18 @@ Kernel matmul(std::int64_t m, std::int64_t k, std::int64_t n) {
           [a, b, out] { torch::mm_out(*out, *a, *b); }};
 }
 
+/// A linear layer of `in` to `out` features on a batch of `rows`, as torch::nn::Linear runs it
+/// (OpenBLAS's GEMM) or as msd::linear does without gradients (oneDNN from kOneDnnMinRows rows).
+Kernel linear(std::int64_t rows, std::int64_t in, std::int64_t out, bool through_msd_linear) {
+  auto layer = std::make_shared<torch::nn::Linear>(in, out);
+  auto x = std::make_shared<torch::Tensor>(torch::randn({rows, in}));
+  std::function<void()> call = [layer, x] { (*layer)->forward(*x); };
+  if (through_msd_linear) call = [layer, x] { msd::linear(**layer, *x); };
+  return {"linear " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out) +
+              (through_msd_linear ? " msd::linear" : " torch::nn::Linear"),
+          2.0 * rows * in * out, call};
+}
+
 /// A 3x3 convolution, stride 1, padding 1, of a batch [n, c, size, size] to `c_out` channels.
 Kernel convolution(std::int64_t n, std::int64_t c, std::int64_t c_out, std::int64_t size, bool channels_last) {
   const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
@@ -70,6 +84,11 @@ int main(int argc, char** argv) {
   std::vector<Kernel> kernels{matmul(512, 512, 512), matmul(1024, 1024, 1024), matmul(2048, 2048, 2048),
                               matmul(512, 128, 128),  // the toy MLP at batch 512
                               matmul(128, 128, 128)};
+  for (const bool through_msd_linear : {false, true}) {  // the toy MLP's layers, training and sampling
+    kernels.push_back(linear(512, 128, 128, through_msd_linear));
+    kernels.push_back(linear(2048, 128, 128, through_msd_linear));
+    kernels.push_back(linear(2048, 64, 128, through_msd_linear));
+  }
   for (const bool last : {false, true}) {
     kernels.push_back(convolution(256, 32, 32, 28, last));  // the study UNet's levels at batch 256
     kernels.push_back(convolution(256, 64, 64, 14, last));
