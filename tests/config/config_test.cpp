@@ -668,7 +668,8 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
     start = end + 1;
     if (line.rfind("description = ", 0) == 0 || line.rfind("results = ", 0) == 0 ||
         line.rfind("plugin_paths = ", 0) == 0 || line.rfind("checkpoint_seconds = ", 0) == 0 ||
-        line == "students_per_network = 1\n" || line == "sampler_steps = []\n") {
+        line == "students_per_network = 1\n" || line == "sampler_steps = []\n" ||
+        line == "one_thread_below_gflop = 1.0\n") {
       continue;
     }
     hashed += line;
@@ -678,6 +679,9 @@ TEST(ConfigCanonical, StableAndDefaultsDoNotChangeTheHash) {
   // Grouped students are hashed only when grouped, so that runs made before the key keep their hash.
   EXPECT_NE(base.canonical_toml.find("students_per_network = 1\n"), std::string::npos);
   EXPECT_NE(resolve(edit(kBase, "[experiment]\n", "[experiment]\nstudents_per_network = 2\n"))[0].hash, base.hash);
+  // So is the one-thread rule, only when not the default.
+  EXPECT_NE(base.canonical_toml.find("one_thread_below_gflop = 1.0\n"), std::string::npos);
+  EXPECT_NE(resolve(edit(kBase, "[experiment]\n", "[experiment]\none_thread_below_gflop = 0.0\n"))[0].hash, base.hash);
   // So is an NFE curve, only when it has points.
   EXPECT_NE(base.canonical_toml.find("sampler_steps = []\n"), std::string::npos);
   const RunConfig curve = resolve(edit(kBase, "samples = 1000", "samples = 1000\nsampler_steps = [4, 8]"))[0];

@@ -447,5 +447,28 @@ TEST_F(Training, RecordsTheFlopsOfItsStages) {
   EXPECT_GT(final["train.dm.flops_per_second"], 0.0);
 }
 
+TEST_F(Training, SmallStagesOnTheCpuRunOnOneThreadWhenTheRunPicksItsThreads) {
+  const int run_threads = torch::get_num_threads();
+  const auto stage_threads = [this](const std::string& run) {
+    const RunFolder folder(dir_.file(run), torch::kCPU);
+    train_student(folder, std::nullopt);
+    monitor_->flush();
+    std::map<std::string, double> final;
+    for (const results::MetricRow& row : store_->final_metrics(run_id_)) final[row.name] = row.value;
+    return final.at("train.dm.threads");
+  };
+  torch::set_num_threads(2);
+  config_.threads = 0;
+  config_.one_thread_below_gflop = 1.0;  // the tiny 2-D stage does far less
+  EXPECT_EQ(stage_threads("small"), 1.0);
+  EXPECT_EQ(torch::get_num_threads(), 2);  // the run's count again after the stage
+  config_.one_thread_below_gflop = 0.0;  // never
+  EXPECT_EQ(stage_threads("never"), 2.0);
+  config_.one_thread_below_gflop = 1.0;
+  config_.threads = 2;  // threads the config fixes are kept
+  EXPECT_EQ(stage_threads("fixed"), 2.0);
+  torch::set_num_threads(run_threads);
+}
+
 }  // namespace
 }  // namespace msd::host

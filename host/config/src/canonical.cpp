@@ -55,6 +55,9 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
     // Hashed only when students are grouped: a run made before the key existed keeps its hash.
     const auto grouped = section.values.find("students_per_network");
     if (grouped != section.values.end() && grouped->second == Value{std::int64_t{1}}) section.values.erase(grouped);
+    // Likewise hashed only when not the default.
+    const auto one_thread = section.values.find("one_thread_below_gflop");
+    if (one_thread != section.values.end() && one_thread->second == Value{1.0}) section.values.erase(one_thread);
   }
   std::vector<const CanonicalSection*> hashed;
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);

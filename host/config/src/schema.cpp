@@ -30,6 +30,12 @@ std::vector<SectionSchema> make_schema() {
            key_string("description", "", "one line for listings"),
            key_int("seed", 0, "seed of every random generator of a run", 0),
            key_int("threads", 0, "CPU threads per run; 0: every core", 0, kMaxThreads),
+           key_real("one_thread_below_gflop", 1.0,
+                    "with threads = 0, on the CPU: a student stage whose iterations are smaller than this "
+                    "(the student network's training GFLOP per sample x batch x students trained together) "
+                    "runs on one thread, where OpenMP's fork and join cost more than a second core gives "
+                    "back; 0: never",
+                    0.0),
            key_real("checkpoint_seconds", 60.0,
                     "seconds between checkpoints of the student being trained (an interrupted run "
                     "resumes from the last one); 0: only when interrupted and after each student", 0.0),

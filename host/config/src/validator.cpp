@@ -556,6 +556,7 @@ void Validation::apply_host_values(RunConfig& run, const Values& experiment, con
   run.description = value_or<std::string>(experiment, "description", "");
   run.seed = value_or(experiment, "seed", run.seed);
   run.threads = value_or(experiment, "threads", run.threads);
+  run.one_thread_below_gflop = value_or(experiment, "one_thread_below_gflop", run.one_thread_below_gflop);
   run.checkpoint_seconds = value_or(experiment, "checkpoint_seconds", run.checkpoint_seconds);
   run.students_per_network = value_or(experiment, "students_per_network", run.students_per_network);
   run.device = value_or(experiment, "device", run.device);

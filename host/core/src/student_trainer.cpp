@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <map>
 #include <numeric>
 #include <ostream>
@@ -259,6 +260,25 @@ class CycleFlops {
   std::optional<double> per_iteration_;
 };
 
+/// One LibTorch thread while alive, when asked for; the run's thread count again after. Small student
+/// stages on the CPU spend much of their time in OpenMP's fork, join and spin-waits: on the toy MLP's
+/// DM stage, one thread is 1.3x faster than two (docs/BENCHMARKS.md, "Threads").
+class OneThread {
+ public:
+  explicit OneThread(bool wanted) : previous_(torch::get_num_threads()), wanted_(wanted) {
+    if (wanted_) torch::set_num_threads(1);
+  }
+  ~OneThread() {
+    if (wanted_) torch::set_num_threads(previous_);
+  }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int previous_;
+  bool wanted_;
+};
+
 /// What every iteration's StepContext of `group` reads: the run's objects, and each member's cell,
 /// generator and teacher pairs.
 StepContextImpl::Fixed step_inputs(const TrainingContext& c, StudentGroup& group, const std::vector<TeacherPairs>& pairs,
@@ -346,12 +366,29 @@ Compute StudentTrainer::train(StudentGroup& group, Progress& progress, std::opti
   return spent;
 }
 
+bool StudentTrainer::wants_one_thread(const Stage& stage) const {
+  const double below = c_.config.one_thread_below_gflop;
+  if (!c_.device.is_cpu() || c_.config.threads != 0 || below <= 0 || torch::get_num_threads() == 1) return false;
+  Denoiser& network = *stage.group.network;
+  // A grouped network takes K equal blocks: count one member's network and multiply.
+  const std::shared_ptr<Denoiser> one = network.group_size() > 1 ? network.member(0) : nullptr;
+  const double per_sample = count_network_flops(one ? *one : network, c_.data.sample_shape(), c_.device).training;
+  const double gflop = per_sample * static_cast<double>(stage.budget.batch * stage.group.size()) / 1e9;
+  if (gflop >= below) return false;
+  std::ostringstream why;
+  why << std::setprecision(2) << gflop << " GFLOP per iteration, below experiment.one_thread_below_gflop = " << below;
+  c_.log << stage.what << ": one thread (" << why.str() << ")\n";
+  return true;
+}
+
 Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume) {
   const StageConfig& config = stage.config;
   const auto [steps, batch] = stage.budget;
   const std::int64_t members = stage.group.size();
   Denoiser& student = *stage.group.network;
   c_.phase = stage.what;
+  const OneThread one_thread(steps > 0 && wants_one_thread(stage));
+  const int threads = torch::get_num_threads();
   std::vector<std::unique_ptr<Loss>> losses = make_losses(stage, stage.losses);
   std::vector<torch::Tensor> trained = student.parameters();
   for (auto& loss : losses) {
@@ -426,6 +463,9 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
       c_.monitor.metric("train." + config.name + ".flops", 0, each, stage.scope(m));
       c_.monitor.metric("train." + config.name + ".flops_per_second", 0, each / spent.seconds, stage.scope(m));
     }
+  }
+  for (std::int64_t m = 0; m < members && steps > 0; ++m) {
+    c_.monitor.metric("train." + config.name + ".threads", 0, threads, stage.scope(m));
   }
   return spent;
 }

@@ -99,6 +99,7 @@ struct RunConfig {
   std::string description;
   std::int64_t seed = 0;
   std::int64_t threads = 0;            ///< 0: every core
+  double one_thread_below_gflop = 1.0;  ///< with threads = 0 on the CPU: smaller student stages run on one thread
   double checkpoint_seconds = 60.0;    ///< between student checkpoints; 0: at interrupts and student ends
   std::int64_t students_per_network = 1;  ///< students trained as one grouped network; 0: all K
   std::string device = "auto";         ///< "auto", "cpu", "cuda"

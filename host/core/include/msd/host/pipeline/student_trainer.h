@@ -88,6 +88,8 @@ class StudentTrainer {
  private:
   struct Stage;
   Compute train_stage(Stage& stage, Progress& progress, std::optional<StudentCheckpoint>& resume);
+  /// Whether `stage` runs on one thread (experiment.one_thread_below_gflop); says so in the log.
+  bool wants_one_thread(const Stage& stage) const;
   LossSetup loss_setup(const Stage& stage) const;
   std::vector<std::unique_ptr<Loss>> make_losses(const Stage& stage, const std::vector<std::unique_ptr<Loss>>& previous) const;
   double log_iteration(const Stage& stage, std::int64_t iteration, const std::vector<torch::Tensor>& values,
