@@ -1,6 +1,7 @@
 // This machine's fp32 peak as LibTorch reaches it: the fastest of its matrix-product (BLAS), linear
 // (BLAS, or oneDNN through msd::linear) and convolution (oneDNN) kernels over a set of shapes, those
-// of the study's networks among them, with the given threads. Speeds elsewhere (a run's flops_per_second) read as a fraction of it.
+// of the study's networks among them, with the given threads. Speeds elsewhere (a run's
+// flops_per_second) read as a fraction of it.
 //
 //   msd_peak_bench [--threads T] [--seconds S]
 //

@@ -41,23 +41,25 @@ void write_canonical(const std::vector<CanonicalSection>& sections, RunConfig& r
 
   // The hash identifies what a run computes: keys that only describe it or say where things are kept
   // stay in the stored text but not in the hash, so editing them does not make finished runs look new.
+  // Keys added after runs were recorded are hashed only when they differ from the value that gives the
+  // old behaviour, so that those runs keep their hash: no NFE curve, students one by one, the default
+  // one-thread rule.
+  struct HashedWhenNot {
+    const char* section;
+    const char* key;
+    Value value;
+  };
+  const HashedWhenNot hashed_when_not[] = {{"evaluate", "sampler_steps", Value{std::vector<std::int64_t>{}}},
+                                           {"experiment", "students_per_network", Value{std::int64_t{1}}},
+                                           {"experiment", "one_thread_below_gflop", Value{1.0}}};
   std::vector<CanonicalSection> hashed_sections = sections;
   for (CanonicalSection& section : hashed_sections) {
-    if (section.name == "evaluate") {
-      // The NFE curve is hashed only when set: a run made before the key existed keeps its hash.
-      const auto curve = section.values.find("sampler_steps");
-      if (curve != section.values.end() && curve->second == Value{std::vector<std::int64_t>{}}) {
-        section.values.erase(curve);
-      }
+    for (const HashedWhenNot& rule : hashed_when_not) {
+      const auto found = section.name == rule.section ? section.values.find(rule.key) : section.values.end();
+      if (found != section.values.end() && found->second == rule.value) section.values.erase(found);
     }
     if (section.name != "experiment") continue;
     for (const char* key : {"description", "results", "plugin_paths", "checkpoint_seconds"}) section.values.erase(key);
-    // Hashed only when students are grouped: a run made before the key existed keeps its hash.
-    const auto grouped = section.values.find("students_per_network");
-    if (grouped != section.values.end() && grouped->second == Value{std::int64_t{1}}) section.values.erase(grouped);
-    // Likewise hashed only when not the default.
-    const auto one_thread = section.values.find("one_thread_below_gflop");
-    if (one_thread != section.values.end() && one_thread->second == Value{1.0}) section.values.erase(one_thread);
   }
   std::vector<const CanonicalSection*> hashed;
   for (const CanonicalSection& section : hashed_sections) hashed.push_back(&section);

@@ -457,15 +457,14 @@ Compute StudentTrainer::train_stage(Stage& stage, Progress& progress, std::optio
   // A group's time is shared equally among its members; each ran every iteration on its own batch.
   const double seconds = (progress.stage_seconds + seconds_since(start)) / static_cast<double>(members);
   const Compute spent{steps, updates, steps * batch, seconds};
-  if (flops.per_iteration() && spent.seconds > 0) {
-    const double each = *flops.per_iteration() * static_cast<double>(steps) / static_cast<double>(members);
-    for (std::int64_t m = 0; m < members; ++m) {
-      c_.monitor.metric("train." + config.name + ".flops", 0, each, stage.scope(m));
-      c_.monitor.metric("train." + config.name + ".flops_per_second", 0, each / spent.seconds, stage.scope(m));
-    }
-  }
+  const bool counted = flops.per_iteration() && spent.seconds > 0;
+  const double each =
+      counted ? *flops.per_iteration() * static_cast<double>(steps) / static_cast<double>(members) : 0.0;
   for (std::int64_t m = 0; m < members && steps > 0; ++m) {
     c_.monitor.metric("train." + config.name + ".threads", 0, threads, stage.scope(m));
+    if (!counted) continue;
+    c_.monitor.metric("train." + config.name + ".flops", 0, each, stage.scope(m));
+    c_.monitor.metric("train." + config.name + ".flops_per_second", 0, each / spent.seconds, stage.scope(m));
   }
   return spent;
 }
