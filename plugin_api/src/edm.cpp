@@ -163,6 +163,7 @@ void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTraini
   const double beta = halflife > 0 ? std::pow(0.5, static_cast<double>(o.batch_size) / halflife) : 0.0;
   std::shared_ptr<Denoiser> ema = net.clone_denoiser();
   set_trainable(*ema, false);
+  pack(ema->parameters());  // the optimizer packs net's on its first step: then the EMA is one operation
 
   // Adam, as EDM trains: msd::AdamW without weight decay makes the same update bit for bit (optim_test)
   // in a few multi-tensor operations instead of eight per parameter tensor.
@@ -184,12 +185,7 @@ void train_edm_teacher(Denoiser& net, const TeacherContext& ctx, const EdmTraini
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
-    {
-      torch::NoGradGuard no_grad;
-      auto target = ema->parameters();
-      auto source = net.parameters();
-      for (size_t i = 0; i < target.size(); ++i) target[i].mul_(beta).add_(source[i], 1.0 - beta);
-    }
+    update_average(ema->parameters(), net.parameters(), beta);
     if (ctx.monitor != nullptr) ctx.monitor->progress("teacher", step + 1, o.steps, loss.item<double>());
   }
   copy_weights(*ema, net);

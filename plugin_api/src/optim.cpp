@@ -8,8 +8,10 @@
 #include <ATen/ops/_foreach_norm.h>
 #include <ATen/ops/_foreach_sqrt.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -36,9 +38,74 @@ typename StateMap::key_type state_key(const torch::Tensor& p) {
 /// The tensors of the parameters that share one step count (and so one bias correction).
 struct Bucket {
   std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq;
+
+  /// The same bucket as one packed tensor per list, if all four lists can be packed.
+  std::optional<Bucket> packed() const {
+    Bucket one{{pack(params)}, {pack(grads)}, {pack(exp_avg)}, {pack(exp_avg_sq)}};
+    for (const auto* list : {&one.params, &one.grads, &one.exp_avg, &one.exp_avg_sq}) {
+      if (!list->front().defined()) return std::nullopt;
+    }
+    return one;
+  }
 };
 
+/// Makes `tensor` an alias of its own number of elements of `storage` from `offset`, keeping its shape.
+void alias(const torch::Tensor& tensor, const c10::Storage& storage, std::int64_t offset) {
+  tensor.set_(storage, offset, tensor.sizes(), c10::contiguous_strides(tensor.sizes()));
+}
+
 }  // namespace
+
+torch::Tensor packed_span(const std::vector<torch::Tensor>& tensors) {
+  if (tensors.empty() || !tensors.front().defined() || !tensors.front().has_storage()) return {};
+  const torch::Tensor& first = tensors.front();
+  const c10::StorageImpl* storage = first.storage().unsafeGetStorageImpl();
+  std::int64_t end = first.storage_offset();
+  for (const torch::Tensor& t : tensors) {
+    if (!t.defined() || !t.has_storage() || t.storage().unsafeGetStorageImpl() != storage ||
+        t.storage_offset() != end || t.dtype() != first.dtype() || !t.is_contiguous()) {
+      return {};
+    }
+    end += t.numel();
+  }
+  torch::Tensor span = torch::empty({0}, first.options());
+  span.set_(first.storage(), first.storage_offset(), {end - first.storage_offset()}, {1});
+  return span;
+}
+
+torch::Tensor pack(const std::vector<torch::Tensor>& tensors) {
+  torch::Tensor span = packed_span(tensors);
+  if (span.defined() || tensors.empty()) return span;
+  std::int64_t total = 0;
+  for (const torch::Tensor& t : tensors) {
+    if (!t.defined() || t.is_sparse() || !t.is_contiguous() || t.dtype() != tensors.front().dtype() ||
+        t.device() != tensors.front().device()) {
+      return {};
+    }
+    total += t.numel();
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor buffer = torch::empty({total}, tensors.front().options());
+  std::int64_t offset = 0;
+  for (const torch::Tensor& t : tensors) {
+    buffer.narrow(0, offset, t.numel()).copy_(t.reshape({-1}));
+    alias(t, buffer.storage(), offset);
+    offset += t.numel();
+  }
+  return buffer;
+}
+
+void update_average(const std::vector<torch::Tensor>& average, const std::vector<torch::Tensor>& params, double beta) {
+  if (average.size() != params.size()) throw std::invalid_argument("update_average: lists of different lengths");
+  torch::NoGradGuard no_grad;
+  torch::Tensor to = packed_span(average);
+  torch::Tensor from = packed_span(params);
+  if (to.defined() && from.defined() && to.numel() == from.numel()) {
+    to.mul_(beta).add_(from, 1.0 - beta);
+    return;
+  }
+  for (size_t i = 0; i < average.size(); ++i) average[i].mul_(beta).add_(params[i], 1.0 - beta);
+}
 
 AdamW::AdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options)
     : torch::optim::AdamW(std::move(params), options) {
@@ -78,6 +145,9 @@ torch::Tensor AdamW::step(LossClosure closure) {
     }
     const double lr = options.lr();
     const auto [beta1, beta2] = options.betas();
+    if (buckets.size() == 1 && buckets.begin()->second.params.size() == group.params().size()) {
+      if (std::optional<Bucket> packed = buckets.begin()->second.packed()) buckets.begin()->second = *packed;
+    }
     for (auto& [step, b] : buckets) {
       // The order and form of torch::optim::AdamW::step, one operation at a time over all tensors.
       if (options.weight_decay() != 0) at::_foreach_mul_(b.params, 1 - lr * options.weight_decay());
@@ -94,6 +164,25 @@ torch::Tensor AdamW::step(LossClosure closure) {
     }
   }
   return loss;
+}
+
+void AdamW::zero_grad() {
+  for (auto& group : param_groups_) {
+    std::vector<torch::Tensor> grads;
+    for (const torch::Tensor& p : group.params()) grads.push_back(p.grad());
+    torch::Tensor span = packed_span(grads);
+    // A gradient with history (backward with create_graph) is detached tensor by tensor, as LibTorch does.
+    const bool plain = std::none_of(grads.begin(), grads.end(), [](const torch::Tensor& g) { return g.requires_grad(); });
+    if (span.defined() && plain) {
+      span.zero_();
+      continue;
+    }
+    for (torch::Tensor& g : grads) {
+      if (!g.defined()) continue;
+      g.detach_();
+      g.zero_();
+    }
+  }
 }
 
 namespace {
@@ -128,6 +217,8 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, doubl
   if (grads.empty()) return {};
   torch::NoGradGuard no_grad;
   if (groups > 1) return clip_grad_norm_per_member(grads, max_norm, groups);
+  // Packed gradients (msd::AdamW packs them) are one tensor to measure and scale.
+  if (torch::Tensor span = packed_span(grads); span.defined()) grads = {span};
   const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
   torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
   const torch::Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);

@@ -1,5 +1,5 @@
 // msd::AdamW and msd::clip_grad_norm against the LibTorch originals they replace: the same numbers
-// (AdamW bit for bit), and AdamW state that either class can load.
+// (AdamW bit for bit, packed or not), and AdamW state that either class can load; packing itself.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -96,6 +96,100 @@ TEST(Optim, AdamWStateLoadsIntoLibTorchsAdamWAndBack) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }
 
+/// Steps both optimizers 6 times as a training loop does (zero_grad, backward, step: the gradients
+/// stay the same tensors) and expects the same parameters, bit for bit.
+void expect_same_training(torch::optim::Optimizer& reference_opt, std::vector<torch::Tensor>& reference,
+                          msd::AdamW& our_opt, std::vector<torch::Tensor>& ours) {
+  for (int step = 0; step < 6; ++step) {
+    for (auto* side : {&reference, &ours}) {
+      torch::Tensor loss = ((*side)[0].sin() * (step + 1)).sum() + (*side)[1].pow(2).sum() * 0.5 +
+                           ((*side)[2] * (*side)[2].cos()).sum();
+      if (side == &reference) {
+        reference_opt.zero_grad();
+      } else {
+        our_opt.zero_grad();
+      }
+      loss.backward();
+    }
+    reference_opt.step();
+    our_opt.step();
+  }
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_TRUE(torch::equal(ours[i], reference[i])) << "parameter " << i;
+  }
+}
+
+TEST(Optim, AdamWPacksItsTensorsOnTheFirstStepAndStillMatchesLibTorchsBitForBit) {
+  auto reference = make_params();
+  auto ours = make_params();
+  std::vector<const c10::TensorImpl*> identities;
+  for (const auto& p : ours) identities.push_back(p.unsafeGetTensorImpl());
+  torch::optim::AdamW reference_opt(reference, options());
+  msd::AdamW our_opt(ours, options());
+  expect_same_training(reference_opt, reference, our_opt, ours);
+
+  const torch::Tensor params = msd::packed_span(ours);
+  ASSERT_TRUE(params.defined());
+  EXPECT_EQ(params.numel(), 12 + 5 + 12);
+  std::vector<torch::Tensor> grads;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_EQ(ours[i].unsafeGetTensorImpl(), identities[i]) << "the parameter is still the same tensor";
+    grads.push_back(ours[i].grad());
+  }
+  EXPECT_TRUE(msd::packed_span(grads).defined());
+  our_opt.zero_grad();
+  for (const auto& g : grads) EXPECT_EQ(g.abs().sum().item<float>(), 0.0f);
+}
+
+TEST(Optim, AdamWPacksAgainAfterALoadRePointsItsTensors) {
+  auto params = make_params();
+  msd::AdamW ours(params, options());
+  auto reference = make_params();
+  torch::optim::AdamW reference_opt(reference, options());
+  expect_same_training(reference_opt, reference, ours, params);
+  // A checkpoint load replaces the parameters' storage (InputArchive::read uses set_).
+  for (size_t i = 0; i < params.size(); ++i) {
+    torch::NoGradGuard no_grad;
+    params[i].set_(reference[i].clone());
+  }
+  ASSERT_FALSE(msd::packed_span(params).defined());
+  expect_same_training(reference_opt, reference, ours, params);
+  EXPECT_TRUE(msd::packed_span(params).defined());
+}
+
+TEST(Optim, PackLeavesTensorsThatCannotShareABufferAlone) {
+  const torch::Tensor a = torch::arange(6, torch::kFloat).view({2, 3});
+  const torch::Tensor b = torch::ones({4}, torch::kDouble);
+  EXPECT_FALSE(msd::pack({a, b}).defined()) << "two dtypes";
+  const torch::Tensor transposed = torch::arange(6, torch::kFloat).view({2, 3}).t();
+  EXPECT_FALSE(msd::pack({a, transposed}).defined()) << "not contiguous";
+  EXPECT_FALSE(msd::pack({a, torch::Tensor()}).defined()) << "undefined";
+  EXPECT_FALSE(msd::packed_span({a, torch::ones({2})}).defined()) << "two buffers are not one span";
+
+  const torch::Tensor c = torch::full({2}, 7.0f);
+  const torch::Tensor span = msd::pack({a, c});
+  ASSERT_TRUE(span.defined());
+  EXPECT_TRUE(torch::equal(span, torch::tensor({0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 7.f, 7.f})));
+  EXPECT_TRUE(torch::equal(a, torch::arange(6, torch::kFloat).view({2, 3}))) << "values kept";
+  span.mul_(2);
+  EXPECT_EQ(c[1].item<float>(), 14.0f) << "the tensors are aliases of the buffer";
+  EXPECT_TRUE(msd::packed_span({a, c}).defined());
+  EXPECT_FALSE(msd::packed_span({c, a}).defined()) << "out of order";
+}
+
+TEST(Optim, UpdateAverageIsTheSameWhetherPackedOrNot) {
+  auto average = make_params();
+  auto packed_average = make_params();
+  auto params = make_params();
+  for (auto& p : params) p.detach_().mul_(3);
+  msd::update_average(average, params, 0.9);
+  msd::pack(packed_average);
+  msd::pack(params);
+  msd::update_average(packed_average, params, 0.9);
+  for (size_t i = 0; i < average.size(); ++i) EXPECT_TRUE(torch::equal(average[i], packed_average[i])) << i;
+  EXPECT_TRUE(torch::allclose(average[1], make_params()[1] * 0.9 + params[1] * 0.1));
+}
+
 TEST(Optim, AdamWRejectsAmsgrad) {
   auto params = make_params();
   EXPECT_THROW(msd::AdamW(params, options().amsgrad(true)), std::invalid_argument);
@@ -114,6 +208,19 @@ TEST(Optim, ClipGradNormScalesLikeLibTorchsAndReturnsTheNormBeforeClipping) {
     for (size_t i = 0; i < ours.size(); ++i) {
       EXPECT_TRUE(torch::allclose(ours[i].grad(), reference[i].grad(), 1e-6, 1e-7)) << "max_norm " << max_norm;
     }
+  }
+  // Packed gradients, as msd::AdamW leaves them: the same clipping.
+  auto reference = make_params();
+  auto ours = make_params();
+  make_grads(reference, 0);
+  make_grads(ours, 0);
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : ours) grads.push_back(p.grad());
+  ASSERT_TRUE(msd::pack(grads).defined());
+  const double expected = torch::nn::utils::clip_grad_norm_(reference, 0.5);
+  EXPECT_NEAR(msd::clip_grad_norm(ours, 0.5).item<double>(), expected, 1e-5 * expected);
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(ours[i].grad(), reference[i].grad(), 1e-6, 1e-7)) << "packed, parameter " << i;
   }
   std::vector<torch::Tensor> no_grads{torch::zeros({3}, torch::requires_grad())};
   EXPECT_FALSE(msd::clip_grad_norm(no_grads, 1.0).defined());
