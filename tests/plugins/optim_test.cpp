@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <sstream>
 
 #include "msd/optim.h"
@@ -18,10 +19,16 @@ std::vector<torch::Tensor> make_params() {
   return params;
 }
 
-/// A loss whose gradient differs per step; on step 2 the last parameter gets no gradient, so its
-/// step count (and bias correction) falls behind the others'.
-void make_grads(std::vector<torch::Tensor>& params, int step) {
-  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+/// A loss whose gradient differs per step; on step 2 the last parameter gets no new gradient, so
+/// with fresh gradients its step count (and bias correction) falls behind the others'. `zero` clears
+/// the last step's gradients in place, as a training loop's zero_grad does; without it they are set
+/// to none and backward makes new tensors.
+void make_grads(std::vector<torch::Tensor>& params, int step, const std::function<void()>& zero = nullptr) {
+  if (zero) {
+    zero();
+  } else {
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  }
   torch::Tensor loss = (params[0].sin() * (step + 1)).sum() + params[1].pow(2).sum() * 0.5;
   if (step != 2) loss = loss + (params[2] * params[2].cos()).sum();
   loss.backward();
@@ -29,12 +36,13 @@ void make_grads(std::vector<torch::Tensor>& params, int step) {
 
 torch::optim::AdamWOptions options() { return torch::optim::AdamWOptions(3e-2).betas({0.8, 0.95}).weight_decay(0.1); }
 
-/// Steps both optimizers 6 times on the same gradients and expects the same parameters, bit for bit.
+/// Steps both optimizers 6 times on the same gradients (fresh ones, or the last step's zeroed by each
+/// optimizer's zero_grad) and expects the same parameters, bit for bit.
 void expect_same_steps(torch::optim::Optimizer& reference_opt, std::vector<torch::Tensor>& reference,
-                       msd::AdamW& our_opt, std::vector<torch::Tensor>& ours) {
+                       msd::AdamW& our_opt, std::vector<torch::Tensor>& ours, bool zeroed = false) {
   for (int step = 0; step < 6; ++step) {
-    make_grads(reference, step);
-    make_grads(ours, step);
+    make_grads(reference, step, zeroed ? std::function<void()>([&] { reference_opt.zero_grad(); }) : nullptr);
+    make_grads(ours, step, zeroed ? std::function<void()>([&] { our_opt.zero_grad(); }) : nullptr);
     reference_opt.step();
     our_opt.step();
   }
@@ -96,29 +104,6 @@ TEST(Optim, AdamWStateLoadsIntoLibTorchsAdamWAndBack) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }
 
-/// Steps both optimizers 6 times as a training loop does (zero_grad, backward, step: the gradients
-/// stay the same tensors) and expects the same parameters, bit for bit.
-void expect_same_training(torch::optim::Optimizer& reference_opt, std::vector<torch::Tensor>& reference,
-                          msd::AdamW& our_opt, std::vector<torch::Tensor>& ours) {
-  for (int step = 0; step < 6; ++step) {
-    for (auto* side : {&reference, &ours}) {
-      torch::Tensor loss = ((*side)[0].sin() * (step + 1)).sum() + (*side)[1].pow(2).sum() * 0.5 +
-                           ((*side)[2] * (*side)[2].cos()).sum();
-      if (side == &reference) {
-        reference_opt.zero_grad();
-      } else {
-        our_opt.zero_grad();
-      }
-      loss.backward();
-    }
-    reference_opt.step();
-    our_opt.step();
-  }
-  for (size_t i = 0; i < ours.size(); ++i) {
-    EXPECT_TRUE(torch::equal(ours[i], reference[i])) << "parameter " << i;
-  }
-}
-
 TEST(Optim, AdamWPacksItsTensorsOnTheFirstStepAndStillMatchesLibTorchsBitForBit) {
   auto reference = make_params();
   auto ours = make_params();
@@ -126,7 +111,7 @@ TEST(Optim, AdamWPacksItsTensorsOnTheFirstStepAndStillMatchesLibTorchsBitForBit)
   for (const auto& p : ours) identities.push_back(p.unsafeGetTensorImpl());
   torch::optim::AdamW reference_opt(reference, options());
   msd::AdamW our_opt(ours, options());
-  expect_same_training(reference_opt, reference, our_opt, ours);
+  expect_same_steps(reference_opt, reference, our_opt, ours, /*zeroed=*/true);
 
   const torch::Tensor params = msd::packed_span(ours);
   ASSERT_TRUE(params.defined());
@@ -146,14 +131,14 @@ TEST(Optim, AdamWPacksAgainAfterALoadRePointsItsTensors) {
   msd::AdamW ours(params, options());
   auto reference = make_params();
   torch::optim::AdamW reference_opt(reference, options());
-  expect_same_training(reference_opt, reference, ours, params);
+  expect_same_steps(reference_opt, reference, ours, params, /*zeroed=*/true);
   // A checkpoint load replaces the parameters' storage (InputArchive::read uses set_).
   for (size_t i = 0; i < params.size(); ++i) {
     torch::NoGradGuard no_grad;
     params[i].set_(reference[i].clone());
   }
   ASSERT_FALSE(msd::packed_span(params).defined());
-  expect_same_training(reference_opt, reference, ours, params);
+  expect_same_steps(reference_opt, reference, ours, params, /*zeroed=*/true);
   EXPECT_TRUE(msd::packed_span(params).defined());
 }
 
