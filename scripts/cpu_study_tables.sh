@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The tables of the two CPU-size studies (docs/RESULTS.md: MSD's experiments/fmnist_msd_cpu.toml and
+# O2MKD's experiments/fmnist_o2mkd_cpu.toml), each printed by the platform's own `msd results compare`
+# from the studies' database as a markdown table (mean ± sample std (n) over the seeds of a variant),
+# under a heading that says what it holds and the command that made it. A study with no finished run
+# yet says so and the script goes on.
+#
+#   scripts/cpu_study_tables.sh [--db PATH] [--msd BIN] > tables.md
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DB="$ROOT/docs/cpu_study.db" MSD="$ROOT/build/host/core/msd"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --db) DB="$2"; shift 2 ;;
+    --msd) MSD="$2"; shift 2 ;;
+    *) echo "usage: $0 [--db PATH] [--msd BIN]" >&2; exit 2 ;;
+  esac
+done
+[ -f "$DB" ] || { echo "$0: no database at $DB (--db PATH)" >&2; exit 2; }
+[ -x "$MSD" ] || { echo "$0: no msd at $MSD: build it, or name it with --msd" >&2; exit 2; }
+
+# table TITLE EXPERIMENT ARGS...: one compare of EXPERIMENT by variant.
+table() {
+  local title="$1" experiment="$2"
+  shift 2
+  printf '### %s\n\n`msd results compare %s --by variant %s --format markdown`\n\n' "$title" "$experiment" "$*"
+  "$MSD" results --db "$DB" compare "$experiment" --by variant "$@" --format markdown 2>&1 || true
+  printf '\n'
+}
+
+# runs TITLE FILTER ARGS...: the finished runs FILTER selects, one row each.
+runs() {
+  local title="$1" filter="$2"
+  shift 2
+  printf '### %s\n\n`msd results query "%s" %s --format markdown`\n\n' "$title" "$filter" "$*"
+  "$MSD" results --db "$DB" query "$filter" "$@" --format markdown 2>&1 || true
+  printf '\n'
+}
+
+QUALITY=(--metric fd --metric precision --metric recall --metric cond_accuracy)
+
+echo "## MSD (fmnist_msd_cpu)"
+echo
+table "Every cell: quality" fmnist_msd_cpu "${QUALITY[@]}"
+table "Every cell: what training cost" fmnist_msd_cpu --metric train.iterations --metric train.samples \
+  --metric train.seconds --metric teacher_pairs.seconds --metric run.seconds
+runs "The teachers (one per seed: the runs that trained them)" \
+  "experiment = fmnist_msd_cpu and status = finished and metrics.teacher.train_seconds > 0" \
+  --metric teacher.train_seconds --metric teacher.flops_per_second --metric feature_net.test_accuracy --metric floor.fd
+runs "ADM: the discriminator at the end of training (student 0)" \
+  "experiment = fmnist_msd_cpu and status = finished and params.stage.2.steps > 0" \
+  --metric train.adm.disc_accuracy@student:0 --metric train.adm.disc_accuracy_low_noise@student:0 \
+  --metric train.adm.disc_loss@student:0 --metric fd
+
+echo "## O2MKD (fmnist_o2mkd_cpu)"
+echo
+table "At the students' sampler, NFE 35" fmnist_o2mkd_cpu "${QUALITY[@]}" --metric latency_ms_per_sample \
+  --metric acceleration --metric params --metric params_total
+for nfe in 15 7; do
+  table "At NFE $nfe" fmnist_o2mkd_cpu --scope "nfe:$nfe" --metric nfe --metric fd --metric cond_accuracy \
+    --metric latency_ms_per_sample --metric acceleration
+done
+table "What training cost" fmnist_o2mkd_cpu --metric train.iterations --metric train.seconds --metric run.seconds
