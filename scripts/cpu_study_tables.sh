@@ -23,6 +23,7 @@ done
 table() {
   local title="$1" experiment="$2"
   shift 2
+  # shellcheck disable=SC2016  # the backquotes are markdown's
   printf '### %s\n\n`msd results compare %s --by variant %s --format markdown`\n\n' "$title" "$experiment" "$*"
   "$MSD" results --db "$DB" compare "$experiment" --by variant "$@" --format markdown 2>&1 || true
   printf '\n'
@@ -32,6 +33,7 @@ table() {
 runs() {
   local title="$1" filter="$2"
   shift 2
+  # shellcheck disable=SC2016  # the backquotes are markdown's
   printf '### %s\n\n`msd results query "%s" %s --format markdown`\n\n' "$title" "$filter" "$*"
   "$MSD" results --db "$DB" query "$filter" "$@" --format markdown 2>&1 || true
   printf '\n'
