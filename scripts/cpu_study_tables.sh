@@ -44,6 +44,12 @@ QUALITY=(--metric fd --metric precision --metric recall --metric cond_accuracy)
 echo "## MSD (fmnist_msd_cpu)"
 echo
 table "Every cell: quality" fmnist_msd_cpu "${QUALITY[@]}"
+# The verdicts: every variant minus one student of the same seed (the same teacher) at each length.
+# Equal compute is kK_sS against k1_sS; the paper's per-student setting kK_s(K x S) against k1_sS.
+for steps in 300 600 1200 2400; do
+  table "Paired by seed against one student at $steps iterations (k1_s$steps)" fmnist_msd_cpu \
+    "${QUALITY[@]}" --against "k1_s$steps"
+done
 table "Every cell: what training cost" fmnist_msd_cpu --metric train.iterations --metric train.samples \
   --metric train.seconds --metric teacher_pairs.seconds --metric run.seconds
 runs "The teachers (one per seed: the runs that trained them)" \
@@ -58,6 +64,8 @@ echo "## O2MKD (fmnist_o2mkd_cpu)"
 echo
 table "At the students' sampler, NFE 35" fmnist_o2mkd_cpu "${QUALITY[@]}" --metric latency_ms_per_sample \
   --metric acceleration --metric params --metric params_total
+table "Paired by seed against one-to-one KD (kd_n1: one student, the same total iterations), NFE 35" \
+  fmnist_o2mkd_cpu "${QUALITY[@]}" --against kd_n1
 for nfe in 15 7; do
   table "At NFE $nfe" fmnist_o2mkd_cpu --scope "nfe:$nfe" --metric nfe --metric fd --metric cond_accuracy \
     --metric latency_ms_per_sample --metric acceleration

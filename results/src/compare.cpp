@@ -223,6 +223,79 @@ void check_request(const Store& store, const SweepSelection& selection, const Co
   }
 }
 
+/// Mean, sample std and count of the finite values; the others counted apart; missing ones skipped.
+MetricSummary summarize(const std::vector<std::optional<double>>& values) {
+  std::vector<double> finite;
+  MetricSummary summary;
+  for (const auto& value : values) {
+    if (!value) continue;
+    if (std::isfinite(*value)) {
+      finite.push_back(*value);
+    } else {
+      ++summary.non_finite;
+    }
+  }
+  summary.n = finite.size();
+  summary.mean = std::numeric_limits<double>::quiet_NaN();
+  summary.std = std::numeric_limits<double>::quiet_NaN();
+  if (!finite.empty()) {
+    double sum = 0;
+    for (double v : finite) sum += v;
+    summary.mean = sum / static_cast<double>(finite.size());
+    if (finite.size() > 1) {
+      double squares = 0;
+      for (double v : finite) squares += (v - summary.mean) * (v - summary.mean);
+      summary.std = std::sqrt(squares / static_cast<double>(finite.size() - 1));
+    }
+  }
+  return summary;
+}
+
+using Groups = std::map<std::vector<std::string>, std::vector<std::string>, GroupLess>;
+using MetricValues = std::map<std::string, std::vector<std::optional<double>>>;
+
+/// Replaces every run's metric values by their differences from the baseline group's run of the same
+/// seed (request.against), and leaves out the runs whose seed the baseline lacks.
+void pair_with_baseline(const CompareRequest& request, const std::string& description, Groups& groups,
+                        const std::map<std::string, std::string>& seeds, MetricValues& values) {
+  if (request.against.size() != request.by.size()) {
+    throw std::runtime_error("--against: " + std::to_string(request.against.size()) + " values for " +
+                             std::to_string(request.by.size()) + " --by keys; give one value per --by key, in order");
+  }
+  const auto baseline = groups.find(request.against);
+  if (baseline == groups.end()) {
+    std::vector<std::string> known;
+    for (const auto& [key, ids] : groups) known.push_back(joined(key, key.size()));
+    require_known("--against", joined(request.against, request.against.size()), known, description, "group");
+    throw std::runtime_error("--against: no group has exactly the values " + joined(request.against, request.against.size()));
+  }
+  std::map<std::string, std::vector<std::optional<double>>> by_seed;  // the baseline's values
+  for (const std::string& id : baseline->second) {
+    if (!by_seed.emplace(seeds.at(id), values.at(id)).second) {
+      throw std::runtime_error("--against " + joined(request.against, request.against.size()) + ": the group has " +
+                               "more than one run of seed " + seeds.at(id) +
+                               "; pairing by seed needs one (add --by keys until it has one)");
+    }
+  }
+  MetricValues differences;
+  for (auto& [key, ids] : groups) {
+    std::vector<std::string> paired;
+    for (const std::string& id : ids) {
+      const auto partner = by_seed.find(seeds.at(id));
+      if (partner == by_seed.end()) continue;
+      std::vector<std::optional<double>>& diff = differences[id];
+      for (std::size_t k = 0; k < values.at(id).size(); ++k) {
+        const auto& mine = values.at(id)[k];
+        const auto& theirs = partner->second[k];
+        diff.push_back(mine && theirs ? std::optional<double>(*mine - *theirs) : std::nullopt);
+      }
+      paired.push_back(id);
+    }
+    ids = std::move(paired);
+  }
+  values = std::move(differences);
+}
+
 }  // namespace
 
 ComparisonTable compare_runs(const Store& store, const CompareRequest& request) {
@@ -236,7 +309,9 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
   table.metrics = request.metrics;
   table.scope = request.scope;
 
-  const std::string runs_sql = std::string("SELECT r.id, r.name") + kSelectedRuns + " ORDER BY r.id";
+  table.against = request.against;
+
+  const std::string runs_sql = std::string("SELECT r.id, r.name, r.seed") + kSelectedRuns + " ORDER BY r.id";
   const QueryResult runs = store.query(runs_sql, {selection.kind, selection.value});
   if (!runs.rows.empty()) check_request(store, selection, request, table.description);
 
@@ -288,38 +363,23 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
   }
 
   std::map<std::vector<std::string>, std::vector<std::string>, GroupLess> groups;  // -> run ids
-  for (const auto& row : runs.rows) groups[by_values[row[0].text]].push_back(row[0].text);
+  std::map<std::string, std::string> seeds;                                         // run id -> seed
+  for (const auto& row : runs.rows) {
+    groups[by_values[row[0].text]].push_back(row[0].text);
+    seeds[row[0].text] = row[2].text;
+  }
+  if (!request.against.empty()) {
+    pair_with_baseline(request, table.description, groups, seeds, metric_values);
+  }
 
   for (const auto& [key, ids] : groups) {
     ComparisonRow out;
     out.by = key;
     out.runs = ids.size();
     for (std::size_t k = 0; k < request.metrics.size(); ++k) {
-      std::vector<double> finite;
-      MetricSummary summary;
-      for (const auto& id : ids) {
-        const auto& value = metric_values[id][k];
-        if (!value) continue;
-        if (std::isfinite(*value)) {
-          finite.push_back(*value);
-        } else {
-          ++summary.non_finite;
-        }
-      }
-      summary.n = finite.size();
-      summary.mean = std::numeric_limits<double>::quiet_NaN();
-      summary.std = std::numeric_limits<double>::quiet_NaN();
-      if (!finite.empty()) {
-        double sum = 0;
-        for (double v : finite) sum += v;
-        summary.mean = sum / static_cast<double>(finite.size());
-        if (finite.size() > 1) {
-          double squares = 0;
-          for (double v : finite) squares += (v - summary.mean) * (v - summary.mean);
-          summary.std = std::sqrt(squares / static_cast<double>(finite.size() - 1));
-        }
-      }
-      out.metrics.push_back(summary);
+      std::vector<std::optional<double>> values;
+      for (const auto& id : ids) values.push_back(metric_values[id][k]);
+      out.metrics.push_back(summarize(values));
     }
     table.rows.push_back(std::move(out));
   }
@@ -367,6 +427,13 @@ std::string json_string(const std::string& text) {
 }
 
 std::string format_comparison(const ComparisonTable& table, OutputFormat format) {
+  const bool paired = !table.against.empty();
+  const std::string baseline = joined(table.against, table.against.size());
+  // What a metric's column holds: its values, or their differences from the baseline's.
+  const auto label = [&](const std::string& metric, bool text) {
+    if (!paired) return metric;
+    return text ? metric + " - " + baseline : metric + "_minus_baseline";
+  };
   bool any_non_finite = false;
   for (const auto& row : table.rows) {
     for (const auto& m : row.metrics) any_non_finite = any_non_finite || m.non_finite > 0;
@@ -376,7 +443,7 @@ std::string format_comparison(const ComparisonTable& table, OutputFormat format)
     case OutputFormat::markdown: {
       std::vector<std::string> header = table.by;
       header.push_back("runs");
-      for (const auto& metric : table.metrics) header.push_back(metric);
+      for (const auto& metric : table.metrics) header.push_back(label(metric, true));
       std::vector<std::vector<std::string>> rows;
       for (const auto& row : table.rows) {
         std::vector<std::string> cells = row.by;
@@ -386,6 +453,10 @@ std::string format_comparison(const ComparisonTable& table, OutputFormat format)
       }
       const std::string scope = table.scope.empty() ? std::string("(all)") : table.scope;
       std::string note = "final values at scope " + scope + ", mean ± sample std (n)";
+      if (paired) {
+        note = "final values at scope " + scope + " minus those of " + baseline +
+               "'s run of the same seed, mean ± sample std (n pairs); runs counts the paired runs";
+      }
       if (any_non_finite) note += "; non-finite values are counted apart and left out of mean and std";
       if (format == OutputFormat::markdown) {
         return markdown_table(header, rows) + "\n" + table.description + ": " + note + "\n";
@@ -398,7 +469,7 @@ std::string format_comparison(const ComparisonTable& table, OutputFormat format)
       std::vector<std::string> header = table.by;
       header.push_back("runs");
       for (const auto& metric : table.metrics) {
-        for (const char* suffix : {"_mean", "_std", "_n", "_non_finite"}) header.push_back(metric + suffix);
+        for (const char* suffix : {"_mean", "_std", "_n", "_non_finite"}) header.push_back(label(metric, false) + suffix);
       }
       std::string out = csv_line(header);
       for (const auto& row : table.rows) {
@@ -425,7 +496,7 @@ std::string format_comparison(const ComparisonTable& table, OutputFormat format)
         out += "\"runs\": " + std::to_string(row.runs);
         for (std::size_t k = 0; k < table.metrics.size(); ++k) {
           const auto& m = row.metrics[k];
-          out += ", " + json_string(table.metrics[k]) + ": {\"mean\": " + json_number(m.mean) +
+          out += ", " + json_string(label(table.metrics[k], false)) + ": {\"mean\": " + json_number(m.mean) +
                  ", \"std\": " + json_number(m.std) + ", \"n\": " + std::to_string(m.n) +
                  ", \"non_finite\": " + std::to_string(m.non_finite) + "}";
         }

@@ -172,6 +172,52 @@ TEST(CompareVariants, GroupByTheRunNameWithoutItsCoordinates) {
   EXPECT_EQ(variant_of("plain"), "plain");
 }
 
+// --against: each run minus the baseline group's run of the same seed. swd = k + extra[seed], so
+// every difference from k = 1 is exactly k - 1, with no spread, where the unpaired std is 0.153.
+TEST_F(CompareTest, AgainstABaselinePairsRunsBySeed) {
+  Store store(path, Store::Mode::read_only);
+  CompareRequest request{kSweep, {"partition.k"}, {"swd"}, ""};
+  request.against = {"1"};
+  const ComparisonTable table = compare_runs(store, request);
+  ASSERT_EQ(table.rows.size(), 5u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double k = std::stod(table.rows[i].by[0]);
+    const MetricSummary& swd = table.rows[i].metrics.at(0);
+    EXPECT_EQ(swd.n, 3u) << "k=" << k;
+    EXPECT_NEAR(swd.mean, k - 1, 1e-12) << "k=" << k;
+    EXPECT_NEAR(swd.std, 0.0, 1e-12) << "k=" << k;
+  }
+  // k = 2's NaN run has seed 3, which the baseline lacks: left out, not counted as non-finite.
+  EXPECT_EQ(table.rows[1].runs, 3u);
+  EXPECT_EQ(table.rows[1].metrics[0].non_finite, 0u);
+  EXPECT_DOUBLE_EQ(table.rows[3].metrics[0].mean, 9.0);  // k = 10, seed 0: 10 - 1
+  EXPECT_EQ(table.rows[4].runs, 0u);                     // no partition.k, seed 6: no partner
+
+  const std::string markdown = format_comparison(table, OutputFormat::markdown);
+  EXPECT_NE(markdown.find("| swd - 1 |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("minus those of 1's run of the same seed"), std::string::npos) << markdown;
+  EXPECT_NE(format_comparison(table, OutputFormat::csv).find("swd_minus_baseline_mean"), std::string::npos);
+}
+
+TEST_F(CompareTest, AgainstNeedsOneGroupWithOneRunASeed) {
+  Store store(path, Store::Mode::read_only);
+  const auto message = [&](std::vector<std::string> by, std::vector<std::string> against) {
+    CompareRequest request{kSweep, std::move(by), {"swd"}, ""};
+    request.against = std::move(against);
+    try {
+      compare_runs(store, request);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({"partition.k"}, {"3"}).find("--against 3: no finished run of sweep"), std::string::npos);
+  EXPECT_NE(message({"partition.k"}, {"3"}).find("they have 1, 2, 4, 10, -"), std::string::npos);
+  EXPECT_NE(message({"partition.k"}, {"1", "2"}).find("2 values for 1 --by keys"), std::string::npos);
+  // Grouped by seed, the group of seed 0 holds the runs of every k.
+  EXPECT_NE(message({"seed"}, {"0"}).find("more than one run of seed 0"), std::string::npos);
+}
+
 TEST_F(CompareTest, SweepPrefixes) {
   EXPECT_EQ(compare("a1b2c").description, std::string("sweep ") + kSweep);
   EXPECT_EQ(compare("a1b2f").description, "sweep a1b2ffff");

@@ -69,6 +69,9 @@ Command add_compare(CLI::App* results, const std::shared_ptr<ResultsOptions>& o)
       ->required();
   compare->add_option("--metric", o->compare.metrics, "metric name, e.g. swd (repeatable)")->required();
   compare->add_option("--scope", o->compare.scope, "metric scope (default: whole model)");
+  compare->add_option("--against", o->compare.against,
+                      "the baseline group's value of each --by key, in order (repeatable): show each metric as "
+                      "its difference from the baseline's run of the same seed");
   add_format_option(compare, o->format);
   return {compare, [o] {
             const results::ComparisonTable table = results::compare_runs(*open_existing(o->db), o->compare);

@@ -24,6 +24,10 @@ struct CompareRequest {
   std::vector<std::string> by;       ///< dotted param keys to group by ("partition.k"), or kVariantKey
   std::vector<std::string> metrics;  ///< metric names
   std::string scope;                 ///< "" = whole model
+  /// Empty, or one value per `by`: the baseline group. Then each run's metric becomes its difference
+  /// from the baseline group's run of the same seed (each seed trains its own teacher, so pairing by
+  /// seed takes the teacher's share out of the spread); runs whose seed the baseline lacks are left out.
+  std::vector<std::string> against;
 };
 
 /// Statistics of one metric over one group's runs (each run's value at its highest step).
@@ -45,11 +49,13 @@ struct ComparisonTable {
   std::vector<std::string> by;
   std::vector<std::string> metrics;
   std::string scope;
+  std::vector<std::string> against;    ///< CompareRequest::against: the metrics are paired differences
   std::vector<ComparisonRow> rows;     ///< ordered by the by values (numbers numerically)
 };
 
 /// Throws std::runtime_error when the selection is unknown or an ambiguous prefix (listing the
-/// candidates), or when by or metrics is empty.
+/// candidates), when by or metrics is empty, or when `against` names no group (listing the groups),
+/// has not one value per `by`, or names a group with two runs of one seed.
 ComparisonTable compare_runs(const Store& store, const CompareRequest& request);
 
 /// What a SWEEP argument of compare, plot and report names.
@@ -72,6 +78,7 @@ OutputFormat output_format_from_string(const std::string& text);
 
 /// table: "mean ± std (n)" per metric, plus a note when non-finite values were left out.
 /// csv: by keys, then name_mean,name_std,name_n,name_non_finite per metric.
+/// With `against`, a metric's column is "name - baseline" (csv and json: name_minus_baseline).
 /// json: an array of objects. markdown: a pipe table.
 std::string format_comparison(const ComparisonTable& table, OutputFormat format);
 
