@@ -97,6 +97,13 @@ torch::Tensor pack(const std::vector<torch::Tensor>& tensors) {
 
 void update_average(const std::vector<torch::Tensor>& average, const std::vector<torch::Tensor>& params, double beta) {
   if (average.size() != params.size()) throw std::invalid_argument("update_average: lists of different lengths");
+  for (size_t i = 0; i < average.size(); ++i) {
+    // The packed path pairs elements by position: it needs the tensors paired shape by shape.
+    if (average[i].sizes() != params[i].sizes()) {
+      throw std::invalid_argument("update_average: tensor " + std::to_string(i) + " is " + c10::str(average[i].sizes()) +
+                                  " in the average and " + c10::str(params[i].sizes()) + " in the parameters");
+    }
+  }
   torch::NoGradGuard no_grad;
   torch::Tensor to = packed_span(average);
   torch::Tensor from = packed_span(params);

@@ -173,6 +173,13 @@ TEST(Optim, UpdateAverageIsTheSameWhetherPackedOrNot) {
   msd::update_average(packed_average, params, 0.9);
   for (size_t i = 0; i < average.size(); ++i) EXPECT_TRUE(torch::equal(average[i], packed_average[i])) << i;
   EXPECT_TRUE(torch::allclose(average[1], make_params()[1] * 0.9 + params[1] * 0.1));
+  // Another network with as many elements in all is refused, packed or not.
+  std::vector<torch::Tensor> other{torch::zeros({29})};
+  std::vector<torch::Tensor> one{torch::zeros({29})};
+  EXPECT_THROW(msd::update_average({packed_average[0]}, other, 0.9), std::invalid_argument);
+  msd::pack(one);
+  EXPECT_NO_THROW(msd::update_average(one, other, 0.9));
+  EXPECT_THROW(msd::update_average({torch::zeros({2, 3})}, {torch::zeros({3, 2})}, 0.9), std::invalid_argument);
 }
 
 TEST(Optim, AdamWRejectsAmsgrad) {
