@@ -25,8 +25,8 @@ struct CompareRequest {
   std::vector<std::string> metrics;  ///< metric names
   std::string scope;                 ///< "" = whole model
   /// Empty, or one value per `by`: the baseline group. Then each run's metric becomes its difference
-  /// from the baseline group's run of the same seed (each seed trains its own teacher, so pairing by
-  /// seed takes the teacher's share out of the spread); runs whose seed the baseline lacks are left out.
+  /// from the baseline group's run of the same seed (in the image studies each seed trains its own
+  /// teacher, so a run and its partner share one); runs whose seed the baseline lacks are left out.
   std::vector<std::string> against;
 };
 
