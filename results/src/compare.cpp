@@ -262,17 +262,18 @@ void pair_with_baseline(const CompareRequest& request, const std::string& descri
     throw std::runtime_error("--against: " + std::to_string(request.against.size()) + " values for " +
                              std::to_string(request.by.size()) + " --by keys; give one value per --by key, in order");
   }
+  const std::string named = joined(request.against, request.against.size());
   const auto baseline = groups.find(request.against);
   if (baseline == groups.end()) {
     std::vector<std::string> known;
     for (const auto& [key, ids] : groups) known.push_back(joined(key, key.size()));
-    require_known("--against", joined(request.against, request.against.size()), known, description, "group");
-    throw std::runtime_error("--against: no group has exactly the values " + joined(request.against, request.against.size()));
+    require_known("--against", named, known, description, "group");
+    throw std::runtime_error("--against: no group has exactly the values " + named);
   }
-  std::map<std::string, std::vector<std::optional<double>>> by_seed;  // the baseline's values
+  std::map<std::string, std::vector<std::optional<double>>> by_seed;  // seed -> the baseline's values
   for (const std::string& id : baseline->second) {
     if (!by_seed.emplace(seeds.at(id), values.at(id)).second) {
-      throw std::runtime_error("--against " + joined(request.against, request.against.size()) + ": the group has " +
+      throw std::runtime_error("--against " + named + ": the group has " +
                                "more than one run of seed " + seeds.at(id) +
                                "; pairing by seed needs one (add --by keys until it has one)");
     }
@@ -317,7 +318,7 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
 
   // run id -> by values, metric values
   std::map<std::string, std::vector<std::string>> by_values;
-  std::map<std::string, std::vector<std::optional<double>>> metric_values;
+  MetricValues metric_values;
   for (const auto& row : runs.rows) {
     by_values[row[0].text] = std::vector<std::string>(request.by.size(), "-");
     metric_values[row[0].text] = std::vector<std::optional<double>>(request.metrics.size());
@@ -362,8 +363,8 @@ ComparisonTable compare_runs(const Store& store, const CompareRequest& request) 
     }
   }
 
-  std::map<std::vector<std::string>, std::vector<std::string>, GroupLess> groups;  // -> run ids
-  std::map<std::string, std::string> seeds;                                         // run id -> seed
+  Groups groups;                             // by values -> run ids
+  std::map<std::string, std::string> seeds;  // run id -> seed
   for (const auto& row : runs.rows) {
     groups[by_values[row[0].text]].push_back(row[0].text);
     seeds[row[0].text] = row[2].text;
