@@ -34,7 +34,8 @@ std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::
   return state;
 }
 
-const torch::Tensor& state_tensor(const torch::nn::Module& module, const std::string& name) {
+// By value: named_parameters() and named_buffers() return temporaries.
+torch::Tensor state_tensor(const torch::nn::Module& module, const std::string& name) {
   if (const torch::Tensor* t = module.named_parameters().find(name)) return *t;
   if (const torch::Tensor* t = module.named_buffers().find(name)) return *t;
   throw std::invalid_argument("grouped network: a member has no tensor '" + name + "'");
@@ -65,7 +66,7 @@ void copy_member(const Denoiser& from, std::int64_t k, Denoiser& to) {
   if (!params.empty()) to.to(params.front().device());
   torch::NoGradGuard no_grad;
   for (auto& [name, tensor] : named_state(to)) {
-    const torch::Tensor& grouped = state_tensor(from, name);
+    const torch::Tensor grouped = state_tensor(from, name);
     if (grouped.dim() == 0 || k < 0 || k >= grouped.size(0) || !grouped[k].sizes().equals(tensor.sizes())) {
       throw std::invalid_argument("copy_member: member " + std::to_string(k) + "'s '" + name +
                                   "' does not fit the ordinary network's");
