@@ -1,5 +1,5 @@
 // This machine's fp32 peak as LibTorch reaches it: the fastest of its matrix-product (BLAS), linear
-// (BLAS, or oneDNN through msd::linear) and convolution (oneDNN) kernels over a set of shapes, those
+// (BLAS, or oneDNN's GEMM through msd::linear) and convolution (oneDNN) kernels over a set of shapes, those
 // of the study's networks among them, with the given threads. Speeds elsewhere (a run's
 // flops_per_second) read as a fraction of it.
 //
@@ -47,7 +47,7 @@ Kernel matmul(std::int64_t m, std::int64_t k, std::int64_t n) {
 }
 
 /// A linear layer of `in` to `out` features on a batch of `rows`, as torch::nn::Linear runs it
-/// (OpenBLAS's GEMM) or as msd::linear does without gradients (oneDNN from kOneDnnMinRows rows).
+/// (OpenBLAS's GEMM) or as msd::linear does (oneDNN's GEMM).
 Kernel linear(std::int64_t rows, std::int64_t in, std::int64_t out, bool through_msd_linear) {
   auto layer = std::make_shared<torch::nn::Linear>(in, out);
   auto x = std::make_shared<torch::Tensor>(torch::randn({rows, in}));
@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
                               matmul(512, 128, 128),  // the toy MLP at batch 512
                               matmul(128, 128, 128)};
   for (const bool through_msd_linear : {false, true}) {  // the toy MLP's layers, training and sampling
+    kernels.push_back(linear(128, 128, 128, through_msd_linear));
     kernels.push_back(linear(512, 128, 128, through_msd_linear));
     kernels.push_back(linear(2048, 128, 128, through_msd_linear));
     kernels.push_back(linear(2048, 64, 128, through_msd_linear));

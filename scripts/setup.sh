@@ -11,9 +11,10 @@ MSD_BUILD="${MSD_BUILD:-$MSD_ROOT/build}"
 # gnuplot-nox draws plots and sample scatters, libpng writes image grids, dataset-fashion-mnist is the
 # image dataset (IDX files under /usr/share/datasets/fashion-mnist). libgoogle-perftools-dev gives msd
 # tcmalloc, which keeps freed pages that glibc's malloc returns to the kernel (host/core/CMakeLists.txt).
+# libdnnl-dev: oneDNN's GEMM runs the linear layers' products (plugin_api/msd/linear.h).
 MSD_PACKAGES=(cmake make g++ git libtorch-dev libopenblas0-openmp libboost-dev libtomlplusplus-dev
               libsqlitecpp-dev libsqlite3-dev libcli11-dev libgtest-dev sqlite3 gnuplot-nox libpng-dev
-              dataset-fashion-mnist zlib1g-dev libgoogle-perftools-dev)
+              dataset-fashion-mnist zlib1g-dev libgoogle-perftools-dev libdnnl-dev)
 # Only the test suite needs these: GoogleMock (libgtest-dev alone lacks it), headless Chromium renders
 # the HTML report, a single-node Slurm (slurmctld + slurmd + munge on localhost) runs the job-array
 # launcher's integration test, and clang with its runtime builds the libFuzzer targets (scripts/fuzz.sh).

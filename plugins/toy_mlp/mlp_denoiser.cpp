@@ -81,7 +81,7 @@ GroupedLinear::GroupedLinear(std::int64_t members, std::int64_t in, std::int64_t
 }
 
 torch::Tensor GroupedLinear::forward(const torch::Tensor& x) {
-  return torch::baddbmm(bias_.unsqueeze(1), x, weight_.transpose(1, 2));
+  return msd::grouped_linear(x, weight_, bias_);
 }
 
 GroupedEmbedding::GroupedEmbedding(std::int64_t members, std::int64_t classes, std::int64_t dim) {

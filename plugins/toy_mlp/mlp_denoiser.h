@@ -48,7 +48,7 @@ class MlpDenoiser final : public msd::DenoiserFrom<MlpDenoiser, MlpDenoiserOptio
 };
 
 /// A linear layer per member: weight [K, out, in], bias [K, out] (the stacks of K torch::nn::Linear);
-/// input [K, B, in], output [K, B, out], by one batched matrix product.
+/// input [K, B, in], output [K, B, out] (msd::grouped_linear: the members' products in parallel).
 class GroupedLinear : public torch::nn::Module {
  public:
   GroupedLinear(std::int64_t members, std::int64_t in, std::int64_t out);

@@ -401,11 +401,12 @@ TEST(FlopCounter, CountsMatrixProductsAndConvolutionsWithTheirGradients) {
     EXPECT_DOUBLE_EQ(counter.flops(), 2 * forward);
   }
   {
-    torch::NoGradGuard no_grad;  // msd::linear's oneDNN path is counted as well
-    torch::nn::Linear wide(3, kOneDnnMinOutputs);
+    // msd::linear's GEMMs are counted as well: the forward product, then the input's and the weight's
+    // gradients.
+    const torch::Tensor x = torch::randn({5, 3}, torch::requires_grad());
     const FlopCounter counter;
-    msd::linear(*wide, torch::randn({kOneDnnMinRows, 3}));
-    EXPECT_DOUBLE_EQ(counter.flops(), 2.0 * kOneDnnMinRows * 3 * kOneDnnMinOutputs);
+    msd::linear(*linear, x).sum().backward();
+    EXPECT_DOUBLE_EQ(counter.flops(), 3 * 2.0 * 5 * 3 * 4);
   }
   {
     const FlopCounter outer;

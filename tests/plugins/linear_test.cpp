@@ -1,12 +1,15 @@
-// msd::linear against torch::nn::Linear: the same values, through oneDNN only where it pays and no
-// gradient is needed.
+// msd::linear and msd::grouped_linear against torch::nn::Linear: the same values and gradients (to
+// float rounding) through oneDNN's GEMM, second derivatives included, and LibTorch's kernels where
+// the GEMM does not apply.
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "msd/linear.h"
 
@@ -34,38 +37,111 @@ class OperationLog {
   at::CallbackHandle handle_;
 };
 
-TEST(Linear, LargeProductsWithoutGradientsRunThroughOneDnnWithTheSameValues) {
-  if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
-  torch::manual_seed(3);
-  torch::nn::Linear layer(128, 64);
-  const torch::Tensor x = torch::randn({msd::kOneDnnMinRows, 128});
-  torch::NoGradGuard no_grad;
-  const OperationLog log;
-  const torch::Tensor fast = msd::linear(*layer, x);
-  EXPECT_TRUE(log.ran("aten::mkldnn_linear"));
-  EXPECT_FALSE(fast.is_mkldnn());
-  EXPECT_TRUE(torch::allclose(fast, layer->forward(x), 1e-5, 1e-5));
+/// Gradients of sum(f(x) * probe) with respect to x, the weight and the bias.
+std::vector<torch::Tensor> gradients(const torch::Tensor& y, const torch::Tensor& probe,
+                                     const std::vector<torch::Tensor>& wrt) {
+  return torch::autograd::grad({(y * probe).sum()}, wrt);
 }
 
-TEST(Linear, SmallProductsAndGradientsKeepLibTorchsKernel) {
+void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-5))
+      << what << ": largest difference " << (actual - expected).abs().max().item<double>();
+}
+
+TEST(Linear, ValuesAndGradientsMatchTorchLinearThroughOneDnnsGemm) {
   torch::manual_seed(3);
-  torch::nn::Linear layer(128, 64), narrow(128, msd::kOneDnnMinOutputs - 1);
-  const torch::Tensor small = torch::randn({msd::kOneDnnMinRows - 1, 128});
-  const torch::Tensor large = torch::randn({msd::kOneDnnMinRows, 128});
-  {
-    torch::NoGradGuard no_grad;
-    const OperationLog log;
-    EXPECT_TRUE(torch::equal(msd::linear(*layer, small), layer->forward(small)));
-    EXPECT_TRUE(torch::equal(msd::linear(*narrow, large), narrow->forward(large)));
-    EXPECT_FALSE(log.ran("aten::mkldnn_linear"));
+  for (const bool with_bias : {true, false}) {
+    torch::nn::Linear layer(torch::nn::LinearOptions(48, 20).bias(with_bias));
+    for (const std::vector<std::int64_t>& shape : {std::vector<std::int64_t>{37, 48}, {3, 5, 48}}) {
+      const torch::Tensor x = torch::randn(shape, torch::requires_grad());
+      const OperationLog log;
+      const torch::Tensor fast = msd::linear(*layer, x), reference = layer->forward(x);
+      EXPECT_TRUE(log.ran(msd::kGemmRecordName));
+      expect_close(fast, reference, "values");
+      const torch::Tensor probe = torch::randn_like(reference);
+      std::vector<torch::Tensor> wrt{x, layer->weight};
+      if (with_bias) wrt.push_back(layer->bias);
+      const auto got = gradients(fast, probe, wrt), want = gradients(reference, probe, wrt);
+      for (std::size_t i = 0; i < wrt.size(); ++i) expect_close(got[i], want[i], "gradient " + std::to_string(i));
+    }
   }
-  // With gradients the layer's own kernel runs, so that autograd sees it and the weights learn.
+}
+
+TEST(Linear, SecondDerivativesMatchTorchLinear) {
+  // A backward pass that builds a graph (as a gradient penalty does) differentiates through LibTorch's
+  // products, not the GEMM's hand-written gradients.
+  torch::manual_seed(4);
+  torch::nn::Linear layer(6, 5);
+  const torch::Tensor x = torch::randn({4, 6}, torch::requires_grad());
+  auto penalty_gradient = [&](const torch::Tensor& y) {
+    const torch::Tensor dx = torch::autograd::grad({y.pow(2).sum()}, {x}, {}, true, true)[0];
+    return torch::autograd::grad({dx.pow(2).sum()}, {layer->weight})[0];
+  };
+  expect_close(penalty_gradient(msd::linear(*layer, x)), penalty_gradient(layer->forward(x)), "second derivative");
+}
+
+TEST(Linear, OtherTypesKeepLibTorchsKernel) {
+  torch::manual_seed(5);
+  torch::nn::Linear layer(8, 3);
+  layer->to(torch::kFloat64);
+  const torch::Tensor x = torch::randn({4, 8}, torch::kFloat64);
   const OperationLog log;
-  torch::Tensor y = msd::linear(*layer, large);
-  EXPECT_FALSE(log.ran("aten::mkldnn_linear"));
-  y.sum().backward();
-  ASSERT_TRUE(layer->weight.grad().defined());
-  EXPECT_TRUE(torch::allclose(layer->weight.grad(), large.sum(0).expand({64, 128}), 1e-4, 1e-3));
+  EXPECT_TRUE(torch::equal(msd::linear(*layer, x), layer->forward(x)));
+  EXPECT_FALSE(log.ran(msd::kGemmRecordName));
+  EXPECT_THROW(msd::linear(*layer, torch::randn({4, 7}, torch::kFloat64)), c10::Error);
+  torch::nn::Linear float_layer(8, 3);
+  EXPECT_THROW(msd::linear(*float_layer, torch::randn({4, 7})), c10::Error);  // LibTorch's own message
+}
+
+TEST(GroupedLinear, EachMemberIsItsOwnLayerOnOneAndTwoThreads) {
+  torch::manual_seed(6);
+  constexpr std::int64_t kMembers = 5, kBatch = 9, kIn = 16, kOut = 12;
+  std::vector<torch::nn::Linear> layers;
+  for (std::int64_t k = 0; k < kMembers; ++k) layers.emplace_back(kIn, kOut);
+  std::vector<torch::Tensor> weights, biases;
+  for (auto& layer : layers) {
+    weights.push_back(layer->weight);
+    biases.push_back(layer->bias);
+  }
+  const torch::Tensor weight = torch::stack(weights).detach().requires_grad_();
+  const torch::Tensor bias = torch::stack(biases).detach().requires_grad_();
+  const torch::Tensor x = torch::randn({kMembers, kBatch, kIn}, torch::requires_grad());
+  const torch::Tensor probe = torch::randn({kMembers, kBatch, kOut});
+  const int threads = at::get_num_threads();
+  for (const int t : {1, 2}) {
+    at::set_num_threads(t);
+    const torch::Tensor y = msd::grouped_linear(x, weight, bias);
+    const auto got = gradients(y, probe, {x, weight, bias});
+    for (std::int64_t k = 0; k < kMembers; ++k) {
+      const torch::Tensor xk = x[k].detach().requires_grad_();
+      const torch::Tensor yk = layers[k]->forward(xk);
+      expect_close(y[k], yk, "member " + std::to_string(k));
+      const auto want = gradients(yk, probe[k], {xk, layers[k]->weight, layers[k]->bias});
+      expect_close(got[0][k], want[0], "input gradient of member " + std::to_string(k));
+      expect_close(got[1][k], want[1], "weight gradient of member " + std::to_string(k));
+      expect_close(got[2][k], want[2], "bias gradient of member " + std::to_string(k));
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+TEST(GroupedLinear, ShapesThatDoNotFitAreRefusedByName) {
+  const torch::Tensor weight = torch::randn({3, 4, 5}), bias = torch::randn({3, 4});
+  EXPECT_THROW(msd::grouped_linear(torch::randn({2, 7, 5}), weight, bias), std::invalid_argument);
+  EXPECT_THROW(msd::grouped_linear(torch::randn({3, 7, 6}), weight, bias), std::invalid_argument);
+  EXPECT_THROW(msd::grouped_linear(torch::randn({3, 7, 5}), weight, torch::randn({3, 5})), std::invalid_argument);
+  try {
+    msd::grouped_linear(torch::randn({7, 5}), weight, bias);
+    FAIL() << "a 2-D input was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("x [K, B, in]"), std::string::npos) << e.what();
+  }
+  // Without a bias, and in double precision (LibTorch's batched product).
+  const torch::Tensor x = torch::randn({3, 7, 5}, torch::kFloat64);
+  const torch::Tensor w = weight.to(torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(msd::grouped_linear(x, w, {}), torch::bmm(x, w.transpose(1, 2))));
+  expect_close(msd::grouped_linear(x.to(torch::kFloat), weight, {}), torch::bmm(x.to(torch::kFloat), weight.transpose(1, 2)),
+               "float without bias");
 }
 
 }  // namespace

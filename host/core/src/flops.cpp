@@ -8,6 +8,8 @@
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
+#include "msd/linear.h"
+
 namespace msd::host {
 
 namespace {
@@ -61,9 +63,10 @@ double operation_flops(const at::RecordFunction& fn) {
     const auto a = sizes(inputs[1]), b = sizes(inputs[2]);
     return a.size() == 2 && b.size() == 2 ? 2.0 * a[0] * a[1] * b[1] : 0.0;
   }
-  if (std::strcmp(name, "aten::mkldnn_linear") == 0 && inputs.size() >= 2) {  // msd::linear's oneDNN path
-    const auto x = sizes(inputs[0]), weight = sizes(inputs[1]);
-    return x.size() >= 2 && weight.size() == 2 ? 2.0 * product(x) * weight[0] : 0.0;
+  if (std::strcmp(name, kGemmRecordName) == 0 && inputs.size() == 4) {  // msd::linear, msd::grouped_linear
+    double macs = 1.0;
+    for (const c10::IValue& dimension : inputs) macs *= static_cast<double>(dimension.toInt());
+    return 2.0 * macs;
   }
   const bool bmm = std::strcmp(name, "aten::bmm") == 0, baddbmm = std::strcmp(name, "aten::baddbmm") == 0;
   if ((bmm || baddbmm) && inputs.size() >= (bmm ? 2u : 3u)) {

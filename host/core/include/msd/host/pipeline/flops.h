@@ -13,7 +13,8 @@ namespace msd::host {
 
 /// While alive, counts the multiply-adds (2 FLOPs each) of the matrix products and convolutions that
 /// this thread runs through LibTorch's dispatcher, its backward passes included (whichever thread
-/// runs them): aten::mm, addmm, bmm, baddbmm, mkldnn_linear, convolution and convolution_backward.
+/// runs them): aten::mm, addmm, bmm, baddbmm, convolution and convolution_backward, and the products
+/// of msd::linear and msd::grouped_linear (msd::kGemmRecordName).
 /// Element-wise work is not counted, as is usual: it is a small share of these networks'
 /// arithmetic, though not of their time. Counting adds a little
 /// overhead to every operation, so count a representative step, not a whole phase. Counters nest, on
