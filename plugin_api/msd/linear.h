@@ -16,13 +16,13 @@ namespace msd {
 
 /// layer(x), the value torch::nn::Linear computes, to float rounding, with its gradients. x is
 /// [..., in]. On the CPU in float32 the products (forward, and the input and weight gradients) run
-/// through oneDNN's GEMM; elsewhere through torch::nn::functional::linear.
+/// through oneDNN's GEMM; elsewhere, and under autocast, through torch::nn::functional::linear.
 torch::Tensor linear(const torch::nn::LinearImpl& layer, const torch::Tensor& x);
 
 /// K linear layers at once, one per member of a grouped network: x [K, B, in], weight [K, out, in],
 /// bias [K, out] (or undefined) give [K, B, out], member k's block being x[k] weight[k]^T + bias[k].
 /// On the CPU in float32 the members' products run in parallel, one oneDNN GEMM per member and
-/// thread; elsewhere through torch::baddbmm. Gradients as for K separate layers.
+/// thread; elsewhere, and under autocast, through torch::baddbmm. Gradients as for K separate layers.
 torch::Tensor grouped_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 /// The name each of these products is recorded under (at::RecordFunction, so that a FLOP counter

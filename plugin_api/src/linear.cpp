@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
@@ -104,12 +105,13 @@ class GemmLinear : public torch::autograd::Function<GemmLinear> {
   }
 };
 
-/// Whether GemmLinear takes the call: CPU float32 tensors of matching shapes (anything else goes to
-/// LibTorch's kernels, which also give the error messages for shapes that do not fit).
+/// Whether GemmLinear takes the call: CPU float32 tensors of matching shapes, outside CPU autocast
+/// (anything else goes to LibTorch's kernels: autocast must see the products to run them in bf16,
+/// and LibTorch gives the error messages for shapes that do not fit).
 bool gemm_applies(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   auto cpu_float = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat; };
   const std::int64_t members = weight.dim() == 3 ? weight.size(0) : 1;
-  return cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias)) && x.numel() > 0 &&
+  return !at::autocast::is_cpu_enabled() && cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias)) && x.numel() > 0 &&
          x.size(-1) == weight.size(-1) && (!bias.defined() || bias.numel() == members * weight.size(-2));
 }
 
@@ -130,8 +132,8 @@ torch::Tensor grouped_linear(const torch::Tensor& x, const torch::Tensor& weight
                                 (bias.defined() ? c10::str(bias.sizes()) : std::string("none")));
   }
   if (gemm_applies(x, weight, bias)) return GemmLinear::apply(x, weight, bias_or_empty(bias));
-  const torch::Tensor product = torch::bmm(x, weight.transpose(1, 2));
-  return bias.defined() ? product + bias.unsqueeze(1) : product;
+  if (!bias.defined()) return torch::bmm(x, weight.transpose(1, 2));
+  return torch::baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2));
 }
 
 }  // namespace msd

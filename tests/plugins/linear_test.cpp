@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
@@ -91,6 +92,24 @@ TEST(Linear, OtherTypesKeepLibTorchsKernel) {
   EXPECT_THROW(msd::linear(*layer, torch::randn({4, 7}, torch::kFloat64)), c10::Error);
   torch::nn::Linear float_layer(8, 3);
   EXPECT_THROW(msd::linear(*float_layer, torch::randn({4, 7})), c10::Error);  // LibTorch's own message
+}
+
+TEST(Linear, AutocastSeesTheProductsAndRunsThemInBf16) {
+  torch::manual_seed(7);
+  torch::nn::Linear layer(16, 8);
+  const torch::Tensor x = torch::randn({4, 16});
+  at::autocast::set_cpu_enabled(true);
+  const OperationLog log;
+  const torch::Tensor single = msd::linear(*layer, x);
+  const torch::Tensor grouped = msd::grouped_linear(x.unsqueeze(0), layer->weight.unsqueeze(0), layer->bias.unsqueeze(0));
+  const torch::Tensor reference = layer->forward(x);
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+  EXPECT_FALSE(log.ran(msd::kGemmRecordName));
+  EXPECT_EQ(reference.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(single.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(grouped.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(single, reference));
 }
 
 TEST(GroupedLinear, EachMemberIsItsOwnLayerOnOneAndTwoThreads) {
