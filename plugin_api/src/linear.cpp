@@ -57,7 +57,8 @@ struct LinearShape {
 
 /// x W^T + b with hand-written gradients through MemberGemm; an empty bias (numel 0) stands for none,
 /// as autograd functions take no undefined inputs. A backward pass that builds a graph (create_graph)
-/// computes with LibTorch's own products instead, so that it can be differentiated.
+/// computes with LibTorch's own products instead, so that it can be differentiated: it reads the
+/// inputs themselves, saved as given, not their contiguous copies, which have no graph.
 class GemmLinear : public torch::autograd::Function<GemmLinear> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
@@ -70,8 +71,7 @@ class GemmLinear : public torch::autograd::Function<GemmLinear> {
     const bool has_bias = bias.numel() > 0;
     if (has_bias) y.view({s.members, s.rows, s.out}).copy_(bias.reshape({s.members, 1, s.out}));
     MemberGemm{s.members, s.rows, s.out, s.in, false, true}.run(xc, wc, y, has_bias);
-    ctx->save_for_backward({xc, wc});
-    ctx->saved_data["bias_sizes"] = has_bias ? bias.sizes().vec() : std::vector<std::int64_t>{};
+    ctx->save_for_backward({x, weight});
     return y;
   }
 
@@ -79,27 +79,27 @@ class GemmLinear : public torch::autograd::Function<GemmLinear> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &weight = saved[1];
-    const std::vector<std::int64_t> bias_sizes = ctx->saved_data["bias_sizes"].toIntVector();
     const LinearShape s(x, weight);
     const torch::Tensor dy = grads[0].contiguous();
     torch::Tensor dx, dweight, dbias;
     if (torch::GradMode::is_enabled()) {  // create_graph: differentiable products
-      const torch::Tensor dy3 = dy.view({s.members, s.rows, s.out}), x3 = x.view({s.members, s.rows, s.in});
-      const torch::Tensor w3 = weight.view({s.members, s.out, s.in});
+      const torch::Tensor dy3 = dy.view({s.members, s.rows, s.out}), x3 = x.reshape({s.members, s.rows, s.in});
+      const torch::Tensor w3 = weight.reshape({s.members, s.out, s.in});
       if (ctx->needs_input_grad(0)) dx = torch::bmm(dy3, w3).view(x.sizes());
       if (ctx->needs_input_grad(1)) dweight = torch::bmm(dy3.transpose(1, 2), x3).view(weight.sizes());
     } else {
       if (ctx->needs_input_grad(0)) {
-        dx = torch::empty_like(x);
-        MemberGemm{s.members, s.rows, s.in, s.out, false, false}.run(dy, weight, dx, false);
+        dx = torch::empty(x.sizes(), x.options());
+        MemberGemm{s.members, s.rows, s.in, s.out, false, false}.run(dy, weight.contiguous(), dx, false);
       }
       if (ctx->needs_input_grad(1)) {
-        dweight = torch::empty_like(weight);
-        MemberGemm{s.members, s.out, s.in, s.rows, true, false}.run(dy, x, dweight, false);
+        dweight = torch::empty(weight.sizes(), weight.options());
+        MemberGemm{s.members, s.out, s.in, s.rows, true, false}.run(dy, x.contiguous(), dweight, false);
       }
     }
-    if (!bias_sizes.empty() && ctx->needs_input_grad(2)) {
-      dbias = dy.view({s.members, s.rows, s.out}).sum(1).view(bias_sizes);
+    if (ctx->needs_input_grad(2)) {  // false for the empty stand-in: it needs no gradient
+      dbias = dy.view({s.members, s.rows, s.out}).sum(1);
+      if (weight.dim() == 2) dbias = dbias.view({s.out});
     }
     return {dx, dweight, dbias};
   }
@@ -111,8 +111,9 @@ class GemmLinear : public torch::autograd::Function<GemmLinear> {
 bool gemm_applies(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   auto cpu_float = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat; };
   const std::int64_t members = weight.dim() == 3 ? weight.size(0) : 1;
-  return !at::autocast::is_cpu_enabled() && cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias)) && x.numel() > 0 &&
-         x.size(-1) == weight.size(-1) && (!bias.defined() || bias.numel() == members * weight.size(-2));
+  const bool bias_fits = !bias.defined() || (cpu_float(bias) && bias.numel() == members * weight.size(-2));
+  return !at::autocast::is_cpu_enabled() && cpu_float(x) && cpu_float(weight) && bias_fits && x.numel() > 0 &&
+         x.size(-1) == weight.size(-1);
 }
 
 torch::Tensor bias_or_empty(const torch::Tensor& bias) { return bias.defined() ? bias : torch::empty({0}); }

@@ -79,6 +79,15 @@ TEST(Linear, SecondDerivativesMatchTorchLinear) {
     return torch::autograd::grad({dx.pow(2).sum()}, {layer->weight})[0];
   };
   expect_close(penalty_gradient(msd::linear(*layer, x)), penalty_gradient(layer->forward(x)), "second derivative");
+  // The weight's gradient as a function of a non-contiguous x: its derivative reaches x itself.
+  const torch::Tensor leaf = torch::randn({6, 4}, torch::requires_grad());
+  const torch::Tensor strided = leaf.t();
+  auto weight_penalty_gradient = [&](const torch::Tensor& y) {
+    const torch::Tensor dw = torch::autograd::grad({y.pow(2).sum()}, {layer->weight}, {}, true, true)[0];
+    return torch::autograd::grad({dw.pow(2).sum()}, {leaf})[0];
+  };
+  expect_close(weight_penalty_gradient(msd::linear(*layer, strided)), weight_penalty_gradient(layer->forward(strided)),
+               "second derivative through a non-contiguous input");
 }
 
 TEST(Linear, OtherTypesKeepLibTorchsKernel) {
