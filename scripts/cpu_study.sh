@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the two CPU-size studies (experiments/fmnist_msd_cpu.toml, then fmnist_o2mkd_cpu.toml) one seed
+# at a time, so that a sitting that ends early leaves whole seeds behind, and keeps their database in
+# git (docs/cpu_study.db), so that the next sitting, on whatever machine, goes on from it.
+#
+#   scripts/cpu_study.sh run  [--dir D] [--seeds "0 1 2"] [--experiments "fmnist_msd_cpu fmnist_o2mkd_cpu"]
+#   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs)
+#
+# run installs the current build into D/install (so rebuilding the checkout does not touch the running
+# study), starts D/results.db from docs/cpu_study.db when D has none, and, for each seed, each study:
+# trains that seed's teacher alone on every core (a sweep's workers get one core each), then sweeps the
+# rest with two workers. `msd sweep` skips what the database has finished (by config hash) and resumes
+# from D's checkpoints; checkpoints and the teacher cache (D/cache) stay out of git, so a seed left
+# unfinished on another machine trains its teacher again.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COMMITTED_DB="$ROOT/docs/cpu_study.db"
+DIR="$ROOT/../study-cpu" SEEDS="0 1 2" EXPERIMENTS="fmnist_msd_cpu fmnist_o2mkd_cpu"
+ACTION="${1:-}"
+shift || true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) DIR="$2"; shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --experiments) EXPERIMENTS="$2"; shift 2 ;;
+    *) echo "$0: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+MSD="$DIR/install/bin/msd"
+
+save() {
+  [ -f "$DIR/results.db" ] || { echo "$0: no study database at $DIR/results.db" >&2; exit 2; }
+  sqlite3 "$DIR/results.db" ".backup '$COMMITTED_DB'"
+  echo "saved $DIR/results.db to $COMMITTED_DB ($(du -h "$COMMITTED_DB" | cut -f1))"
+}
+
+# seed_file EXPERIMENT SEED: the experiment's file with only this seed, written into DIR. Its runs
+# have the names and config hashes of the full file's (the sweep table is not part of a run's config).
+seed_file() {
+  local file="$DIR/$1.seed$2.toml"
+  sed "s/^seeds = \[.*\]/seeds = [$2]/" "$ROOT/experiments/$1.toml" > "$file"
+  grep -q "^seeds = \[$2\]" "$file" || { echo "$0: no 'seeds = [...]' line in experiments/$1.toml" >&2; exit 2; }
+  echo "$file"
+}
+
+run() {
+  [ -x "$ROOT/build/host/core/msd" ] || { echo "$0: build msd first (scripts/setup.sh)" >&2; exit 2; }
+  cmake --install "$ROOT/build" --prefix "$DIR/install" > /dev/null
+  if [ ! -f "$DIR/results.db" ] && [ -f "$COMMITTED_DB" ]; then
+    cp "$COMMITTED_DB" "$DIR/results.db"
+    echo "started from $COMMITTED_DB"
+  fi
+  local common=(--db "$DIR/results.db" --cache "$DIR/cache")
+  for seed in $SEEDS; do
+    for experiment in $EXPERIMENTS; do
+      local file teacher
+      file="$(seed_file "$experiment" "$seed")"
+      # The teacher's own run, when the file has one (O2MKD's shares MSD's teacher through the cache).
+      teacher="$("$MSD" sweep "$file" --dry-run "${common[@]}" | awk '$2 == "teacher[seed='"$seed"']" {print $1}')"
+      [ -z "$teacher" ] || "$MSD" sweep "$file" --index "$teacher" "${common[@]}"
+      "$MSD" sweep "$file" --jobs 2 "${common[@]}"
+    done
+  done
+}
+
+case "$ACTION" in
+  run) run ;;
+  save) save ;;
+  *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST]" >&2; exit 2 ;;
+esac
