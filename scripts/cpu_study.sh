@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the two CPU-size studies (experiments/fmnist_msd_cpu.toml, then fmnist_o2mkd_cpu.toml) one seed
 # at a time, so that a sitting that ends early leaves whole seeds behind, and keeps their database in
-# git (docs/cpu_study.db), so that the next sitting, on whatever machine, goes on from it.
+# git (docs/cpu_study.db), so that the next sitting, on whatever machine, goes on from it. MSD's
+# three seeds come first, so that its verdict does not wait for O2MKD's.
 #
 #   scripts/cpu_study.sh run  [--dir D] [--seeds "0 1 2"] [--experiments "fmnist_msd_cpu fmnist_o2mkd_cpu"]
 #   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs)
 #
 # run installs the current build into D/install (so rebuilding the checkout does not touch the running
-# study), starts D/results.db from docs/cpu_study.db when D has none, and, for each seed, each study:
+# study), starts D/results.db from docs/cpu_study.db when D has none, and, for each study, each seed:
 # trains that seed's teacher alone on every core (a sweep's workers get one core each), then sweeps the
 # rest with two workers. `msd sweep` skips what the database has finished (by config hash) and resumes
 # from D's checkpoints; checkpoints and the teacher cache (D/cache) stay out of git, so a seed left
@@ -53,8 +54,8 @@ run() {
     echo "started from $COMMITTED_DB"
   fi
   local common=(--db "$DIR/results.db" --cache "$DIR/cache")
-  for seed in $SEEDS; do
-    for experiment in $EXPERIMENTS; do
+  for experiment in $EXPERIMENTS; do
+    for seed in $SEEDS; do
       local file teacher
       file="$(seed_file "$experiment" "$seed")"
       # The teacher's own run, when the file has one (O2MKD's shares MSD's teacher through the cache).
@@ -65,8 +66,13 @@ run() {
   done
 }
 
-case "$ACTION" in
-  run) run ;;
-  save) save ;;
-  *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST]" >&2; exit 2 ;;
-esac
+# One compound command ending in exit: bash has read all of it before the study starts, so editing this
+# file while a study runs does not change what that study does.
+{
+  case "$ACTION" in
+    run) run ;;
+    save) save ;;
+    *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST]" >&2; exit 2 ;;
+  esac
+  exit
+}

@@ -161,8 +161,24 @@ TEST_F(Pipeline, TeacherIsTrainedOnceThenLoadedWithTheSameWeights) {
   const CachedTeacher second = teachers.teacher(config, *teacher_plugin_, *data_, torch::kCPU, *monitor_);
   EXPECT_TRUE(second.cached);
   expect_same_weights(weights_of(*first.net), weights_of(*second.net));
+  EXPECT_EQ(weights_digest(*first.net), weights_digest(*second.net));
   EXPECT_FALSE(second.net->is_training());
   for (const torch::Tensor& p : second.net->parameters()) EXPECT_FALSE(p.requires_grad());
+}
+
+TEST(WeightsDigest, IsStableAndChangesWithAnyWeight) {
+  torch::manual_seed(0);
+  torch::nn::Linear net(3, 2);
+  const std::string digest = weights_digest(*net);
+  EXPECT_EQ(digest.size(), 16u);
+  EXPECT_EQ(weights_digest(*net), digest);
+  {
+    torch::NoGradGuard no_grad;
+    net->bias[1] += 1e-6;  // one float's last bits
+  }
+  EXPECT_NE(weights_digest(*net), digest);
+  torch::nn::Linear other(3, 2);  // the same names and shapes, other values
+  EXPECT_NE(weights_digest(*other), weights_digest(*net));
 }
 
 TEST_F(Pipeline, DamagedTeacherFileIsRefusedWithWhatToDo) {

@@ -71,6 +71,7 @@ TEST(EndToEnd, MsdRunRecordsConfigMetricsCurvesAndArtifacts) {
   EXPECT_EQ(run.param("teacher.steps"), std::optional<std::string>("150"));
   EXPECT_EQ(run.param("teacher.plugin"), std::optional<std::string>("\"edm_mlp\""));
   EXPECT_EQ(run.tag("threads"), std::optional<std::string>("1"));
+  EXPECT_TRUE(is_hex16(run.tag("teacher.digest").value_or(""))) << run.tag("teacher.digest").value_or("(none)");
   EXPECT_EQ(run.tag("model"), std::optional<std::string>("students"));
   EXPECT_TRUE(run.tag("cell.0").has_value());
   EXPECT_TRUE(run.tag("cell.1").has_value());

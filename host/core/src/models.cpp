@@ -384,6 +384,18 @@ void save_weights(torch::nn::Module& net, const std::filesystem::path& file) {
   save_archive(archive, file);
 }
 
+std::string weights_digest(const torch::nn::Module& net) {
+  std::string bytes;
+  const auto append = [&bytes](const std::string& name, const torch::Tensor& tensor) {
+    const torch::Tensor values = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    bytes += name;
+    bytes.append(static_cast<const char*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes()));
+  };
+  for (const auto& entry : net.named_parameters()) append(entry.key(), entry.value());
+  for (const auto& entry : net.named_buffers()) append(entry.key(), entry.value());
+  return text::hash_text(bytes);
+}
+
 void load_weights(torch::nn::Module& net, const std::filesystem::path& file, const std::string& remedy) {
   auto params = net.parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();

@@ -213,6 +213,7 @@ class RunExecution {
       rows.push_back({"teacher.flops_per_second", 0, flops.training * samples / teacher_.train_seconds, ""});
     }
     store_.log_metrics(run_id_, rows);
+    store_.set_tag(run_id_, "teacher.digest", weights_digest(*teacher_.net));
     store_.add_artifact(run_id_, {"teacher", teacher_.file.string()});
   }
 

@@ -157,6 +157,11 @@ void read_archive(const std::filesystem::path& file, const torch::Device& device
 void save_weights(torch::nn::Module& net, const std::filesystem::path& file);
 void load_weights(torch::nn::Module& net, const std::filesystem::path& file, const std::string& remedy);
 
+/// 16 hex digits (FNV-1a 64) of every parameter's and buffer's name and float32 bytes, in the module's
+/// order: equal only for bit-identical weights. Runs record their teacher's, so that runs meant to share
+/// one teacher (a seed retrained on another machine, say) can be checked to have.
+std::string weights_digest(const torch::nn::Module& net);
+
 /// Writes a NumPy .npy file (float32 or int64, C order) that numpy.load reads, whole or not at all.
 void write_npy(const torch::Tensor& tensor, const std::filesystem::path& file);
 
