@@ -34,6 +34,11 @@ MSD="$DIR/install/bin/msd"
 save() {
   [ -f "$DIR/results.db" ] || { echo "$0: no study database at $DIR/results.db" >&2; exit 2; }
   sqlite3 "$DIR/results.db" ".backup '$COMMITTED_DB'"
+  # In the copy, runs still going here are interrupted: their process and checkpoints stay on this
+  # machine, and a sweep elsewhere would otherwise wait a day for their heartbeat to go stale.
+  sqlite3 "$COMMITTED_DB" "UPDATE runs SET status = 'interrupted', ended_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+    error = 'running on ' || host || ' when its database was saved to git; its checkpoints stayed there'
+    WHERE status = 'running'"
   echo "saved $DIR/results.db to $COMMITTED_DB ($(du -h "$COMMITTED_DB" | cut -f1))"
 }
 
