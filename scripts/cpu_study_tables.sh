@@ -39,6 +39,19 @@ runs() {
   printf '\n'
 }
 
+# teachers EXPERIMENT: the teachers its finished runs had, per seed (docs/RESULTS.md: a seed whose runs
+# spanned two machines may have two), with the commits that ran them.
+teachers() {
+  local sql="SELECT r.seed, COALESCE(t.value, '(not recorded)') AS teacher_digest, COUNT(*) AS runs,
+    GROUP_CONCAT(DISTINCT r.git_commit) AS commits FROM runs r JOIN experiments e ON e.id = r.experiment_id
+    LEFT JOIN tags t ON t.run_id = r.id AND t.key = 'teacher.digest'
+    WHERE e.name = '$1' AND r.status = 'finished' GROUP BY r.seed, t.value ORDER BY r.seed, runs DESC"
+  # shellcheck disable=SC2016  # the backquotes are markdown's
+  printf '### The teachers of each seed\n\n`msd results sql "%s"`\n\n' "$(echo "$sql" | tr -s ' \n' ' ')"
+  "$MSD" results --db "$DB" sql "$sql" 2>&1 || true
+  printf '\n'
+}
+
 QUALITY=(--metric fd --metric precision --metric recall --metric cond_accuracy)
 
 echo "## MSD (fmnist_msd_cpu)"
@@ -55,6 +68,7 @@ table "Every cell: what training cost" fmnist_msd_cpu --metric train.iterations 
 runs "The teachers (one per seed: the runs that trained them)" \
   "experiment = fmnist_msd_cpu and status = finished and metrics.teacher.train_seconds > 0" \
   --metric teacher.train_seconds --metric teacher.flops_per_second --metric feature_net.test_accuracy --metric floor.fd
+teachers fmnist_msd_cpu
 runs "ADM: the discriminator at the end of training (student 0)" \
   "experiment = fmnist_msd_cpu and status = finished and params.stage.2.steps > 0" \
   --metric train.adm.disc_accuracy@student:0 --metric train.adm.disc_accuracy_low_noise@student:0 \
@@ -70,4 +84,5 @@ for nfe in 15 7; do
   table "At NFE $nfe" fmnist_o2mkd_cpu --scope "nfe:$nfe" --metric nfe --metric fd --metric cond_accuracy \
     --metric latency_ms_per_sample --metric acceleration
 done
+teachers fmnist_o2mkd_cpu
 table "What training cost" fmnist_o2mkd_cpu --metric train.iterations --metric train.seconds --metric run.seconds

@@ -62,6 +62,11 @@ TEST(EndToEnd, MsdRunRecordsConfigMetricsCurvesAndArtifacts) {
   EXPECT_TRUE(run.record.error.empty()) << run.record.error;
   EXPECT_FALSE(run.record.ended_at.empty());
   EXPECT_TRUE(is_hex16(run.record.config_hash)) << run.record.config_hash;
+  // The commit msd was built from (cmake/git_commit.cmake), when it was built from a checkout.
+  if (fs::exists(fs::path(MSD_EXPERIMENTS_DIR) / ".." / ".git")) {
+    EXPECT_EQ(run.record.git_commit.size(), 40u) << run.record.git_commit;
+    EXPECT_EQ(run.record.git_commit.find_first_not_of("0123456789abcdef"), std::string::npos) << run.record.git_commit;
+  }
   EXPECT_FALSE(run.record.config_text.empty());
   EXPECT_THAT(run.record.config_text, HasSubstr("edm_mlp"));
   EXPECT_EQ(run.record.seed, 0);

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "build_commit.h"
 #include "cli.h"
 
 namespace msd::host::cli {
@@ -19,24 +20,10 @@ constexpr const char* kStudentJobsHelp =
     "this process). The same students either way, bit for bit at equal thread counts; N processes keep a GPU "
     "busy that one leaves idle";
 
-std::string output_of(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buffer[256];
-  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
-  if (pclose(pipe) != 0) return "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
-/// The git commit of the platform's sources and whether tracked files differ from it.
+/// The git commit this msd was built from and whether tracked files differed from it then.
 void record_git(Workspace& workspace) {
-  const std::string dir = MSD_SOURCE_DIR;
-  workspace.git_commit = output_of("git -C '" + dir + "' rev-parse HEAD 2>/dev/null");
-  if (!workspace.git_commit.empty()) {
-    workspace.git_dirty = !output_of("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
-  }
+  workspace.git_commit = kBuildGitCommit;
+  workspace.git_dirty = !workspace.git_commit.empty() && kBuildGitDirty;
 }
 
 std::int64_t monotonic_ms() {
