@@ -48,8 +48,9 @@ teachers() {
     WHERE e.name = '$1' AND r.status = 'finished' GROUP BY r.seed, t.value ORDER BY r.seed, runs DESC"
   # shellcheck disable=SC2016  # the backquotes are markdown's
   printf '### The teachers of each seed\n\n`msd results sql "%s"`\n\n' "$(echo "$sql" | tr -s ' \n' ' ')"
+  printf '```text\n'
   "$MSD" results --db "$DB" sql "$sql" 2>&1 || true
-  printf '\n'
+  printf '```\n\n'
 }
 
 QUALITY=(--metric fd --metric precision --metric recall --metric cond_accuracy)
