@@ -575,15 +575,18 @@ RunClaim Store::claim_run(const NewRun& run, std::int64_t after_id) {
       return;
     }
     if (interrupted != 0) {
+      // The build that resumes it is the one that finishes it: its commit replaces the first attempt's.
       SQLite::Statement resume(db,
                                "UPDATE runs SET status = 'running', pid = ?, host = ?, device = ?, "
-                               "heartbeat_at = ?, ended_at = NULL, error = NULL, attempts = attempts + 1 "
-                               "WHERE id = ?");
+                               "heartbeat_at = ?, ended_at = NULL, error = NULL, attempts = attempts + 1, "
+                               "git_commit = ?, git_dirty = ? WHERE id = ?");
       resume.bind(1, static_cast<std::int64_t>(getpid()));
       resume.bind(2, run.host.empty() ? impl_->host : run.host);
       resume.bind(3, run.device);
       resume.bind(4, detail::now_iso_utc());
-      resume.bind(5, interrupted);
+      bind_text_or_null(resume, 5, run.git_commit);
+      resume.bind(6, run.git_dirty ? 1 : 0);
+      resume.bind(7, interrupted);
       resume.exec();
       claim = {RunClaim::Outcome::resumed, interrupted};
       return;

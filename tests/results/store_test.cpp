@@ -575,12 +575,17 @@ TEST(Claims, DecideWhoRunsAConfig) {
   EXPECT_EQ(store.claim_run(run).run_id, first.run_id);
 
   store.finish_run(first.run_id, RunStatus::interrupted, "stopped");
-  const RunClaim resumed = store.claim_run(run);
+  NewRun resuming = run;  // another build resumes it
+  resuming.git_commit = "0123456789abcdef0123456789abcdef01234567";
+  resuming.git_dirty = false;
+  const RunClaim resumed = store.claim_run(resuming);
   EXPECT_EQ(resumed.outcome, RunClaim::Outcome::resumed);
   EXPECT_EQ(resumed.run_id, first.run_id);
   const RunRecord record = *store.find_run(first.run_id);
   EXPECT_EQ(record.status, RunStatus::running);
   EXPECT_EQ(record.attempts, 2);
+  EXPECT_EQ(record.git_commit, resuming.git_commit);
+  EXPECT_FALSE(record.git_dirty);
   EXPECT_TRUE(record.ended_at.empty());
   EXPECT_TRUE(record.error.empty());
   EXPECT_EQ(record.uuid.size(), 32u);
