@@ -9,10 +9,11 @@
 #
 # run installs the current build into D/install (so rebuilding the checkout does not touch the running
 # study), starts D/results.db from docs/cpu_study.db when D has none, and, for each study, each seed:
-# trains that seed's teacher alone on every core (a sweep's workers get one core each), then sweeps the
-# rest with two workers. `msd sweep` skips what the database has finished (by config hash) and resumes
-# from D's checkpoints; checkpoints and the teacher cache (D/cache) stay out of git, so a seed left
-# unfinished on another machine trains its teacher again.
+# runs the seed's first unfinished run alone on every core, which trains the seed's teacher when the
+# cache lacks it (a sweep's workers get one core each), then sweeps the rest with two workers.
+# `msd sweep` skips what the database has finished (by config hash) and resumes from D's checkpoints;
+# checkpoints and the teacher cache (D/cache) stay out of git, so a seed left unfinished on another
+# machine trains its teacher again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 COMMITTED_DB="$ROOT/docs/cpu_study.db"
@@ -61,11 +62,12 @@ run() {
   local common=(--db "$DIR/results.db" --cache "$DIR/cache")
   for experiment in $EXPERIMENTS; do
     for seed in $SEEDS; do
-      local file teacher
+      local file first
       file="$(seed_file "$experiment" "$seed")"
-      # The teacher's own run, when the file has one (O2MKD's shares MSD's teacher through the cache).
-      teacher="$("$MSD" sweep "$file" --dry-run "${common[@]}" | awk '$2 == "teacher[seed='"$seed"']" {print $1}')"
-      [ -z "$teacher" ] || "$MSD" sweep "$file" --index "$teacher" "${common[@]}"
+      # The first run left to do, alone: it trains the seed's teacher when the cache lacks it (on a new
+      # machine, even when the teacher's own run is finished), with both cores instead of a worker's one.
+      first="$("$MSD" sweep "$file" --dry-run "${common[@]}" | awk '$NF == "todo" {print $1; exit}')"
+      [ -z "$first" ] || "$MSD" sweep "$file" --index "$first" "${common[@]}"
       "$MSD" sweep "$file" --jobs 2 "${common[@]}"
     done
   done
