@@ -4,7 +4,6 @@
 #include <atomic>
 #include <charconv>
 #include <csignal>
-#include <cstdio>
 #include <iostream>
 #include <map>
 
@@ -23,7 +22,7 @@ constexpr const char* kStudentJobsHelp =
 /// The git commit this msd was built from and whether tracked files differed from it then.
 void record_git(Workspace& workspace) {
   workspace.git_commit = kBuildGitCommit;
-  workspace.git_dirty = !workspace.git_commit.empty() && kBuildGitDirty;
+  workspace.git_dirty = kBuildGitDirty;  // false when there is no commit (cmake/git_commit.cmake)
 }
 
 std::int64_t monotonic_ms() {
