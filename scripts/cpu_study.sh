@@ -66,7 +66,9 @@ run() {
       file="$(seed_file "$experiment" "$seed")"
       # The first run left to do, alone: it trains the seed's teacher when the cache lacks it (on a new
       # machine, even when the teacher's own run is finished), with both cores instead of a worker's one.
-      first="$("$MSD" sweep "$file" --dry-run "${common[@]}" | awk '$NF == "todo" {print $1; exit}')"
+      # awk reads to the end: exiting at the first match could kill msd with SIGPIPE, and pipefail
+      # would end the study there.
+      first="$("$MSD" sweep "$file" --dry-run "${common[@]}" | awk '$NF == "todo" && !seen {print $1; seen = 1}')"
       [ -z "$first" ] || "$MSD" sweep "$file" --index "$first" "${common[@]}"
       "$MSD" sweep "$file" --jobs 2 "${common[@]}"
     done
