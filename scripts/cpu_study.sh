@@ -5,7 +5,8 @@
 # three seeds come first, so that its verdict does not wait for O2MKD's.
 #
 #   scripts/cpu_study.sh run  [--dir D] [--seeds "0 1 2"] [--experiments "fmnist_msd_cpu fmnist_o2mkd_cpu"]
-#   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs)
+#   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs),
+#                                           # training curves thinned to 33 points
 #
 # run installs the current build into D/install (so rebuilding the checkout does not touch the running
 # study), starts D/results.db from docs/cpu_study.db when D has none, and, for each study, each seed:
@@ -40,7 +41,27 @@ save() {
   sqlite3 "$COMMITTED_DB" "UPDATE runs SET status = 'interrupted', ended_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
     error = 'running on ' || host || ' when its database was saved to git; its checkpoints stayed there'
     WHERE status = 'running'"
+  thin_training_curves "$COMMITTED_DB"
   echo "saved $DIR/results.db to $COMMITTED_DB ($(du -h "$COMMITTED_DB" | cut -f1))"
+}
+
+# thin_training_curves DB: keeps CURVE_POINTS points and the last of each training curve (train.*
+# metrics, about a hundred points a run), so that the committed copy stays a few MB with both studies
+# in it. Evaluations are kept whole. The points kept are the first of each of the curve's equal slices
+# of steps, so thinning a thinned copy keeps it as it is.
+CURVE_POINTS=32
+thin_training_curves() {
+  sqlite3 "$1" "
+    WITH curves AS (SELECT run_id, scope, name, max(step) AS last FROM metrics WHERE name LIKE 'train.%'
+                    GROUP BY run_id, scope, name HAVING count(*) > $CURVE_POINTS),
+    sliced AS (SELECT m.id, m.run_id, m.scope, m.name, m.step,
+                      (m.step * ($CURVE_POINTS - 1) + c.last - 1) / c.last AS slice
+               FROM metrics m JOIN curves c USING (run_id, scope, name)),
+    kept AS (SELECT run_id, scope, name, min(step) AS step FROM sliced GROUP BY run_id, scope, name, slice
+             UNION SELECT run_id, scope, name, last FROM curves)
+    DELETE FROM metrics WHERE id IN
+      (SELECT s.id FROM sliced s LEFT JOIN kept k USING (run_id, scope, name, step) WHERE k.step IS NULL);
+    VACUUM;"
 }
 
 # seed_file EXPERIMENT SEED: the experiment's file with only this seed, written into DIR. Its runs
