@@ -7,6 +7,7 @@
 #   scripts/cpu_study.sh run  [--dir D] [--seeds "0 1 2"] [--experiments "fmnist_msd_cpu fmnist_o2mkd_cpu"]
 #   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs),
 #                                           # training curves thinned to 33 points
+#   --committed PATH: the copy kept in git, in place of docs/cpu_study.db (for tests)
 #
 # run installs the current build into D/install (so rebuilding the checkout does not touch the running
 # study), starts D/results.db from docs/cpu_study.db when D has none, and, for each study, each seed:
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --dir) DIR="$2"; shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
     --experiments) EXPERIMENTS="$2"; shift 2 ;;
+    --committed) COMMITTED_DB="$2"; shift 2 ;;
     *) echo "$0: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
@@ -102,7 +104,7 @@ run() {
   case "$ACTION" in
     run) run ;;
     save) save ;;
-    *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST]" >&2; exit 2 ;;
+    *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST] [--committed PATH]" >&2; exit 2 ;;
   esac
   exit
 }
