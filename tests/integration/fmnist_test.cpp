@@ -62,13 +62,6 @@ std::vector<RunView> runs_of(const fs::path& db, const std::string& experiment) 
   return runs;
 }
 
-const RunView& named(const std::vector<RunView>& runs, const std::string& name) {
-  for (const RunView& run : runs) {
-    if (run.record.name == name) return run;
-  }
-  throw std::runtime_error("no run named " + name);
-}
-
 // image_metrics reads more samples than a run would generate: refused when the file is loaded, by
 // `msd validate` as by `msd run`, not after the teacher has trained.
 TEST(Fmnist, MoreMetricSamplesThanTheRunGeneratesAreRefusedAtOnce) {

@@ -308,4 +308,11 @@ std::vector<RunView> read_runs(const fs::path& db) {
   return out;
 }
 
+const RunView& named(const std::vector<RunView>& runs, const std::string& name) {
+  for (const RunView& run : runs) {
+    if (run.record.name == name) return run;
+  }
+  throw std::runtime_error("no run named " + name);
+}
+
 }  // namespace msd_integration

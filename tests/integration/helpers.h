@@ -105,4 +105,7 @@ struct RunView {
 /// Every run of the database at `db`, opened read-only, in id order.
 std::vector<RunView> read_runs(const fs::path& db);
 
+/// The run of `runs` called `name`; throws when there is none.
+const RunView& named(const std::vector<RunView>& runs, const std::string& name);
+
 }  // namespace msd_integration

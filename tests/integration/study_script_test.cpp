@@ -73,13 +73,6 @@ std::vector<std::int64_t> curve_steps(const fs::path& db, const std::string& nam
   return steps;
 }
 
-const RunView& named(const std::vector<RunView>& runs, const std::string& name) {
-  for (const RunView& run : runs) {
-    if (run.record.name == name) return run;
-  }
-  throw std::runtime_error("no run named " + name);
-}
-
 TEST(StudyScript, SaveInterruptsRunningRunsAndThinsTrainingCurvesOfTheCopyOnly) {
   TempDir tmp;
   fs::create_directories(tmp / "study");
