@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -40,7 +41,8 @@ struct RunInfo {
   std::map<std::string, std::string> params;
   std::vector<std::pair<std::string, std::string>> coords;
   std::vector<MetricRow> final_metrics;
-  std::vector<Artifact> pictures;  // scatter and image_grid artifacts
+  std::vector<Artifact> pictures;          // scatter and image_grid artifacts whose file is here
+  std::vector<Artifact> missing_pictures;  // those whose file is not (a database copied without its runs)
 };
 
 std::vector<RunInfo> load_runs(const Store& store, const SweepSelection& selection) {
@@ -57,11 +59,30 @@ std::vector<RunInfo> load_runs(const Store& store, const SweepSelection& selecti
     run.coords = store.coords(id);
     run.final_metrics = store.final_metrics(id);
     for (const Artifact& artifact : store.artifacts(id)) {
-      if (artifact.kind == "scatter" || artifact.kind == "image_grid") run.pictures.push_back(artifact);
+      if (artifact.kind != "scatter" && artifact.kind != "image_grid") continue;
+      (std::filesystem::exists(artifact.path) ? run.pictures : run.missing_pictures).push_back(artifact);
     }
     runs.push_back(std::move(run));
   }
   return runs;
+}
+
+/// Says how many recorded pictures are not on this machine, so that a variant without samples is
+/// explained (a database committed or copied without its run folders keeps its artifact rows).
+std::string missing_pictures_note(const std::vector<RunInfo>& runs) {
+  std::size_t missing = 0;
+  std::size_t runs_missing = 0;
+  std::string example;
+  for (const RunInfo& run : runs) {
+    if (run.missing_pictures.empty()) continue;
+    missing += run.missing_pictures.size();
+    ++runs_missing;
+    if (example.empty()) example = run.missing_pictures.front().path;
+  }
+  if (missing == 0) return "";
+  return "<p class=\"warning\">" + std::to_string(missing) + " recorded picture(s) of " + std::to_string(runs_missing) +
+         " run(s) are not on this machine (the database was moved without its run folders), for example " +
+         html_escape(example) + "; runs whose pictures are here stand in for their variants above.</p>\n";
 }
 
 std::string param_value(const RunInfo& run, const std::string& key) {
@@ -330,6 +351,7 @@ std::string render_report(const Store& store, const ReportRequest& request) {
     }
   }
   if (shown.empty()) html += "<p>No run has sample pictures.</p>\n";
+  html += missing_pictures_note(runs);
   return html + "</body>\n</html>\n";
 }
 

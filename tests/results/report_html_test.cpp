@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
+#include "msd/results/pictures.h"
 #include "temp_dir.h"
 
 namespace msd::results {
@@ -93,6 +95,26 @@ TEST_F(ReportTest, NamedMetricsOnlyAndUnknownSweep) {
   EXPECT_NE(html.find("<h2>swd</h2>"), std::string::npos);
   EXPECT_EQ(html.find("<h2>mmd</h2>"), std::string::npos);
   EXPECT_THROW(render_report(store, {"nope"}), std::runtime_error);
+}
+
+// A database moved without its run folders: the variant's first run has lost its picture, its second
+// run still has one. The second stands in, and the page says what is missing instead of failing.
+TEST_F(ReportTest, RunsWithPicturesHereStandInForThoseWithout) {
+  const std::string here = dir.file("grid.png");
+  const std::vector<float> values(16, 0.5f);
+  const std::vector<std::int64_t> labels{0};
+  write_image_grid_png({values.data(), labels.data(), 1, 1, 4, 4}, here);
+  {
+    Store store(path);
+    store.add_artifact(1, {"image_grid", dir.file("gone/samples_grid.png")});
+    store.add_artifact(2, {"image_grid", here});
+  }
+  Store store(path, Store::Mode::read_only);
+  const std::string html = render_report(store, {"feed"});
+  EXPECT_NE(html.find("image_grid of run 2"), std::string::npos) << html;
+  EXPECT_EQ(html.find("image_grid of run 1"), std::string::npos);
+  EXPECT_NE(html.find("1 recorded picture(s) of 1 run(s) are not on this machine"), std::string::npos);
+  EXPECT_NE(html.find("gone/samples_grid.png"), std::string::npos);
 }
 
 }  // namespace
