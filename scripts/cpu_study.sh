@@ -6,8 +6,11 @@
 #
 #   scripts/cpu_study.sh run  [--dir D] [--seeds "0 1 2"] [--experiments "fmnist_msd_cpu fmnist_o2mkd_cpu"]
 #   scripts/cpu_study.sh save [--dir D]     # copies D/results.db to docs/cpu_study.db (safe while it runs),
-#                                           # training curves thinned to 33 points
+#                                           # training curves thinned to 33 points, and the sample grid
+#                                           # of each finished seed-0 run here to docs/cpu_study/
+#   scripts/cpu_study.sh report             # each study's HTML report, from the committed database and grids
 #   --committed PATH: the copy kept in git, in place of docs/cpu_study.db (for tests)
+#   --grids DIR: the grids and reports kept in git, in place of docs/cpu_study (for tests)
 #
 # run installs the current build into D/install (so rebuilding the checkout does not touch the running
 # study), starts D/results.db from docs/cpu_study.db when D has none, and, for each study, each seed:
@@ -18,7 +21,7 @@
 # machine trains its teacher again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-COMMITTED_DB="$ROOT/docs/cpu_study.db"
+COMMITTED_DB="$ROOT/docs/cpu_study.db" GRIDS="$ROOT/docs/cpu_study"
 DIR="$ROOT/../study-cpu" SEEDS="0 1 2" EXPERIMENTS="fmnist_msd_cpu fmnist_o2mkd_cpu"
 ACTION="${1:-}"
 shift || true
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --seeds) SEEDS="$2"; shift 2 ;;
     --experiments) EXPERIMENTS="$2"; shift 2 ;;
     --committed) COMMITTED_DB="$2"; shift 2 ;;
+    --grids) GRIDS="$2"; shift 2 ;;
     *) echo "$0: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +49,53 @@ save() {
     WHERE status = 'running'"
   thin_training_curves "$COMMITTED_DB"
   echo "saved $DIR/results.db to $COMMITTED_DB ($(du -h "$COMMITTED_DB" | cut -f1))"
+  save_grids
+}
+
+# The study's finished seed-0 runs' grids, a line each: experiment, variant, the grid's recorded path
+# (relative to the database's folder unless absolute), separated by tabs.
+seed0_grids() {
+  sqlite3 -separator $'\t' "$1" "SELECT e.name, substr(r.name, 1, instr(r.name || '[', '[') - 1), a.path
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id
+    JOIN artifacts a ON a.run_id = r.id AND a.kind = 'image_grid'
+    WHERE r.status = 'finished' AND r.seed = 0 ORDER BY r.id"
+}
+
+# save_grids: the sample grid of every finished seed-0 run whose file is on this machine, as
+# GRIDS/EXPERIMENT/VARIANT-seed0.png. The run folders stay out of git, and the study may end on
+# another machine than the one that ran a run; these copies are what its report shows.
+save_grids() {
+  local experiment variant path copied=0
+  while IFS=$'\t' read -r experiment variant path; do
+    [[ "$path" = /* ]] || path="$DIR/$path"
+    [ -f "$path" ] || continue
+    mkdir -p "$GRIDS/$experiment"
+    cp "$path" "$GRIDS/$experiment/$variant-seed0.png"
+    copied=$((copied + 1))
+  done < <(seed0_grids "$DIR/results.db")
+  echo "copied $copied seed-0 sample grids to $GRIDS"
+}
+
+# report: GRIDS/EXPERIMENT/report.html for each study, made by `msd report` from a copy of the
+# committed database with the saved grids put back where their runs recorded them.
+report() {
+  [ -x "$ROOT/build/host/core/msd" ] || { echo "$0: build msd first (scripts/setup.sh)" >&2; exit 2; }
+  local experiment variant path grid scratch
+  REPORT_SCRATCH="$(mktemp -d)"
+  trap 'rm -rf "$REPORT_SCRATCH"' EXIT
+  scratch="$REPORT_SCRATCH"
+  cp "$COMMITTED_DB" "$scratch/results.db"
+  while IFS=$'\t' read -r experiment variant path; do
+    grid="$GRIDS/$experiment/$variant-seed0.png"
+    [[ "$path" != /* && -f "$grid" ]] || continue
+    mkdir -p "$(dirname "$scratch/$path")"
+    cp "$grid" "$scratch/$path"
+  done < <(seed0_grids "$scratch/results.db")
+  for experiment in $EXPERIMENTS; do
+    mkdir -p "$GRIDS/$experiment"
+    "$ROOT/build/host/core/msd" report "$experiment" --db "$scratch/results.db" --out "$GRIDS/$experiment/report.html" \
+      --metric fd --metric precision --metric recall --metric cond_accuracy
+  done
 }
 
 # thin_training_curves DB: keeps CURVE_POINTS points and the last of each training curve (train.*
@@ -104,7 +155,9 @@ run() {
   case "$ACTION" in
     run) run ;;
     save) save ;;
-    *) echo "usage: $0 run|save [--dir D] [--seeds LIST] [--experiments LIST] [--committed PATH]" >&2; exit 2 ;;
+    report) report ;;
+    *) echo "usage: $0 run|save|report [--dir D] [--seeds LIST] [--experiments LIST] [--committed PATH] [--grids DIR]" >&2
+       exit 2 ;;
   esac
   exit
 }

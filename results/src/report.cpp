@@ -77,12 +77,12 @@ std::string missing_pictures_note(const std::vector<RunInfo>& runs) {
     if (run.missing_pictures.empty()) continue;
     missing += run.missing_pictures.size();
     ++runs_missing;
-    if (example.empty()) example = run.missing_pictures.front().path;
+    if (example.empty()) example = "run " + std::to_string(run.record.id) + " (" + run.record.name + ")";
   }
   if (missing == 0) return "";
   return "<p class=\"warning\">" + std::to_string(missing) + " recorded picture(s) of " + std::to_string(runs_missing) +
-         " run(s) are not on this machine (the database was moved without its run folders), for example " +
-         html_escape(example) + "; runs whose pictures are here stand in for their variants above.</p>\n";
+         " run(s) are not on this machine (the database was moved without its run folders), the first of "
+         "them " + html_escape(example) + "; runs whose pictures are here stand in for their variants above.</p>\n";
 }
 
 std::string param_value(const RunInfo& run, const std::string& key) {

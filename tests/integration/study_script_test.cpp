@@ -1,7 +1,7 @@
 // scripts/cpu_study.sh save: the copy of a study's database that is committed to git. Runs still
 // going are interrupted in the copy (their checkpoints stay on the machine that ran them), training
-// curves are thinned to 33 points, evaluations are kept whole, and the study's own database is not
-// touched.
+// curves are thinned to 33 points, evaluations are kept whole, the study's own database is not
+// touched, and the sample grids of finished seed-0 runs on this machine are copied beside the copy.
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -45,18 +45,26 @@ void make_study_database(const fs::path& db) {
   }
   rows.push_back({"fd", 0, 30.5, ""});
   store.log_metrics(finished, rows);
+  // Its grid is here; a second grid's file is not (a run another machine ran).
+  fs::create_directories(db.parent_path() / "runs" / "run-1");
+  write_text(db.parent_path() / "runs" / "run-1" / "samples_grid.png", "grid of run 1");
+  store.add_artifact(finished, {"image_grid", (db.parent_path() / "runs" / "run-1" / "samples_grid.png").string()});
   store.finish_run(finished, RunStatus::finished);
+  const std::int64_t elsewhere = begin(store, "elsewhere[seed=0]");
+  store.add_artifact(elsewhere, {"image_grid", (db.parent_path() / "runs" / "run-2" / "samples_grid.png").string()});
+  store.finish_run(elsewhere, RunStatus::finished);
   const std::int64_t running = begin(store, "running");
   std::vector<MetricRow> short_curve;
   for (std::int64_t step = 0; step < 10; ++step) short_curve.push_back({"train.dm.dm", step, 0.5, "student:0"});
   store.log_metrics(running, short_curve);
 }
 
-/// `scripts/cpu_study.sh save --dir STUDY --committed COPY`; its exit status.
+/// `scripts/cpu_study.sh save --dir STUDY --committed COPY --grids COPY's folder/grids`; its exit status.
 int save(const fs::path& study, const fs::path& copy, const fs::path& log) {
   const fs::path script = experiments_dir().parent_path() / "scripts" / "cpu_study.sh";
   const std::string command = "bash '" + script.string() + "' save --dir '" + study.string() + "' --committed '" +
-                              copy.string() + "' > '" + log.string() + "' 2>&1";
+                              copy.string() + "' --grids '" + (copy.parent_path() / "grids").string() + "' > '" +
+                              log.string() + "' 2>&1";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -80,8 +88,12 @@ TEST(StudyScript, SaveInterruptsRunningRunsAndThinsTrainingCurvesOfTheCopyOnly) 
   ASSERT_EQ(save(tmp / "study", tmp / "copy.db", tmp / "save.log"), 0) << read_text(tmp / "save.log");
   EXPECT_THAT(read_text(tmp / "save.log"), HasSubstr("saved "));
 
+  EXPECT_THAT(read_text(tmp / "save.log"), HasSubstr("copied 1 seed-0 sample grids"));
+  EXPECT_EQ(read_text(tmp / "grids" / "study" / "finished-seed0.png"), "grid of run 1");
+  EXPECT_FALSE(fs::exists(tmp / "grids" / "study" / "elsewhere-seed0.png"));
+
   const std::vector<RunView> copy = read_runs(tmp / "copy.db");
-  ASSERT_EQ(copy.size(), 2u);
+  ASSERT_EQ(copy.size(), 3u);
   EXPECT_EQ(named(copy, "finished").record.status, RunStatus::finished);
   EXPECT_EQ(named(copy, "finished").metric("fd"), 30.5);
   EXPECT_EQ(named(copy, "running").record.status, RunStatus::interrupted);
