@@ -80,10 +80,10 @@ save_grids() {
 # committed database with the saved grids put back where their runs recorded them.
 report() {
   [ -x "$ROOT/build/host/core/msd" ] || { echo "$0: build msd first (scripts/setup.sh)" >&2; exit 2; }
-  local experiment variant path grid scratch
-  REPORT_SCRATCH="$(mktemp -d)"
-  trap 'rm -rf "$REPORT_SCRATCH"' EXIT
-  scratch="$REPORT_SCRATCH"
+  local experiment variant path grid
+  # Global, not local: the EXIT trap runs after report has returned.
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
   cp "$COMMITTED_DB" "$scratch/results.db"
   while IFS=$'\t' read -r experiment variant path; do
     grid="$GRIDS/$experiment/$variant-seed0.png"

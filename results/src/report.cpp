@@ -42,7 +42,7 @@ struct RunInfo {
   std::vector<std::pair<std::string, std::string>> coords;
   std::vector<MetricRow> final_metrics;
   std::vector<Artifact> pictures;          // scatter and image_grid artifacts whose file is here
-  std::vector<Artifact> missing_pictures;  // those whose file is not (a database copied without its runs)
+  std::size_t missing_pictures = 0;        // those whose file is not (a database copied without its runs)
 };
 
 std::vector<RunInfo> load_runs(const Store& store, const SweepSelection& selection) {
@@ -60,7 +60,11 @@ std::vector<RunInfo> load_runs(const Store& store, const SweepSelection& selecti
     run.final_metrics = store.final_metrics(id);
     for (const Artifact& artifact : store.artifacts(id)) {
       if (artifact.kind != "scatter" && artifact.kind != "image_grid") continue;
-      (std::filesystem::exists(artifact.path) ? run.pictures : run.missing_pictures).push_back(artifact);
+      if (std::filesystem::exists(artifact.path)) {
+        run.pictures.push_back(artifact);
+      } else {
+        ++run.missing_pictures;
+      }
     }
     runs.push_back(std::move(run));
   }
@@ -74,8 +78,8 @@ std::string missing_pictures_note(const std::vector<RunInfo>& runs) {
   std::size_t runs_missing = 0;
   std::string example;
   for (const RunInfo& run : runs) {
-    if (run.missing_pictures.empty()) continue;
-    missing += run.missing_pictures.size();
+    if (run.missing_pictures == 0) continue;
+    missing += run.missing_pictures;
     ++runs_missing;
     if (example.empty()) example = "run " + std::to_string(run.record.id) + " (" + run.record.name + ")";
   }
